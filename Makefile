@@ -1,0 +1,37 @@
+# The two commands: `make run` and `make test`. Each sets itself up first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PIP_QUIET := --quiet --disable-pip-version-check
+
+.PHONY: run test lint typecheck unit bench clean setup system-deps
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	./scripts/system-deps.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install $(PIP_QUIET) --upgrade pip
+	$(BIN)/python -m pip install $(PIP_QUIET) -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/broker run
+
+test: lint typecheck unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check broker lambdas tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

@@ -1,0 +1,85 @@
+"""The `broker` command: run the local stack, print tokens."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from broker.auth import issue_token
+from broker.settings import SettingsError, load_settings
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    # Without BROKER_ENV, sign for the local stack's generated secret.
+    overrides = {} if "BROKER_ENV" in os.environ else {"env": "local"}
+    settings = load_settings(**overrides)
+    ttl = args.ttl or settings.token_ttl
+    print(issue_token(settings.signing_secret(), args.user, ttl))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from werkzeug.serving import make_server
+
+    from broker.local import LocalStack, ensure_local_secret
+    from broker.web import create_app
+
+    origin = f"http://{args.host}:{args.port}"
+    secret_file = load_settings(env="local").secret_file
+    ensure_local_secret(secret_file)
+    stack = LocalStack(host=args.host, emulator_port=args.emulator_port, broker_origin=origin)
+    settings = stack.start()
+    try:
+        app = create_app(settings.model_dump(), clients=stack.clients)
+        server = make_server(args.host, args.port, app, threaded=True)
+        print(
+            f"\n  Broker and upload page: {origin}/\n"
+            f"  Storage emulator:       {settings.endpoint_url}\n"
+            f"  Public files:           {settings.public_base_url}/<key>\n"
+            f"  A token for user alice: .venv/bin/broker token alice\n"
+            f"  Stop with Ctrl-C.\n",
+            flush=True,
+        )
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)
+    finally:
+        stack.stop()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="broker", description="Direct-upload broker.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    token = commands.add_parser("token", help="print a bearer token for a user")
+    token.add_argument("user", help="the user id (the token's sub)")
+    token.add_argument("--ttl", type=int, default=None, metavar="SECONDS",
+                       help="lifetime in seconds (default: BROKER_TOKEN_TTL, 3600)")
+    token.set_defaults(func=cmd_token)
+
+    run = commands.add_parser("run", help="run broker, validator and emulator on loopback")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8000)
+    run.add_argument("--emulator-port", type=int, default=9100)
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Every emulator call would be logged as a request line: keep the broker's story readable.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (SettingsError, ValueError) as exc:
+        print(f"broker: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

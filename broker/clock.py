@@ -1,0 +1,26 @@
+"""Time and identifiers come from here, so tests can replace them in one place."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+
+def now() -> datetime:
+    """The current time, timezone-aware UTC, to the second (records compare by it)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def new_upload_id() -> str:
+    """A fresh upload id: 128 random bits, URL- and key-safe, unguessable."""
+    return "up_" + secrets.token_hex(16)
+
+
+def isoformat(moment: datetime) -> str:
+    """RFC 3339 with a Z, the form every timestamp takes in the API and the records."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> datetime:
+    """Read back a timestamp written by `isoformat`."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)

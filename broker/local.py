@@ -1,0 +1,100 @@
+"""The whole product on one machine: emulator, provisioning, worker and broker.
+
+`broker run` calls `LocalStack.start()`; the integration tests use it too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from broker.clients import AwsClients, make_clients
+from broker.provision import provision
+from broker.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAME = "uploads-events"
+
+
+def ensure_local_secret(path: Path) -> None:
+    """Generate the local signing secret once; `broker token` reads the same file."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(48) + "\n")
+
+
+def use_emulator_credentials() -> None:
+    """The emulator accepts any credentials; never let real ones reach it by accident."""
+    os.environ["AWS_ACCESS_KEY_ID"] = "local"
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "local"  # noqa: S105 - not a secret: the emulator's
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
+
+
+@dataclass
+class LocalStack:
+    """Emulator + provisioned resources + validator worker, started and stopped together."""
+
+    host: str = "127.0.0.1"
+    emulator_port: int = 0
+    broker_origin: str = "http://127.0.0.1:8000"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    settings: Settings | None = None
+    clients: AwsClients | None = None
+    _server: Any = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _worker: threading.Thread | None = None
+
+    def start(self, with_worker: bool = True) -> Settings:
+        from moto.server import ThreadedMotoServer  # the emulator is a local-only extra
+
+        use_emulator_credentials()
+        self._server = ThreadedMotoServer(ip_address=self.host, port=self.emulator_port,
+                                          verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        base = load_settings(env="local", endpoint_url=endpoint, **self.overrides)
+        clients = make_clients(base)
+        origins = (self.broker_origin, self.broker_origin.replace("127.0.0.1", "localhost"))
+        queue_url = provision(clients, base, QUEUE_NAME, origins, serve_public_bucket=True)
+        self.settings = base.model_copy(update={
+            "queue_url": queue_url,
+            "public_base_url": base.public_base_url or f"{endpoint}/{base.public_bucket}",
+            "allowed_origins": base.allowed_origins or origins,
+        })
+        self.clients = clients
+        if with_worker:
+            self.start_worker()
+        return self.settings
+
+    def start_worker(self) -> None:
+        from lambdas.validator.process import Validator
+        from lambdas.validator.worker import run_worker
+
+        assert self.settings is not None
+        assert self.clients is not None
+        assert self.settings.queue_url is not None
+        validator = Validator.build(self.settings, self.clients)
+        self._worker = threading.Thread(
+            target=run_worker, name="validator-worker", daemon=True,
+            args=(validator, self.clients.sqs, self.settings.queue_url, self._stop),
+            kwargs={"wait_seconds": 1},
+        )
+        self._worker.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+        if self._server is not None:
+            self._server.stop()

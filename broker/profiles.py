@@ -1,0 +1,172 @@
+"""Upload profiles: what may be uploaded where. One module for broker and validator.
+
+The broker checks a declared upload against its profile before presigning; the
+validator checks the stored bytes against the same profile afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from broker.errors import InvalidRequest
+
+# copy_object promotes in one call, which S3 allows up to 5 GiB.
+MAX_PROFILE_SIZE = 5 * 1024**3
+_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*$", re.IGNORECASE)
+
+
+def parse_size(value: object) -> int:
+    """Bytes from an int or a string such as '5 MiB' or '25MB'."""
+    if isinstance(value, bool):
+        raise ValueError("a size is a number of bytes or a string like '5 MiB'")
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ValueError(f"cannot read {value!r} as a size; write bytes or e.g. '5 MiB'")
+    number, unit = match.groups()
+    return int(float(number) * _UNITS[(unit or "b").lower()])
+
+
+Size = Annotated[int, BeforeValidator(parse_size), Field(ge=0, le=MAX_PROFILE_SIZE)]
+
+
+def normalize_type(content_type: str) -> str:
+    """'Image/PNG; charset=x' -> 'image/png': parameters never decide a type."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def extension_of(filename: str) -> str:
+    """The last extension, lower-case, without the dot ('' when there is none)."""
+    stem, dot, ext = filename.rpartition(".")
+    return ext.lower() if dot and stem else ""
+
+
+class Profile(BaseModel):
+    """One kind of upload: who sees it, which types, which sizes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str = ""
+    visibility: Literal["public", "private"]
+    max_size: Size
+    min_size: Size = 1
+    types: dict[str, tuple[str, ...]]
+
+    @field_validator("types")
+    @classmethod
+    def _normalize_types(cls, types: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        if not types:
+            raise ValueError("a profile must accept at least one type")
+        return {
+            normalize_type(mime): tuple(ext.lower().lstrip(".") for ext in exts)
+            for mime, exts in types.items()
+        }
+
+    def allows_type(self, content_type: str) -> bool:
+        return normalize_type(content_type) in self.types
+
+    def allows_extension(self, content_type: str, filename: str) -> bool:
+        return extension_of(filename) in self.types.get(normalize_type(content_type), ())
+
+    def check_declared(self, filename: str, content_type: str, size: int) -> None:
+        """Refuse a declared upload this profile does not accept, with the reason's code."""
+        if not self.allows_type(content_type):
+            raise InvalidRequest(
+                "type_not_allowed",
+                f"'{self.name}' accepts {', '.join(sorted(self.types))}, not {content_type!r}.",
+            )
+        if not self.allows_extension(content_type, filename):
+            allowed = ", ".join("." + e for e in self.types[normalize_type(content_type)])
+            raise InvalidRequest(
+                "extension_not_allowed", f"A {content_type} file must be named {allowed}."
+            )
+        self.check_size(size)
+
+    def size_problem(self, size: int) -> str | None:
+        """The reason code a size breaks, or None when it fits."""
+        if size > self.max_size:
+            return "too_large"
+        if size < self.min_size:
+            return "empty" if size == 0 else "too_small"
+        return None
+
+    def check_size(self, size: int) -> None:
+        problem = self.size_problem(size)
+        if problem is not None:
+            limit = self.max_size if problem == "too_large" else self.min_size
+            raise InvalidRequest(
+                problem, f"'{self.name}' accepts {self.min_size} to {self.max_size} bytes.",
+                limit=limit,
+            )
+
+    def public_view(self) -> dict[str, Any]:
+        """What clients may know to check a file before uploading it."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "visibility": self.visibility,
+            "max_size": self.max_size,
+            "min_size": self.min_size,
+            "types": {mime: list(exts) for mime, exts in self.types.items()},
+        }
+
+
+class ProfileError(ValueError):
+    """A profiles file that cannot be used; the message names the file and the fault."""
+
+
+class Profiles:
+    """The named profiles of one deployment."""
+
+    def __init__(self, profiles: dict[str, Profile]) -> None:
+        if not profiles:
+            raise ProfileError("no upload profiles are defined")
+        self._profiles = profiles
+
+    def get(self, name: str) -> Profile:
+        try:
+            return self._profiles[name]
+        except KeyError:
+            raise InvalidRequest(
+                "unknown_profile",
+                f"There is no profile {name!r}; known: {', '.join(sorted(self._profiles))}.",
+            ) from None
+
+    def __iter__(self) -> Iterator[Profile]:
+        return iter(self._profiles.values())
+
+    @classmethod
+    def from_toml(cls, text: str, source: str = "profiles") -> Profiles:
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ProfileError(f"{source}: not valid TOML: {exc}") from exc
+        profiles = {}
+        for name, body in raw.items():
+            try:
+                profiles[name] = Profile(name=name, **body)
+            except (ValidationError, TypeError) as exc:
+                raise ProfileError(f"{source}: profile {name!r}: {exc}") from exc
+        return cls(profiles)
+
+
+def load_profiles(path: Path | None = None) -> Profiles:
+    """The deployment's profiles file, or the shipped defaults."""
+    if path is None:
+        text = resources.files("broker").joinpath("default_profiles.toml").read_text()
+        return Profiles.from_toml(text, "default_profiles.toml")
+    try:
+        return Profiles.from_toml(path.read_text(encoding="utf-8"), str(path))
+    except OSError as exc:
+        raise ProfileError(f"cannot read profiles file {path}: {exc.strerror}") from exc

@@ -1,0 +1,138 @@
+"""Create what the product needs in a store that does not have it yet. Idempotent.
+
+Used by `broker run` against the embedded emulator and by the tests; AWS
+deployments get the same resources from `infra/`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from broker.clients import AwsClients
+from broker.records import OWNER_INDEX
+from broker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_DAYS = 30
+UNPROCESSED_DAYS = 2
+MAX_RECEIVES = 5  # deliveries of one message before it moves to the dead-letter queue
+
+
+def provision(clients: AwsClients, settings: Settings, queue_name: str,
+              origins: Sequence[str], *, serve_public_bucket: bool = False) -> str:
+    """Buckets, CORS, lifecycle, queue with DLQ, notifications and table. Returns the queue URL.
+
+    `serve_public_bucket` lets anyone read the public bucket directly, for a local
+    stack with no CDN in front; on AWS only CloudFront may read it.
+    """
+    for bucket in (settings.incoming_bucket, settings.public_bucket, settings.private_bucket):
+        _ensure_bucket(clients, bucket, settings.region)
+    if serve_public_bucket:
+        clients.s3.put_bucket_policy(Bucket=settings.public_bucket, Policy=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Sid": "ServeAsCdn", "Effect": "Allow", "Principal": "*",
+                           "Action": "s3:GetObject",
+                           "Resource": f"arn:aws:s3:::{settings.public_bucket}/*"}],
+        }))
+    _configure_incoming(clients, settings, origins)
+    queue_url, queue_arn = _ensure_queue(clients, queue_name)
+    clients.s3.put_bucket_notification_configuration(
+        Bucket=settings.incoming_bucket,
+        NotificationConfiguration={"QueueConfigurations": [{
+            "QueueArn": queue_arn,
+            "Events": ["s3:ObjectCreated:*"],
+            "Filter": {"Key": {"FilterRules": [
+                {"Name": "prefix", "Value": settings.incoming_prefix}]}},
+        }]},
+    )
+    ensure_table(clients, settings.table)
+    return queue_url
+
+
+def _ensure_bucket(clients: AwsClients, bucket: str, region: str) -> None:
+    try:
+        clients.s3.head_bucket(Bucket=bucket)
+        return
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    extra: dict[str, Any] = {}
+    if region != "us-east-1":
+        extra["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    clients.s3.create_bucket(Bucket=bucket, **extra)
+    log.info("created bucket %s", bucket)
+
+
+def _configure_incoming(clients: AwsClients, settings: Settings, origins: Sequence[str]) -> None:
+    if origins:
+        clients.s3.put_bucket_cors(Bucket=settings.incoming_bucket, CORSConfiguration={
+            "CORSRules": [{
+                "AllowedOrigins": list(origins),
+                "AllowedMethods": ["POST"],
+                "AllowedHeaders": ["*"],
+                "ExposeHeaders": ["ETag", "Location"],
+                "MaxAgeSeconds": 3600,
+            }]})
+    clients.s3.put_bucket_lifecycle_configuration(
+        Bucket=settings.incoming_bucket,
+        LifecycleConfiguration={"Rules": [
+            {"ID": "expire-quarantine", "Status": "Enabled",
+             "Filter": {"Prefix": settings.quarantine_prefix},
+             "Expiration": {"Days": QUARANTINE_DAYS}},
+            {"ID": "expire-unprocessed", "Status": "Enabled",
+             "Filter": {"Prefix": settings.incoming_prefix},
+             "Expiration": {"Days": UNPROCESSED_DAYS},
+             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
+        ]},
+    )
+
+
+def _ensure_queue(clients: AwsClients, name: str) -> tuple[str, str]:
+    sqs = clients.sqs
+    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = _queue_arn(clients, dlq_url)
+    queue_url = sqs.create_queue(QueueName=name, Attributes={
+        "VisibilityTimeout": "60",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
+                                     "maxReceiveCount": str(MAX_RECEIVES)}),
+    })["QueueUrl"]
+    return queue_url, _queue_arn(clients, queue_url)
+
+
+def _queue_arn(clients: AwsClients, url: str) -> str:
+    attrs = clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    return attrs["Attributes"]["QueueArn"]
+
+
+def ensure_table(clients: AwsClients, table: str) -> None:
+    """The records table with its owner index, created on demand."""
+    db = clients.dynamodb
+    try:
+        db.describe_table(TableName=table)
+        return
+    except db.exceptions.ResourceNotFoundException:
+        pass
+    db.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "id", "AttributeType": "S"},
+            {"AttributeName": "listed_owner", "AttributeType": "S"},
+            {"AttributeName": "created_key", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[{
+            "IndexName": OWNER_INDEX,
+            "KeySchema": [{"AttributeName": "listed_owner", "KeyType": "HASH"},
+                          {"AttributeName": "created_key", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"},
+        }],
+    )
+    db.get_waiter("table_exists").wait(TableName=table)
+    log.info("created table %s", table)

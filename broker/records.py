@@ -1,0 +1,182 @@
+"""Upload records in one DynamoDB table. Every state change is a conditional write.
+
+    pending ──▶ processing ──▶ ready | rejected
+       │
+       └──▶ expired   (the upload permission lapsed with nothing stored)
+
+    any ──▶ deleted   (a tombstone: gone from reads and listings)
+
+Listings use a sparse index on `listed_owner`, removed from deleted records.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from broker import clock
+from broker.errors import InvalidRequest, StorageError
+from broker.reasons import Reason
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+Status = Literal["pending", "processing", "ready", "rejected", "expired", "deleted"]
+OWNER_INDEX = "by_owner"
+MAX_PAGE = 100
+
+_serialize = TypeSerializer().serialize
+_deserialize = TypeDeserializer().deserialize
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    """One upload, from the presign to its verdict."""
+
+    id: str
+    owner: str
+    profile: str
+    visibility: str
+    status: Status
+    filename: str
+    declared_type: str
+    declared_size: int
+    incoming_key: str
+    created_at: str
+    updated_at: str
+    expires_at: str
+    content_type: str | None = None
+    size: int | None = None
+    etag: str | None = None
+    stored_key: str | None = None
+    reason_code: str | None = None
+    reason_message: str | None = None
+
+    @property
+    def reason(self) -> Reason | None:
+        if self.reason_code is None:
+            return None
+        return Reason(self.reason_code, self.reason_message or "")
+
+    def to_item(self) -> dict[str, Any]:
+        item = {k: _serialize(v) for k, v in asdict(self).items() if v is not None}
+        if self.status != "deleted":
+            item["listed_owner"] = _serialize(self.owner)
+            item["created_key"] = _serialize(f"{self.created_at}#{self.id}")
+        return item
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> UploadRecord:
+        names = {f.name for f in fields(cls)}
+        values = {k: _deserialize(v) for k, v in item.items() if k in names}
+        for number in ("declared_size", "size"):
+            if values.get(number) is not None:
+                values[number] = int(values[number])
+        return cls(**values)
+
+
+def _encode_cursor(key: dict[str, Any]) -> str:
+    plain = {k: _deserialize(v) for k, v in key.items()}
+    return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        plain = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not isinstance(plain, dict) or not all(isinstance(v, str) for v in plain.values()):
+            raise ValueError("not a cursor")
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidRequest("invalid_cursor", "The cursor is not one this API returned.") \
+            from None
+    return {k: _serialize(v) for k, v in plain.items()}
+
+
+class Records:
+    """Create, read, list and move upload records through their states."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    def create(self, record: UploadRecord) -> None:
+        self._call(
+            "put_item",
+            TableName=self.table,
+            Item=record.to_item(),
+            ConditionExpression="attribute_not_exists(id)",
+        )
+
+    def get(self, upload_id: str) -> UploadRecord | None:
+        """The record, or None when there is none (deleted records included)."""
+        reply = self._call("get_item", TableName=self.table, Key={"id": _serialize(upload_id)},
+                           ConsistentRead=True)
+        item = reply.get("Item")
+        return UploadRecord.from_item(item) if item else None
+
+    def list_by_owner(
+        self, owner: str, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[UploadRecord], str | None]:
+        """One page of the owner's uploads, newest first, and the cursor of the next."""
+        query: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": "listed_owner = :owner",
+            "ExpressionAttributeValues": {":owner": _serialize(owner)},
+            "ScanIndexForward": False,
+            "Limit": max(1, min(limit, MAX_PAGE)),
+        }
+        if cursor:
+            query["ExclusiveStartKey"] = _decode_cursor(cursor)
+        reply = self._call("query", **query)
+        records = [UploadRecord.from_item(item) for item in reply.get("Items", [])]
+        last = reply.get("LastEvaluatedKey")
+        return records, (_encode_cursor(last) if last else None)
+
+    def transition(
+        self,
+        record: UploadRecord,
+        to: Status,
+        *,
+        allowed_from: tuple[Status, ...],
+        claimed_etag: str | None = None,
+        **changes: Any,
+    ) -> UploadRecord | None:
+        """Move a record to `to` if it is still in one of `allowed_from` (and, when
+        `claimed_etag` is given, still claimed for that object version).
+        None when it was not: someone else moved it first."""
+        updated = replace(record, status=to, updated_at=clock.isoformat(clock.now()), **changes)
+        names = {"#status": "status"}
+        values = {f":from{i}": _serialize(s) for i, s in enumerate(allowed_from)}
+        condition = f"#status IN ({', '.join(values)})"
+        if claimed_etag is not None:
+            condition += " AND etag = :etag"
+            values[":etag"] = _serialize(claimed_etag)
+        item = updated.to_item()
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression=f"attribute_exists(id) AND {condition}",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise StorageError(f"updating upload {record.id} failed") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"updating upload {record.id} failed: {exc}") from exc
+        return updated
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = getattr(self.client, operation)(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"the upload records are unavailable ({operation})") from exc
+        return result

@@ -1,0 +1,109 @@
+"""Runtime settings: parsed once from the environment, strictly.
+
+Every variable is prefixed ``BROKER_``. An unknown ``BROKER_`` variable or a
+malformed value stops start-up with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "BROKER_"
+MIN_SECRET_BYTES = 32
+MAX_PRESIGN_SECONDS = 15 * 60
+
+
+class SettingsError(ValueError):
+    """The configuration cannot run: the message says which variable and why."""
+
+
+class Settings(BaseSettings):
+    """Everything the broker and the validator need to know about their deployment."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    env: Literal["local", "production"] = "production"
+    jwt_secret: SecretStr | None = None
+    # Where `broker run` keeps its generated secret so `broker token` can sign for it.
+    secret_file: Path = Path(".broker/secret")
+    token_ttl: int = Field(default=3600, gt=0)
+
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    incoming_bucket: str = "uploads-incoming"
+    public_bucket: str = "uploads-public"
+    private_bucket: str = "uploads-private"
+    incoming_prefix: str = "incoming/"
+    quarantine_prefix: str = "quarantine/"
+    table: str = "uploads"
+    queue_url: str | None = None
+    public_base_url: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+
+    presign_ttl: int = Field(default=300, gt=0, le=MAX_PRESIGN_SECONDS)
+    download_ttl: int = Field(default=300, gt=0, le=7 * 24 * 3600)
+    profiles_file: Path | None = None
+
+    @field_validator("incoming_prefix", "quarantine_prefix")
+    @classmethod
+    def _prefix_ends_with_slash(cls, value: str) -> str:
+        if not value.endswith("/") or value.startswith("/"):
+            raise ValueError("must look like 'name/'")
+        return value
+
+    @model_validator(mode="after")
+    def _prefixes_are_disjoint(self) -> Settings:
+        a, b = self.incoming_prefix, self.quarantine_prefix
+        if a.startswith(b) or b.startswith(a):
+            raise ValueError("incoming_prefix and quarantine_prefix must not overlap")
+        return self
+
+    def signing_secret(self) -> bytes:
+        """The JWT secret: configured, or in local development the generated file."""
+        if self.jwt_secret is not None:
+            secret = self.jwt_secret.get_secret_value().encode()
+        elif self.env == "local" and self.secret_file.exists():
+            secret = self.secret_file.read_bytes().strip()
+        else:
+            raise SettingsError(
+                "BROKER_JWT_SECRET is not set"
+                + (" and no local secret exists: start the stack with `broker run`"
+                   if self.env == "local" else "")
+            )
+        if len(secret) < MIN_SECRET_BYTES and self.env != "local":
+            raise SettingsError(
+                f"BROKER_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes"
+            )
+        return secret
+
+    def public_url_for(self, key: str) -> str:
+        """Where a public object is served (the CDN in production)."""
+        base = self.public_base_url or f"https://{self.public_bucket}.s3.amazonaws.com"
+        return f"{base.rstrip('/')}/{key}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Parse the environment, turning validation errors into one readable message."""
+    from pydantic import ValidationError
+
+    # A misspelt variable would otherwise be ignored silently.
+    known = Settings.model_fields
+    unknown = sorted(
+        name for name in os.environ
+        if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX):].lower() not in known
+    )
+    if unknown:
+        raise SettingsError(f"unknown setting {', '.join(unknown)}: see the README's table")
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"BROKER_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(f"invalid configuration: {problems}") from exc

@@ -1,0 +1,153 @@
+"""Every S3 call the product makes, behind one small class.
+
+A missing object is a value (None), not an exception; a changed object is
+`ObjectChanged`; any other failure of the store is `StorageError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from broker.errors import StorageError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+_CHANGED = {"412", "PreconditionFailed"}
+
+
+class ObjectChanged(Exception):
+    """The object was replaced between two reads: what was checked is not what is there."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What HEAD says about a stored object."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    content_type: str
+    last_modified: datetime
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How a promoted object is to be served."""
+
+    content_type: str
+    content_disposition: str
+    cache_control: str
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class Storage:
+    """S3 operations on any store that speaks the protocol."""
+
+    def __init__(self, client: S3Client) -> None:
+        self.client = client
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        """The object's facts, or None when it does not exist."""
+        try:
+            reply = self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                return None
+            raise StorageError(f"HEAD s3://{bucket}/{key} failed: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"HEAD s3://{bucket}/{key} failed: {exc}") from exc
+        return ObjectInfo(
+            bucket=bucket,
+            key=key,
+            size=int(reply["ContentLength"]),
+            etag=reply["ETag"],
+            content_type=reply.get("ContentType", ""),
+            last_modified=reply["LastModified"],
+            metadata={k.lower(): v for k, v in reply.get("Metadata", {}).items()},
+        )
+
+    def read_range(self, obj: ObjectInfo, start: int, length: int) -> bytes:
+        """Bytes [start, start+length) of exactly the version `obj` describes."""
+        if length <= 0 or start >= obj.size:
+            return b""
+        end = min(start + length, obj.size) - 1
+        body = self._get(obj, Range=f"bytes={start}-{end}")
+        with body:
+            data: bytes = body.read()
+        return data
+
+    def iter_chunks(self, obj: ObjectInfo, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        """The object's bytes in bounded chunks, streamed: never all in memory."""
+        body = self._get(obj)
+        with body:
+            yield from body.iter_chunks(chunk_size)
+
+    def _get(self, obj: ObjectInfo, **extra: Any) -> Any:
+        try:
+            reply = self.client.get_object(
+                Bucket=obj.bucket, Key=obj.key, IfMatch=obj.etag, **extra
+            )
+        except ClientError as exc:
+            self._raise(exc, "GET", obj.bucket, obj.key)
+        return reply["Body"]
+
+    def copy(self, obj: ObjectInfo, bucket: str, key: str, delivery: Delivery | None,
+             metadata: dict[str, str]) -> None:
+        """Server-side copy of exactly this version, with the headers it will be served with."""
+        extra: dict[str, Any] = {}
+        if delivery is not None:
+            extra = {
+                "ContentType": delivery.content_type,
+                "ContentDisposition": delivery.content_disposition,
+                "CacheControl": delivery.cache_control,
+            }
+        try:
+            self.client.copy_object(
+                Bucket=bucket,
+                Key=key,
+                CopySource={"Bucket": obj.bucket, "Key": obj.key},
+                CopySourceIfMatch=obj.etag,
+                MetadataDirective="REPLACE",
+                Metadata=metadata,
+                **extra,
+            )
+        except ClientError as exc:
+            self._raise(exc, "COPY", obj.bucket, obj.key)
+
+    def delete(self, bucket: str, key: str) -> None:
+        """Remove an object; one already gone is fine."""
+        try:
+            self.client.delete_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) not in _MISSING:
+                self._raise(exc, "DELETE", bucket, key)
+
+    def presign_get(self, bucket: str, key: str, ttl: int, disposition: str) -> str:
+        """A short-lived download link that makes the browser save the file."""
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": bucket, "Key": key, "ResponseContentDisposition": disposition},
+            ExpiresIn=ttl,
+        )
+
+    @staticmethod
+    def _raise(exc: ClientError, verb: str, bucket: str, key: str) -> Any:
+        code = _code(exc)
+        if code in _CHANGED:
+            raise ObjectChanged(f"s3://{bucket}/{key} changed while it was being checked") from exc
+        if code in _MISSING:
+            raise ObjectChanged(f"s3://{bucket}/{key} disappeared while it was being checked") \
+                from exc
+        raise StorageError(f"{verb} s3://{bucket}/{key} failed: {code}") from exc

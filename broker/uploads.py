@@ -1,0 +1,129 @@
+"""The broker's operations on uploads, free of any web framework.
+
+The web layer authenticates, parses and renders; this module decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from broker import clock
+from broker.errors import Conflict, InvalidRequest, NotFound
+from broker.filenames import clean_filename, content_disposition
+from broker.keys import incoming_key, is_upload_id
+from broker.presign import PresignedPost, presign_post
+from broker.profiles import Profiles, normalize_type
+from broker.records import Records, Status, UploadRecord
+from broker.settings import Settings
+from broker.storage import Storage
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+# A pending upload counts as expired this long after its permission lapsed, so
+# an object stored just in time and announced late is still judged.
+EXPIRY_GRACE = timedelta(minutes=2)
+LIVE: tuple[Status, ...] = ("pending", "processing", "ready", "rejected", "expired")
+
+
+@dataclass(frozen=True)
+class NewUpload:
+    record: UploadRecord
+    post: PresignedPost
+
+
+class Uploads:
+    """Create, read, list, download and delete one owner's uploads."""
+
+    def __init__(self, settings: Settings, profiles: Profiles, records: Records,
+                 storage: Storage, s3: S3Client) -> None:
+        self.settings = settings
+        self.profiles = profiles
+        self.records = records
+        self.storage = storage
+        self.s3 = s3
+
+    def create(self, owner: str, profile_name: str, filename: str, content_type: str,
+               size: int) -> NewUpload:
+        """Check a declared upload against its profile, record it, and presign its POST."""
+        profile = self.profiles.get(profile_name)
+        clean = clean_filename(filename)
+        if not clean:
+            raise InvalidRequest("invalid_filename",
+                                 "The file name is empty once unsafe characters are removed.")
+        content_type = normalize_type(content_type)
+        profile.check_declared(clean, content_type, size)
+
+        upload_id = clock.new_upload_id()
+        created = clock.now()
+        expires = created + timedelta(seconds=self.settings.presign_ttl)
+        key = incoming_key(self.settings.incoming_prefix, upload_id)
+        record = UploadRecord(
+            id=upload_id, owner=owner, profile=profile.name, visibility=profile.visibility,
+            status="pending", filename=clean, declared_type=content_type, declared_size=size,
+            incoming_key=key, created_at=clock.isoformat(created),
+            updated_at=clock.isoformat(created), expires_at=clock.isoformat(expires),
+        )
+        self.records.create(record)
+        post = presign_post(
+            self.s3, bucket=self.settings.incoming_bucket, key=key, upload_id=upload_id,
+            content_type=content_type, min_size=size, max_size=size,
+            ttl=self.settings.presign_ttl,
+        )
+        return NewUpload(record, post)
+
+    def get(self, owner: str, upload_id: str) -> UploadRecord:
+        """The owner's upload; anyone else's, or none, is NotFound alike."""
+        record = self.records.get(upload_id) if is_upload_id(upload_id) else None
+        if record is None or record.owner != owner or record.status == "deleted":
+            raise NotFound(f"There is no upload {upload_id!r}.")
+        return self._expire_if_lapsed(record)
+
+    def list_page(self, owner: str, limit: int, cursor: str | None
+             ) -> tuple[list[UploadRecord], str | None]:
+        if not 1 <= limit <= 100:
+            raise InvalidRequest("invalid_limit", "limit must be between 1 and 100.")
+        records, next_cursor = self.records.list_by_owner(owner, limit, cursor)
+        return [self._expire_if_lapsed(r) for r in records], next_cursor
+
+    def download_url(self, owner: str, upload_id: str) -> str:
+        """Where the owner fetches the file: the CDN, or a short presigned GET."""
+        record = self.get(owner, upload_id)
+        if record.status != "ready":
+            raise Conflict(f"The upload is {record.status}, not ready.", code="not_ready",
+                           upload_status=record.status)
+        return self.delivery_url(record)
+
+    def delivery_url(self, record: UploadRecord) -> str:
+        assert record.stored_key is not None
+        if record.visibility == "public":
+            return self.settings.public_url_for(record.stored_key)
+        return self.storage.presign_get(
+            self.settings.private_bucket, record.stored_key, self.settings.download_ttl,
+            content_disposition(record.filename, "attachment"),
+        )
+
+    def delete(self, owner: str, upload_id: str) -> None:
+        """Tombstone the record, then remove every stored copy of the file."""
+        for _ in range(5):
+            record = self.get(owner, upload_id)
+            # Conditional on the state just read, so a verdict landing now is not missed.
+            if self.records.transition(record, "deleted", allowed_from=(record.status,)):
+                break
+        else:
+            raise Conflict("The upload changed while it was being deleted; try again.")
+        self.storage.delete(self.settings.incoming_bucket, record.incoming_key)
+        if record.stored_key:
+            bucket = (self.settings.public_bucket if record.visibility == "public"
+                      else self.settings.private_bucket)
+            self.storage.delete(bucket, record.stored_key)
+
+    def _expire_if_lapsed(self, record: UploadRecord) -> UploadRecord:
+        if record.status != "pending":
+            return record
+        if clock.now() <= clock.parse_iso(record.expires_at) + EXPIRY_GRACE:
+            return record
+        expired = self.records.transition(record, "expired", allowed_from=("pending",))
+        return expired or self.records.get(record.id) or record

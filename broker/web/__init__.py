@@ -1,0 +1,52 @@
+"""The web layer: the only part of the product that imports Flask."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template
+
+from broker.clients import AwsClients, make_clients
+from broker.profiles import load_profiles
+from broker.records import Records
+from broker.settings import load_settings
+from broker.storage import Storage
+from broker.uploads import Uploads
+from broker.web import problems
+from broker.web.api import api
+from broker.web.openapi import openapi_document
+from broker.web.services import EXTENSION, Services, services
+
+
+def create_app(config: Mapping[str, Any] | None = None, *,
+               clients: AwsClients | None = None) -> Flask:
+    """Build the broker. `config` overrides settings read from BROKER_* variables;
+    `clients` replaces the AWS clients (tests, other S3 implementations)."""
+    settings = load_settings(**dict(config or {}))
+    secret = settings.signing_secret()  # refuse to start without a usable secret
+    clients = clients or make_clients(settings)
+    profiles = load_profiles(settings.profiles_file)
+    storage = Storage(clients.s3)
+    uploads = Uploads(settings, profiles, Records(clients.dynamodb, settings.table),
+                      storage, clients.s3)
+
+    app = Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION] = Services(settings, profiles, uploads, secret)
+    problems.register(app)
+    app.register_blueprint(api)
+
+    @app.get("/")
+    def index() -> str:
+        return render_template("index.html", profiles=list(services().profiles))
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify({"status": "ok"})
+
+    @app.get("/openapi.json")
+    def openapi() -> Response:
+        return jsonify(openapi_document())
+
+    return app

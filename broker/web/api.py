@@ -1,0 +1,118 @@
+"""API v1: create, read, list, download and delete uploads; profiles; sessions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import jwt
+from flask import Blueprint, Response, jsonify, redirect, request, url_for
+from pydantic import BaseModel
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from broker import clock
+from broker.auth import bearer_token, owner_from_token
+from broker.errors import InvalidRequest, MalformedRequest, UnsupportedMediaType
+from broker.web.schemas import CreateUpload, render_upload
+from broker.web.services import services
+from broker.web.session import SESSION_COOKIE, current_owner
+
+api = Blueprint("api", __name__, url_prefix="/v1")
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def parse_body(model: type[Model]) -> Model:
+    """The JSON body as `model`; unreadable bodies get 400/415, invalid fields 422."""
+    if not request.is_json:
+        raise UnsupportedMediaType("Send the body as JSON with 'Content-Type: application/json'.")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise MalformedRequest("The body is not valid JSON.", code="malformed_json")
+    if not isinstance(body, dict):
+        raise MalformedRequest("The body must be a JSON object.", code="malformed_json")
+    return model.model_validate(body)
+
+
+@api.post("/uploads")
+def create_upload() -> tuple[Response, int, dict[str, str]]:
+    owner = current_owner()
+    body = parse_body(CreateUpload)
+    new = services().uploads.create(owner, body.profile, body.filename, body.content_type,
+                                    body.size)
+    payload = {
+        "id": new.record.id,
+        "status": new.record.status,
+        "profile": new.record.profile,
+        "expires_at": new.record.expires_at,
+        "upload": new.post.as_dict(),
+    }
+    location = url_for("api.get_upload", upload_id=new.record.id)
+    return jsonify(payload), 201, {"Location": location, "Cache-Control": "no-store"}
+
+
+@api.get("/uploads/<upload_id>")
+def get_upload(upload_id: str) -> WerkzeugResponse:
+    uploads = services().uploads
+    record = uploads.get(current_owner(), upload_id)
+    return _no_store(jsonify(render_upload(uploads, record)))
+
+
+@api.get("/uploads")
+def list_uploads() -> WerkzeugResponse:
+    owner = current_owner()
+    uploads = services().uploads
+    limit_text = request.args.get("limit", "20")
+    if not limit_text.isdigit():
+        raise InvalidRequest("invalid_limit", "limit must be a whole number from 1 to 100.")
+    records, cursor = uploads.list_page(owner, int(limit_text), request.args.get("cursor"))
+    return _no_store(jsonify({"items": [render_upload(uploads, r) for r in records],
+                              "next_cursor": cursor}))
+
+
+@api.get("/uploads/<upload_id>/download")
+def download_upload(upload_id: str) -> WerkzeugResponse:
+    url = services().uploads.download_url(current_owner(), upload_id)
+    return _no_store(redirect(url, code=302))
+
+
+@api.delete("/uploads/<upload_id>")
+def delete_upload(upload_id: str) -> tuple[str, int]:
+    services().uploads.delete(current_owner(), upload_id)
+    return "", 204
+
+
+@api.get("/profiles")
+def list_profiles() -> Response:
+    return jsonify({"profiles": [p.public_view() for p in services().profiles]})
+
+
+@api.post("/session")
+def create_session() -> tuple[Response, int]:
+    """Trade a bearer token for an HttpOnly cookie, for same-origin pages and Uppy."""
+    token = bearer_token(request.headers.get("Authorization"))
+    owner = owner_from_token(services().secret, token)
+    expires = _token_expiry(token)
+    response = jsonify({"owner": owner, "expires_at": clock.isoformat(expires)})
+    response.set_cookie(
+        SESSION_COOKIE, token, expires=expires, httponly=True, samesite="Lax",
+        secure=services().settings.env != "local", path="/",
+    )
+    return response, 201
+
+
+@api.delete("/session")
+def delete_session() -> Response:
+    response = Response(status=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+def _token_expiry(token: str) -> datetime:
+    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    return datetime.fromtimestamp(int(claims["exp"]), UTC)
+
+
+def _no_store(response: WerkzeugResponse) -> WerkzeugResponse:
+    # Records and download links are per user and short-lived: no shared caching.
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,99 @@
+"""The OpenAPI 3.1 document, generated from the request and response models."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from broker.web.schemas import (
+    CreateUpload,
+    Problem,
+    ProfileList,
+    SessionCreated,
+    UploadCreated,
+    UploadPage,
+    UploadView,
+)
+
+REF = "#/components/schemas/{model}"
+_ERRORS = {"401": "Missing, invalid or expired token", "404": "No such upload for this caller"}
+
+
+def _json(model: str, description: str) -> dict[str, Any]:
+    media = "application/problem+json" if model == "Problem" else "application/json"
+    return {"description": description,
+            "content": {media: {"schema": {"$ref": REF.format(model=model)}}}}
+
+
+def _op(summary: str, ok: dict[str, Any], *errors: str, body: str | None = None,
+        auth: bool = True) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": dict(ok)}
+    for status in errors:
+        op["responses"][status] = _json("Problem", _ERRORS.get(status, "See `code`"))
+    if body:
+        op["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": {"$ref": REF.format(model=body)}}}}
+    if not auth:
+        op["security"] = []
+    return op
+
+
+_ID = [{"name": "upload_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    models: list[type[BaseModel]] = [CreateUpload, UploadCreated, UploadView, UploadPage,
+                                     ProfileList, SessionCreated, Problem]
+    _, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Direct-upload broker", "version": "1"},
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "broker_session"},
+            },
+        },
+        "security": [{"bearer": []}, {"session": []}],
+        "paths": {
+            "/v1/uploads": {
+                "post": _op("Ask to upload a file; returns a presigned POST",
+                            {"201": _json("UploadCreated", "Upload recorded; POST the file")},
+                            "400", "401", "415", "422", body="CreateUpload"),
+                "get": _op("The caller's uploads, newest first",
+                           {"200": _json("UploadPage", "One page")}, "401", "422")
+                | {"parameters": [
+                    {"name": "limit", "in": "query", "schema": {
+                        "type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}}]},
+            },
+            "/v1/uploads/{upload_id}": {
+                "parameters": _ID,
+                "get": _op("One upload", {"200": _json("UploadView", "The upload")},
+                           "401", "404"),
+                "delete": _op("Delete an upload and its stored file",
+                              {"204": {"description": "Deleted"}}, "401", "404", "409"),
+            },
+            "/v1/uploads/{upload_id}/download": {
+                "parameters": _ID,
+                "get": _op("Redirect to the file",
+                           {"302": {"description": "To a presigned GET or the CDN URL"}},
+                           "401", "404", "409"),
+            },
+            "/v1/profiles": {"get": _op(
+                "Upload profiles and their limits",
+                {"200": _json("ProfileList", "The profiles")}, auth=False)},
+            "/v1/session": {
+                "post": _op("Exchange a bearer token for a session cookie",
+                            {"201": _json("SessionCreated", "Cookie set")}, "401"),
+                "delete": _op("Clear the session cookie", {"204": {"description": "Cleared"}},
+                              auth=False),
+            },
+            "/healthz": {"get": _op("Health", {"200": {"description": "Healthy"}}, auth=False)},
+        },
+    }

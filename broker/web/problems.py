@@ -1,0 +1,61 @@
+"""Every error leaves as application/problem+json with a stable `code`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, json
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from broker.errors import BrokerError, StorageError
+
+log = logging.getLogger(__name__)
+PROBLEM_TYPE = "urn:problem:upload-broker:{code}"
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> Response:
+    body = {"type": PROBLEM_TYPE.format(code=code), "title": title, "status": status,
+            "detail": detail, "code": code, **extra}
+    return Response(json.dumps(body), status=status, mimetype="application/problem+json")
+
+
+def _broker_error(exc: BrokerError) -> Response:
+    response = problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+    if isinstance(exc, StorageError):
+        log.error("storage failure: %s", exc, exc_info=exc.__cause__)
+        response.headers["Retry-After"] = "5"
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="uploads"'
+    return response
+
+
+def _validation_error(exc: ValidationError) -> Response:
+    errors = [
+        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
+        for err in exc.errors()
+    ]
+    return problem(422, "validation_error", "The request body is not valid",
+                   "One or more fields are missing or have the wrong form.", errors=errors)
+
+
+def _http_error(exc: HTTPException) -> Response:
+    code = (exc.name or "error").lower().replace(" ", "_")
+    response = problem(exc.code or 500, code, exc.name, exc.description or exc.name)
+    if exc.code == 405 and exc.get_headers():
+        response.headers.update({k: v for k, v in exc.get_headers() if k == "Allow"})
+    return response
+
+
+def _unexpected(exc: InternalServerError) -> Response:
+    # Flask has logged the traceback; the client learns nothing internal.
+    return problem(500, "internal_error", "Internal error",
+                   "Something went wrong on our side; it has been logged.")
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(BrokerError, _broker_error)
+    app.register_error_handler(ValidationError, _validation_error)
+    app.register_error_handler(InternalServerError, _unexpected)
+    app.register_error_handler(HTTPException, _http_error)

@@ -1,0 +1,119 @@
+"""The API's request and response bodies. The OpenAPI document is generated from these."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from broker.records import UploadRecord
+from broker.uploads import Uploads
+
+
+class CreateUpload(BaseModel):
+    """Ask to upload one file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile: str = Field(min_length=1, max_length=64, examples=["avatar"])
+    filename: str = Field(min_length=1, max_length=1024, examples=["me.png"])
+    content_type: str = Field(min_length=3, max_length=255, examples=["image/png"])
+    size: StrictInt = Field(ge=0, description="Exact size of the file in bytes.",
+                            examples=[48213])
+
+
+class PresignedUpload(BaseModel):
+    """Send `fields` first, then the file last, as multipart/form-data to `url`."""
+
+    method: Literal["POST"] = "POST"
+    url: str
+    fields: dict[str, str]
+
+
+class UploadCreated(BaseModel):
+    id: str
+    status: Literal["pending"]
+    profile: str
+    expires_at: str
+    upload: PresignedUpload
+
+
+class Reason(BaseModel):
+    code: str
+    message: str
+
+
+class UploadView(BaseModel):
+    """One upload as its owner sees it."""
+
+    id: str
+    profile: str
+    visibility: Literal["public", "private"]
+    status: Literal["pending", "processing", "ready", "rejected", "expired"]
+    filename: str
+    content_type: str | None = Field(description="The type detected from the file's bytes.")
+    declared_content_type: str
+    size: int
+    reason: Reason | None
+    url: str | None = Field(description="Public URL, for public uploads that are ready.")
+    download_url: str | None = Field(description="A link that downloads the file, when ready.")
+    created_at: str
+    updated_at: str
+    expires_at: str
+
+
+class UploadPage(BaseModel):
+    items: list[UploadView]
+    next_cursor: str | None
+
+
+class ProfileView(BaseModel):
+    name: str
+    description: str
+    visibility: Literal["public", "private"]
+    max_size: int
+    min_size: int
+    types: dict[str, list[str]] = Field(description="MIME type -> allowed extensions.")
+
+
+class ProfileList(BaseModel):
+    profiles: list[ProfileView]
+
+
+class SessionCreated(BaseModel):
+    owner: str
+    expires_at: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with a stable `code`."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[dict[str, str]] | None = None
+
+
+def render_upload(uploads: Uploads, record: UploadRecord) -> dict[str, object]:
+    """The record as the API shows it, links included when it is ready."""
+    ready = record.status == "ready"
+    link = uploads.delivery_url(record) if ready else None
+    view = UploadView(
+        id=record.id,
+        profile=record.profile,
+        visibility=record.visibility,  # type: ignore[arg-type]
+        status=record.status,  # type: ignore[arg-type]
+        filename=record.filename,
+        content_type=record.content_type,
+        declared_content_type=record.declared_type,
+        size=record.size if record.size is not None else record.declared_size,
+        reason=Reason(**record.reason.as_dict()) if record.reason else None,
+        url=link if record.visibility == "public" else None,
+        download_url=link,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        expires_at=record.expires_at,
+    )
+    return view.model_dump(mode="json")

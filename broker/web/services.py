@@ -1,0 +1,27 @@
+"""The domain objects one app uses, kept in `app.extensions`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+
+from broker.profiles import Profiles
+from broker.settings import Settings
+from broker.uploads import Uploads
+
+EXTENSION = "broker"
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    profiles: Profiles
+    uploads: Uploads
+    secret: bytes
+
+
+def services() -> Services:
+    """The services of the app handling this request."""
+    found: Services = current_app.extensions[EXTENSION]
+    return found

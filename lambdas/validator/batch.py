@@ -1,0 +1,45 @@
+"""A batch of SQS messages in, the ids of the failed ones out (partial batch response).
+
+One bad message never fails its neighbours: a failed id goes back to the queue,
+is retried, and after the queue's redrive limit lands in the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from broker.errors import StorageError
+from broker.storage import ObjectChanged
+from lambdas.validator.events import MalformedEvent, refs_from_sqs_body
+from lambdas.validator.process import Validator
+
+log = logging.getLogger(__name__)
+
+
+def process_sqs_records(validator: Validator, records: Iterable[dict[str, Any]]) -> list[str]:
+    """Process each message on its own; return the message ids that must be retried."""
+    failed = []
+    for record in records:
+        message_id = str(record.get("messageId", "?"))
+        try:
+            for ref in refs_from_sqs_body(str(record.get("body", ""))):
+                outcome = validator.process(ref)
+                log.info("s3://%s/%s: %s", ref.bucket, ref.key, outcome)
+        except MalformedEvent as exc:
+            log.error("message %s cannot be read, leaving it for the DLQ: %s", message_id, exc)
+            failed.append(message_id)
+        except (StorageError, ObjectChanged) as exc:
+            log.warning("message %s will be retried: %s", message_id, exc)
+            failed.append(message_id)
+        except Exception:
+            # A bug must not take the rest of the batch with it; it is logged in full.
+            log.exception("message %s failed unexpectedly", message_id)
+            failed.append(message_id)
+    return failed
+
+
+def batch_response(failed_ids: list[str]) -> dict[str, list[dict[str, str]]]:
+    """The Lambda response SQS reads to retry only these messages."""
+    return {"batchItemFailures": [{"itemIdentifier": i} for i in failed_ids]}

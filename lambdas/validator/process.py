@@ -1,0 +1,162 @@
+"""Judge one stored object and move it where its verdict sends it.
+
+Safe under at-least-once delivery: each step is idempotent, the record is
+claimed and settled with conditional writes, and every read and copy is
+pinned to the ETag that was judged. A crash at any step is repaired by the
+retry; nothing is published that was not accepted.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from broker import clock
+from broker.clients import AwsClients
+from broker.errors import InvalidRequest
+from broker.filenames import content_disposition
+from broker.inspection import HEAD_BYTES, Declared, Verdict, judge
+from broker.keys import delivered_key, quarantine_key, upload_id_from_key
+from broker.profiles import Profiles, load_profiles
+from broker.records import Records, UploadRecord
+from broker.settings import Settings
+from broker.storage import Delivery, ObjectInfo, Storage
+from lambdas.validator.events import ObjectRef
+
+log = logging.getLogger(__name__)
+
+# Tolerated difference between the store's clock and ours.
+CLOCK_SKEW = timedelta(seconds=60)
+
+Outcome = Literal["accepted", "rejected", "duplicate", "gone", "quarantined", "discarded",
+                  "ignored", "superseded"]
+
+PUBLIC_CACHE = "public, max-age=31536000, immutable"
+PRIVATE_CACHE = "private, max-age=0, no-store"
+# Only raster images may render inline; everything else downloads.
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
+@dataclass(frozen=True)
+class Validator:
+    """The per-object processing shared by the Lambda handler and the worker."""
+
+    settings: Settings
+    profiles: Profiles
+    records: Records
+    storage: Storage
+
+    @classmethod
+    def build(cls, settings: Settings, clients: AwsClients) -> Validator:
+        """Wire the validator to the deployment's clients and profiles."""
+        return cls(
+            settings=settings,
+            profiles=load_profiles(settings.profiles_file),
+            records=Records(clients.dynamodb, settings.table),
+            storage=Storage(clients.s3),
+        )
+
+    def process(self, ref: ObjectRef) -> Outcome:
+        """Judge the object `ref` names, promote or quarantine it, record the verdict."""
+        s = self.settings
+        if ref.bucket != s.incoming_bucket or not ref.key.startswith(s.incoming_prefix):
+            return "ignored"
+        obj = self.storage.head(ref.bucket, ref.key)
+        if obj is None:
+            return "gone"  # already processed and removed, or deleted by its owner
+        upload_id = upload_id_from_key(s.incoming_prefix, obj.key)
+        record = self.records.get(upload_id) if upload_id else None
+        if record is None:
+            return self._quarantine_stray(obj, upload_id or "unknown")
+        if record.status == "deleted":
+            self.storage.delete(obj.bucket, obj.key)
+            return "discarded"
+        if record.status in ("ready", "rejected"):
+            if record.etag == obj.etag:
+                self.storage.delete(obj.bucket, obj.key)  # finish a step a crash interrupted
+                return "duplicate"
+            return self._quarantine_stray(obj, record.id)
+        return self._judge_and_settle(record, obj)
+
+    def _judge_and_settle(self, record: UploadRecord, obj: ObjectInfo) -> Outcome:
+        claimed = self.records.transition(
+            record, "processing", allowed_from=("pending", "expired", "processing"),
+            etag=obj.etag,
+        )
+        if claimed is None:
+            return "superseded"  # another delivery settled it first
+        verdict = self._inspect(claimed, obj)
+        if verdict.accepted:
+            return self._promote(claimed, obj, verdict)
+        return self._reject(claimed, obj, verdict)
+
+    def _inspect(self, record: UploadRecord, obj: ObjectInfo) -> Verdict:
+        if obj.metadata.get("upload-id") != record.id:
+            return Verdict.reject("unexpected_object", obj.size)
+        if obj.last_modified > clock.parse_iso(record.expires_at) + CLOCK_SKEW:
+            return Verdict.reject("expired", obj.size)  # a store that ignores policy expiry
+        try:
+            profile = self.profiles.get(record.profile)
+        except InvalidRequest:
+            return Verdict.reject("unknown_profile", obj.size)
+        declared = Declared(record.filename, record.declared_type, record.declared_size)
+        head = self.storage.read_range(obj, 0, HEAD_BYTES)
+        return judge(profile, declared, head, obj.size)
+
+    def _promote(self, record: UploadRecord, obj: ObjectInfo, verdict: Verdict) -> Outcome:
+        assert verdict.content_type is not None
+        public = record.visibility == "public"
+        bucket = self.settings.public_bucket if public else self.settings.private_bucket
+        key = delivered_key(record.id, obj.etag, verdict.content_type)
+        inline = public and verdict.content_type in INLINE_TYPES
+        delivery = Delivery(
+            content_type=verdict.content_type,
+            content_disposition=content_disposition(
+                record.filename, "inline" if inline else "attachment"),
+            cache_control=PUBLIC_CACHE if public else PRIVATE_CACHE,
+        )
+        self.storage.copy(obj, bucket, key, delivery, {"upload-id": record.id})
+        settled = self.records.transition(
+            record, "ready", allowed_from=("processing",), claimed_etag=obj.etag,
+            content_type=verdict.content_type, size=verdict.size, stored_key=key,
+        )
+        if settled is None:
+            self._abandon_copy(record, obj, bucket, key)
+            return "superseded"
+        self.storage.delete(obj.bucket, obj.key)
+        log.info("accepted %s as %s into s3://%s/%s", record.id, verdict.content_type,
+                 bucket, key)
+        return "accepted"
+
+    def _reject(self, record: UploadRecord, obj: ObjectInfo, verdict: Verdict) -> Outcome:
+        assert verdict.reason is not None
+        key = quarantine_key(self.settings.quarantine_prefix, record.id, obj.etag)
+        self.storage.copy(obj, obj.bucket, key, None,
+                          {"upload-id": record.id, "reason": verdict.reason.code})
+        settled = self.records.transition(
+            record, "rejected", allowed_from=("processing",), claimed_etag=obj.etag,
+            content_type=verdict.content_type, size=verdict.size,
+            reason_code=verdict.reason.code, reason_message=verdict.reason.message,
+        )
+        if settled is not None:
+            self.storage.delete(obj.bucket, obj.key)
+        log.info("rejected %s: %s", record.id, verdict.reason.code)
+        return "rejected" if settled else "superseded"
+
+    def _abandon_copy(self, record: UploadRecord, obj: ObjectInfo, bucket: str,
+                      key: str) -> None:
+        """Undo a promotion whose record moved on (deleted, or re-claimed for a newer
+        version) unless that record now points at this very copy."""
+        current = self.records.get(record.id)
+        if current is None or current.stored_key != key or current.status != "ready":
+            self.storage.delete(bucket, key)
+
+    def _quarantine_stray(self, obj: ObjectInfo, label: str) -> Outcome:
+        """An object no pending upload expects: keep it out of reach, then expire."""
+        key = quarantine_key(self.settings.quarantine_prefix, label, obj.etag)
+        self.storage.copy(obj, obj.bucket, key, None, {"reason": "unexpected_object"})
+        self.storage.delete(obj.bucket, obj.key)
+        log.warning("quarantined unexpected object s3://%s/%s", obj.bucket, obj.key)
+        return "quarantined"

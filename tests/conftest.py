@@ -1,0 +1,64 @@
+"""Shared fixtures: a scrubbed environment, the AWS emulator in-process, sample files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from moto import mock_aws
+
+from broker.clients import AwsClients, make_clients
+from broker.provision import provision
+from broker.settings import Settings, load_settings
+from broker.web import create_app
+from lambdas.validator.process import Validator
+from tests.samples import SECRET
+
+
+
+@pytest.fixture(autouse=True)
+def scrubbed_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's BROKER_* or AWS_* settings, or real credentials."""
+    for name in list(os.environ):
+        if name.startswith(("BROKER_", "AWS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return load_settings(jwt_secret=SECRET, public_base_url="https://cdn.example.test")
+
+
+@pytest.fixture
+def aws(settings: Settings) -> Iterator[AwsClients]:
+    """Every AWS call goes to moto in this process, with the product's resources made."""
+    with mock_aws():
+        clients = make_clients(settings)
+        provision(clients, settings, "uploads-events", ["https://app.example.test"])
+        yield clients
+
+
+@pytest.fixture
+def queue_url(aws: AwsClients) -> str:
+    return aws.sqs.get_queue_url(QueueName="uploads-events")["QueueUrl"]
+
+
+@pytest.fixture
+def app(settings: Settings, aws: AwsClients) -> Flask:
+    return create_app(settings.model_dump(), clients=aws)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def validator(settings: Settings, aws: AwsClients) -> Validator:
+    return Validator.build(settings, aws)

@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import jwt
+import pytest
+
+from broker.auth import issue_token, owner_from_token
+from broker.errors import NotAuthenticated
+from broker.settings import SettingsError, load_settings
+from broker.web import create_app
+
+SECRET = b"s" * 32
+
+
+def test_a_token_names_its_owner() -> None:
+    assert owner_from_token(SECRET, issue_token(SECRET, "alice", 60)) == "alice"
+
+
+@pytest.mark.parametrize(
+    ("token", "code"),
+    [
+        (issue_token(SECRET, "alice", -120), "token_expired"),
+        (issue_token(b"o" * 32, "alice", 60), "invalid_token"),
+        (jwt.encode({"sub": "alice"}, SECRET, algorithm="HS256"), "invalid_token"),
+        (jwt.encode({"exp": 9999999999}, SECRET, algorithm="HS256"), "invalid_token"),
+        (jwt.encode({"sub": "alice", "exp": 9999999999}, SECRET * 2, algorithm="HS512"),
+         "invalid_token"),
+        ("not.a.token", "invalid_token"),
+    ],
+)
+def test_bad_tokens_are_refused_with_a_reason(token: str, code: str) -> None:
+    with pytest.raises(NotAuthenticated) as refused:
+        owner_from_token(SECRET, token)
+    assert refused.value.code == code
+
+
+def test_production_refuses_to_start_without_a_secret() -> None:
+    with pytest.raises(SettingsError, match="BROKER_JWT_SECRET is not set"):
+        create_app({"env": "production"})
+
+
+def test_production_refuses_a_short_secret() -> None:
+    with pytest.raises(SettingsError, match="at least 32 bytes"):
+        create_app({"env": "production", "jwt_secret": "short"})
+
+
+def test_local_development_reads_the_generated_secret(tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("generated-" + "z" * 40 + "\n")
+    settings = load_settings(env="local", secret_file=secret_file)
+    assert settings.signing_secret() == b"generated-" + b"z" * 40
+
+
+def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BROKER_PRESIGN_TTL", "600")
+    monkeypatch.setenv("BROKER_ALLOWED_ORIGINS", '["https://app.example.test"]')
+    settings = load_settings()
+    assert settings.presign_ttl == 600
+    assert settings.allowed_origins == ("https://app.example.test",)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "named"),
+    [
+        ("BROKER_PRESIGN_TTL", "3600", "BROKER_PRESIGN_TTL"),
+        ("BROKER_PRESIGN_TTL", "soon", "BROKER_PRESIGN_TTL"),
+        ("BROKER_ENV", "staging", "BROKER_ENV"),
+        ("BROKER_INCOMING_PREFIX", "/abs", "BROKER_INCOMING_PREFIX"),
+        ("BROKER_PRESING_TTL", "60", "BROKER_PRESING_TTL"),
+    ],
+)
+def test_bad_settings_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, named: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=named):
+        load_settings()
