@@ -1,0 +1,325 @@
+"""The validator on the stored bytes: verdicts, promotion, quarantine, redelivery, crashes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from flask import Flask
+
+from broker import clock
+from broker.clients import AwsClients
+from broker.errors import StorageError
+from broker.inspection import Declared, judge
+from broker.profiles import load_profiles
+from broker.records import UploadRecord
+from broker.storage import ObjectChanged, Storage
+from broker.uploads import Uploads
+from lambdas.validator.events import ObjectRef
+from lambdas.validator.process import Validator
+from tests.samples import HTML_AS_PNG, pdf_bytes, png_bytes
+
+INCOMING = "uploads-incoming"
+
+
+@dataclass
+class Stage:
+    """Creates uploads through the broker and stores bytes as the browser would."""
+
+    app: Flask
+    aws: AwsClients
+    validator: Validator
+
+    @property
+    def uploads(self) -> Uploads:
+        uploads: Uploads = self.app.extensions["broker"].uploads
+        return uploads
+
+    def upload(self, data: bytes, *, profile: str = "avatar", filename: str = "me.png",
+               content_type: str = "image/png", declared_size: int | None = None,
+               owner: str = "alice", metadata: dict[str, str] | None = None) -> UploadRecord:
+        size = len(data) if declared_size is None else declared_size
+        record = self.uploads.create(owner, profile, filename, content_type, size).record
+        self.store(record, data, metadata)
+        return record
+
+    def store(self, record: UploadRecord, data: bytes,
+              metadata: dict[str, str] | None = None) -> None:
+        self.aws.s3.put_object(
+            Bucket=INCOMING, Key=record.incoming_key, Body=data, ContentType="image/png",
+            Metadata={"upload-id": record.id} if metadata is None else metadata)
+
+    def process(self, record: UploadRecord) -> str:
+        return self.validator.process(ObjectRef(INCOMING, record.incoming_key))
+
+    def reread(self, record: UploadRecord) -> UploadRecord:
+        current = self.uploads.records.get(record.id)
+        assert current is not None
+        return current
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        reply = self.aws.s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
+        return [o["Key"] for o in reply.get("Contents", [])]
+
+
+@pytest.fixture
+def stage(app: Flask, aws: AwsClients, validator: Validator) -> Stage:
+    return Stage(app, aws, validator)
+
+
+def test_a_real_png_is_promoted_to_the_public_bucket(stage: Stage) -> None:
+    png = png_bytes()
+    record = stage.upload(png)
+    assert stage.process(record) == "accepted"
+    ready = stage.reread(record)
+    assert ready.status == "ready"
+    assert ready.content_type == "image/png"
+    assert ready.size == len(png)
+    stored = stage.aws.s3.get_object(Bucket="uploads-public", Key=ready.stored_key or "")
+    assert stored["Body"].read() == png
+    assert stored["ContentType"] == "image/png"
+    assert stored["ContentDisposition"] == 'inline; filename="me.png"'
+    assert "immutable" in stored["CacheControl"]
+    assert stage.keys(INCOMING, "incoming/") == []
+    assert stage.uploads.delivery_url(ready) == f"https://cdn.example.test/{ready.stored_key}"
+
+
+def test_a_real_pdf_is_promoted_privately_and_downloads_as_an_attachment(stage: Stage) -> None:
+    pdf = pdf_bytes()
+    record = stage.upload(pdf, profile="document", filename="Résumé.pdf",
+                          content_type="application/pdf")
+    assert stage.process(record) == "accepted"
+    ready = stage.reread(record)
+    assert stage.keys("uploads-public") == []
+    assert stage.keys("uploads-private") == [ready.stored_key]
+    stored = stage.aws.s3.get_object(Bucket="uploads-private", Key=ready.stored_key or "")
+    assert stored["ContentType"] == "application/pdf"
+    assert stored["ContentDisposition"].startswith("attachment;")
+    link = urlparse(stage.uploads.download_url("alice", record.id))
+    query = parse_qs(link.query)
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    assert int(query["X-Amz-Expires"][0]) == 300
+    assert query["response-content-disposition"][0].startswith("attachment;")
+
+
+def test_html_declared_as_png_is_rejected_and_quarantined(stage: Stage) -> None:
+    record = stage.upload(HTML_AS_PNG)
+    assert stage.process(record) == "rejected"
+    rejected = stage.reread(record)
+    assert rejected.status == "rejected"
+    assert rejected.reason_code == "type_mismatch"
+    assert rejected.content_type == "text/html"
+    assert stage.keys("uploads-public") == []
+    assert stage.keys(INCOMING, "incoming/") == []
+    (quarantined,) = stage.keys(INCOMING, f"quarantine/{record.id}/")
+    head = stage.aws.s3.head_object(Bucket=INCOMING, Key=quarantined)
+    assert head["Metadata"]["reason"] == "type_mismatch"
+
+
+@pytest.mark.parametrize(
+    ("data", "declared", "code"),
+    [
+        (png_bytes(), len(png_bytes()) + 1, "size_mismatch"),
+        (png_bytes() + b"\0" * 6 * 1024 * 1024, 100, "too_large"),
+        (b"", 10, "empty"),
+    ],
+    ids=["smaller_than_declared", "over_the_profile_limit", "empty"],
+)
+def test_sizes_the_store_did_not_enforce_are_rejected(
+    stage: Stage, data: bytes, declared: int | None, code: str
+) -> None:
+    record = stage.upload(data, declared_size=declared)
+    assert stage.process(record) == "rejected"
+    assert stage.reread(record).reason_code == code
+
+
+def test_an_object_without_its_upload_id_metadata_is_rejected(stage: Stage) -> None:
+    record = stage.upload(png_bytes(), metadata={})
+    assert stage.process(record) == "rejected"
+    assert stage.reread(record).reason_code == "unexpected_object"
+
+
+def test_an_object_stored_after_the_permission_expired_is_rejected(
+    stage: Stage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_now = clock.now
+    monkeypatch.setattr(clock, "now", lambda: real_now() - timedelta(hours=1))
+    record = stage.uploads.create("alice", "avatar", "me.png", "image/png",
+                                  len(png_bytes())).record
+    monkeypatch.setattr(clock, "now", real_now)
+    stage.store(record, png_bytes())
+    assert stage.process(record) == "rejected"
+    assert stage.reread(record).reason_code == "expired"
+
+
+def test_an_object_stored_in_time_but_announced_late_is_still_judged(stage: Stage) -> None:
+    record = stage.upload(png_bytes())
+    lapsed = stage.uploads.records.transition(stage.reread(record), "expired",
+                                              allowed_from=("pending",))
+    assert lapsed is not None
+    assert stage.process(record) == "accepted"
+
+
+def test_a_duplicate_event_changes_nothing(stage: Stage) -> None:
+    record = stage.upload(png_bytes())
+    assert stage.process(record) == "accepted"
+    ready = stage.reread(record)
+    assert stage.process(record) == "gone"
+    assert stage.reread(record) == ready
+    assert stage.keys("uploads-public") == [ready.stored_key]
+
+
+def test_an_event_for_an_object_already_deleted_is_not_an_error(stage: Stage) -> None:
+    record = stage.upload(png_bytes())
+    stage.aws.s3.delete_object(Bucket=INCOMING, Key=record.incoming_key)
+    assert stage.process(record) == "gone"
+    assert stage.reread(record).status == "pending"
+
+
+def test_a_crash_before_the_verdict_is_recorded_is_repaired_by_the_retry(
+    stage: Stage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = stage.upload(png_bytes())
+    real = stage.validator.records.transition
+    calls = {"n": 0}
+
+    def fail_when_settling(rec: UploadRecord, to: str, **kw: Any) -> UploadRecord | None:
+        if to == "ready" and calls["n"] == 0:
+            calls["n"] += 1
+            raise StorageError("table unavailable")
+        return real(rec, to, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(stage.validator.records, "transition", fail_when_settling)
+    with pytest.raises(StorageError):
+        stage.process(record)
+    assert stage.reread(record).status == "processing"
+    assert stage.process(record) == "accepted"
+    assert stage.reread(record).status == "ready"
+    assert len(stage.keys("uploads-public")) == 1
+
+
+def test_a_crash_after_the_verdict_leaves_cleanup_to_the_retry(
+    stage: Stage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = stage.upload(png_bytes())
+    real_delete = Storage.delete
+
+    def fail_once(self: Storage, bucket: str, key: str) -> None:
+        monkeypatch.setattr(Storage, "delete", real_delete)
+        raise StorageError("network down")
+
+    monkeypatch.setattr(Storage, "delete", fail_once)
+    with pytest.raises(StorageError):
+        stage.process(record)
+    assert stage.reread(record).status == "ready"
+    assert stage.process(record) == "duplicate"
+    assert stage.keys(INCOMING, "incoming/") == []
+
+
+def test_an_object_with_no_upload_is_quarantined(stage: Stage) -> None:
+    stage.aws.s3.put_object(Bucket=INCOMING, Key="incoming/../../etc", Body=b"x")
+    assert stage.validator.process(ObjectRef(INCOMING, "incoming/../../etc")) == "quarantined"
+    assert stage.keys(INCOMING, "incoming/") == []
+    assert len(stage.keys(INCOMING, "quarantine/unknown/")) == 1
+
+
+def test_a_second_post_to_a_finished_upload_never_replaces_it(stage: Stage) -> None:
+    png = png_bytes()
+    record = stage.upload(png)
+    stage.process(record)
+    ready = stage.reread(record)
+    stage.store(record, HTML_AS_PNG)
+    assert stage.process(record) == "quarantined"
+    assert stage.reread(record) == ready
+    body = stage.aws.s3.get_object(Bucket="uploads-public", Key=ready.stored_key or "")["Body"]
+    assert body.read() == png
+
+
+def test_an_object_for_a_deleted_upload_is_discarded(stage: Stage) -> None:
+    record = stage.upload(png_bytes())
+    stage.aws.s3.copy_object(Bucket=INCOMING, Key=record.incoming_key + "-copy",
+                             CopySource={"Bucket": INCOMING, "Key": record.incoming_key})
+    stage.uploads.delete("alice", record.id)
+    stage.aws.s3.copy_object(Bucket=INCOMING, Key=record.incoming_key,
+                             CopySource={"Bucket": INCOMING, "Key": record.incoming_key + "-copy"})
+    assert stage.process(record) == "discarded"
+    assert stage.keys(INCOMING, record.incoming_key) == [record.incoming_key + "-copy"]
+
+
+def test_an_object_replaced_while_being_checked_is_retried_not_judged(
+    stage: Stage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = stage.upload(png_bytes())
+    real_read = Storage.read_range
+
+    def replaced_first(self: Storage, obj: Any, start: int, length: int) -> bytes:
+        stage.store(record, HTML_AS_PNG)
+        monkeypatch.setattr(Storage, "read_range", real_read)
+        return real_read(self, obj, start, length)
+
+    monkeypatch.setattr(Storage, "read_range", replaced_first)
+    with pytest.raises(ObjectChanged):
+        stage.process(record)
+    assert stage.keys("uploads-public") == []
+    # The retry judges what is stored now.
+    assert stage.process(record) == "rejected"
+    assert stage.reread(record).reason_code == "size_mismatch"
+
+
+def test_a_deletion_during_processing_removes_the_promoted_copy(
+    stage: Stage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = stage.upload(png_bytes())
+    real_copy = Storage.copy
+
+    def delete_meanwhile(self: Storage, *args: Any, **kwargs: Any) -> None:
+        real_copy(self, *args, **kwargs)
+        current = stage.reread(record)
+        stage.uploads.records.transition(current, "deleted", allowed_from=(current.status,))
+
+    monkeypatch.setattr(Storage, "copy", delete_meanwhile)
+    assert stage.process(record) == "superseded"
+    assert stage.keys("uploads-public") == []
+
+
+def test_records_show_every_state(stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
+    def status(record: UploadRecord) -> str:
+        return stage.uploads.get("alice", record.id).status
+
+    pending = stage.uploads.create("alice", "avatar", "a.png", "image/png", 10).record
+    assert status(pending) == "pending"
+    processing = stage.uploads.records.transition(pending, "processing",
+                                                  allowed_from=("pending",))
+    assert processing is not None
+    assert status(processing) == "processing"
+    ready = stage.upload(png_bytes())
+    stage.process(ready)
+    assert status(ready) == "ready"
+    rejected = stage.upload(HTML_AS_PNG)
+    stage.process(rejected)
+    assert status(rejected) == "rejected"
+    lapsed = stage.uploads.create("alice", "avatar", "b.png", "image/png", 10).record
+    real_now = clock.now
+    monkeypatch.setattr(clock, "now", lambda: real_now() + timedelta(minutes=10))
+    assert status(lapsed) == "expired"
+    assert status(processing) == "processing"  # only pending uploads lapse
+
+
+def test_judge_checks_the_extension_against_the_detected_type() -> None:
+    avatar = load_profiles().get("avatar")
+    png = png_bytes()
+    verdict = judge(avatar, Declared("me.gif", "image/png", len(png)), png, len(png))
+    assert not verdict.accepted
+    assert verdict.reason is not None
+    assert verdict.reason.code == "extension_mismatch"
+
+
+def test_csv_detected_as_plain_text_is_served_as_csv() -> None:
+    document = load_profiles().get("document")
+    data = b"name,amount\nalice,3\nbob,4\n"
+    verdict = judge(document, Declared("t.csv", "text/csv", len(data)), data, len(data))
+    assert verdict.accepted
+    assert verdict.content_type == "text/csv"
