@@ -18,7 +18,6 @@ from lambdas.validator.process import Validator
 from tests.samples import SECRET
 
 
-
 @pytest.fixture(autouse=True)
 def scrubbed_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the developer's BROKER_* or AWS_* settings, or real credentials."""

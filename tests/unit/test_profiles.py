@@ -76,7 +76,7 @@ def test_a_broken_profiles_file_is_refused_with_its_fault(text: str, fault: str)
 
 
 def test_a_missing_profiles_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ProfileError, match="nope.toml"):
+    with pytest.raises(ProfileError, match=r"nope\.toml"):
         load_profiles(tmp_path / "nope.toml")
 
 

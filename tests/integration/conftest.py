@@ -1,0 +1,65 @@
+"""The whole product on loopback: emulator server, validator worker, broker over HTTP."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+
+from broker.local import LocalStack
+from broker.settings import Settings
+from broker.web import create_app
+from tests.samples import SECRET
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class RequestLog:
+    """The size of every request body the broker received."""
+
+    sizes: list[int] = field(default_factory=list)
+
+    def wrap(self, wsgi_app: Any) -> Any:
+        def recording(environ: dict[str, Any], start_response: Any) -> Any:
+            self.sizes.append(int(environ.get("CONTENT_LENGTH") or 0))
+            return wsgi_app(environ, start_response)
+        return recording
+
+
+@dataclass
+class Running:
+    url: str
+    settings: Settings
+    stack: LocalStack
+    requests: RequestLog
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[Running]:
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    stack = LocalStack(emulator_port=free_port(), broker_origin=origin,
+                       overrides={"jwt_secret": SECRET})
+    settings = stack.start()
+    app = create_app(settings.model_dump(), clients=stack.clients)
+    log = RequestLog()
+    app.wsgi_app = log.wrap(app.wsgi_app)  # type: ignore[method-assign]
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Running(origin, settings, stack, log)
+    finally:
+        server.shutdown()
+        stack.stop()

@@ -1,0 +1,142 @@
+"""Uploads over real HTTP, the multipart POST sent exactly as a browser sends it."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+import requests
+
+from tests.integration.conftest import Running
+from tests.samples import HTML_AS_PNG, auth, pdf_bytes, png_bytes
+
+pytestmark = pytest.mark.integration
+MIB = 1024 * 1024
+
+
+def ask(running: Running, user: str, **body: Any) -> requests.Response:
+    return requests.post(f"{running.url}/v1/uploads", json=body, headers=auth(user), timeout=10)
+
+
+def post_to_storage(upload: dict[str, Any], filename: str, data: bytes,
+                    content_type: str) -> requests.Response:
+    # requests writes `data` fields before `files`: the policy fields first, the file last.
+    return requests.post(upload["url"], data=upload["fields"],
+                         files={"file": (filename, data, content_type)}, timeout=30)
+
+
+def settle(running: Running, user: str, upload_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        record: dict[str, Any] = requests.get(
+            f"{running.url}/v1/uploads/{upload_id}", headers=auth(user), timeout=10).json()
+        if record["status"] not in ("pending", "processing"):
+            return record
+        time.sleep(0.1)
+    raise AssertionError(f"upload {upload_id} never settled: {record}")
+
+
+def upload(running: Running, user: str, profile: str, filename: str, content_type: str,
+           data: bytes, declared_size: int | None = None) -> dict[str, Any]:
+    created = ask(running, user, profile=profile, filename=filename, content_type=content_type,
+                  size=len(data) if declared_size is None else declared_size)
+    assert created.status_code == 201, created.text
+    stored = post_to_storage(created.json()["upload"], filename, data, content_type)
+    assert stored.status_code == 201, stored.text
+    return settle(running, user, created.json()["id"])
+
+
+def test_a_public_avatar_is_served_byte_for_byte(running: Running) -> None:
+    png = png_bytes(64, 48)
+    record = upload(running, "alice", "avatar", "me.png", "image/png", png)
+    assert record["status"] == "ready"
+    assert record["content_type"] == "image/png"
+    served = requests.get(record["url"], timeout=10)
+    assert served.status_code == 200
+    assert served.content == png
+    assert served.headers["Content-Type"] == "image/png"
+    redirect = requests.get(f"{running.url}/v1/uploads/{record['id']}/download",
+                            headers=auth("alice"), allow_redirects=False, timeout=10)
+    assert redirect.status_code == 302
+    assert redirect.headers["Location"] == record["url"]
+
+
+def test_a_private_document_downloads_only_for_its_owner(running: Running) -> None:
+    pdf = pdf_bytes()
+    record = upload(running, "alice", "document", "Quarterly report.pdf", "application/pdf",
+                    pdf)
+    assert record["status"] == "ready"
+    assert record["url"] is None
+    download = f"{running.url}/v1/uploads/{record['id']}/download"
+    hop = requests.get(download, headers=auth("alice"), allow_redirects=False, timeout=10)
+    assert hop.status_code == 302
+    fetched = requests.get(hop.headers["Location"], timeout=10)
+    assert fetched.status_code == 200
+    assert fetched.content == pdf
+    assert fetched.headers["Content-Disposition"].startswith("attachment;")
+    assert "Quarterly report.pdf" in fetched.headers["Content-Disposition"]
+    for url in (download, f"{running.url}/v1/uploads/{record['id']}"):
+        refused = requests.get(url, headers=auth("bob"), allow_redirects=False, timeout=10)
+        assert refused.status_code == 404
+    private_key = hop.headers["Location"].split("?")[0]
+    assert requests.get(private_key, timeout=10).status_code == 403  # unsigned: refused
+
+
+def test_html_declared_as_png_is_rejected_with_type_mismatch(running: Running) -> None:
+    record = upload(running, "alice", "avatar", "x.png", "image/png", HTML_AS_PNG)
+    assert record["status"] == "rejected"
+    assert record["reason"]["code"] == "type_mismatch"
+    assert record["reason"]["message"]
+    assert record["url"] is None
+
+
+def test_a_50_mib_avatar_is_refused_before_any_upload(running: Running) -> None:
+    refused = ask(running, "alice", profile="avatar", filename="big.png",
+                  content_type="image/png", size=50 * MIB)
+    assert refused.status_code == 422
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert refused.json()["code"] == "too_large"
+
+
+def test_a_body_larger_than_declared_is_caught_by_the_validator(running: Running) -> None:
+    # The emulator stores what the policy forbids; the validator must not trust it.
+    png = png_bytes()
+    record = upload(running, "alice", "avatar", "me.png", "image/png", png + b"\0" * 4096,
+                    declared_size=len(png))
+    assert record["status"] == "rejected"
+    assert record["reason"]["code"] == "size_mismatch"
+
+
+def test_the_broker_never_receives_file_bytes(running: Running) -> None:
+    big = png_bytes(900, 900) + b"\0" * MIB
+    upload(running, "alice", "avatar", "big.png", "image/png", big)
+    assert max(running.requests.sizes) < 4096
+
+
+def test_a_redelivered_event_changes_nothing(running: Running) -> None:
+    record = upload(running, "alice", "avatar", "me.png", "image/png", png_bytes())
+    clients = running.stack.clients
+    assert clients is not None
+    incoming_key = f"incoming/{record['id']}"
+    event = {"Records": [{"eventName": "ObjectCreated:Post", "s3": {
+        "bucket": {"name": running.settings.incoming_bucket},
+        "object": {"key": incoming_key.replace("/", "%2F"), "size": record["size"]}}}]}
+    clients.sqs.send_message(QueueUrl=running.settings.queue_url or "",
+                             MessageBody=json.dumps(event))
+    time.sleep(2.5)
+    again = settle(running, "alice", record["id"])
+    assert again == record
+
+
+def test_listing_and_deleting(running: Running) -> None:
+    record = upload(running, "carol", "avatar", "c.png", "image/png", png_bytes())
+    listing = requests.get(f"{running.url}/v1/uploads", headers=auth("carol"), timeout=10)
+    assert [u["id"] for u in listing.json()["items"]] == [record["id"]]
+    gone = requests.delete(f"{running.url}/v1/uploads/{record['id']}", headers=auth("carol"),
+                           timeout=10)
+    assert gone.status_code == 204
+    assert requests.get(record["url"], timeout=10).status_code in (403, 404)
+    listing = requests.get(f"{running.url}/v1/uploads", headers=auth("carol"), timeout=10)
+    assert listing.json()["items"] == []

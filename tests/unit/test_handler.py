@@ -1,0 +1,119 @@
+"""The Lambda entry point and the worker share one batch path; one bad record fails alone."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from broker.clients import AwsClients
+from broker.settings import Settings
+from lambdas.validator import handler as lambda_handler
+from lambdas.validator.process import Validator
+from lambdas.validator.worker import poll_once
+from tests.samples import HTML_AS_PNG, load_event, png_bytes
+
+
+@pytest.fixture
+def handler(aws: AwsClients, settings: Settings, monkeypatch: pytest.MonkeyPatch
+            ) -> Iterator[Any]:
+    """The real Lambda handler, configured from the environment as on AWS."""
+    monkeypatch.setenv("BROKER_PUBLIC_BASE_URL", settings.public_base_url or "")
+    lambda_handler._validator.cache_clear()
+    yield lambda_handler.handler
+    lambda_handler._validator.cache_clear()
+
+
+def stored_upload(app: Flask, aws: AwsClients, data: bytes) -> str:
+    record = app.extensions["broker"].uploads.create(
+        "alice", "avatar", "me.png", "image/png", len(data)).record
+    aws.s3.put_object(Bucket="uploads-incoming", Key=record.incoming_key, Body=data,
+                      Metadata={"upload-id": record.id})
+    return str(record.id)
+
+
+def notification_for(upload_id: str) -> str:
+    event = load_event("s3_object_created.json")
+    event["Records"][0]["s3"]["object"]["key"] = f"incoming%2F{upload_id}"
+    return json.dumps(event)
+
+
+def sqs_event(*bodies: str) -> dict[str, Any]:
+    return {"Records": [
+        {"messageId": f"m{i}", "receiptHandle": f"r{i}", "body": body, "eventSource": "aws:sqs",
+         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:uploads-events"}
+        for i, body in enumerate(bodies)
+    ]}
+
+
+def status_of(app: Flask, upload_id: str) -> str:
+    return str(app.extensions["broker"].uploads.get("alice", upload_id).status)
+
+
+def test_a_batch_reports_only_its_bad_message_as_failed(app: Flask, aws: AwsClients,
+                                                        handler: Any) -> None:
+    good = stored_upload(app, aws, png_bytes())
+    spoofed = stored_upload(app, aws, HTML_AS_PNG)
+    test_event = json.dumps(load_event("s3_test_event.json"))
+    reply = handler(sqs_event(notification_for(good), "{broken", test_event,
+                              notification_for(spoofed)))
+    assert reply == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert status_of(app, good) == "ready"
+    assert status_of(app, spoofed) == "rejected"
+
+
+def test_a_storage_failure_fails_only_that_message(app: Flask, aws: AwsClients, handler: Any,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    upload_id = stored_upload(app, aws, png_bytes())
+    other = stored_upload(app, aws, png_bytes())
+    from broker.storage import Storage
+
+    real_head = Storage.head
+
+    def unavailable_for_first(self: Storage, bucket: str, key: str) -> Any:
+        if key.endswith(upload_id):
+            from broker.errors import StorageError
+            raise StorageError("503 Slow Down")
+        return real_head(self, bucket, key)
+
+    monkeypatch.setattr(Storage, "head", unavailable_for_first)
+    reply = handler(sqs_event(notification_for(upload_id), notification_for(other)))
+    assert reply == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
+    assert status_of(app, upload_id) == "pending"
+    assert status_of(app, other) == "ready"
+
+
+def test_a_direct_s3_event_is_processed(app: Flask, aws: AwsClients, handler: Any) -> None:
+    upload_id = stored_upload(app, aws, png_bytes())
+    reply = handler(json.loads(notification_for(upload_id)))
+    assert reply == {"outcomes": ["accepted"]}
+
+
+def test_the_worker_drains_the_queue_the_bucket_notifies(
+    app: Flask, aws: AwsClients, validator: Validator, queue_url: str
+) -> None:
+    upload_id = stored_upload(app, aws, png_bytes())
+    seen = 0
+    for _ in range(5):  # the first message is the s3:TestEvent
+        seen += poll_once(validator, aws.sqs, queue_url, wait_seconds=0)
+    assert seen >= 1
+    assert status_of(app, upload_id) == "ready"
+    attrs = aws.sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages",
+                                            "ApproximateNumberOfMessagesNotVisible"])
+    assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"
+    assert attrs["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+def test_the_worker_leaves_a_failed_message_for_a_retry(
+    aws: AwsClients, validator: Validator, queue_url: str
+) -> None:
+    aws.sqs.purge_queue(QueueUrl=queue_url)
+    aws.sqs.send_message(QueueUrl=queue_url, MessageBody="{broken")
+    assert poll_once(validator, aws.sqs, queue_url, wait_seconds=0) == 1
+    attrs = aws.sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+    assert attrs["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "1"
