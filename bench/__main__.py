@@ -1,0 +1,216 @@
+"""`make bench`: what the broker and the validator cost, measured side by side.
+
+1. Broker CPU per POST /v1/uploads against a bare Flask endpoint that only presigns,
+   both under gunicorn (one sync worker each) on loopback, requests interleaved.
+2. Validator wall time and peak memory per object for 1 MiB and 100 MiB objects
+   against the emulator, each in a fresh process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import socket
+import subprocess
+import sys
+import time
+import tracemalloc
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "bench-secret-" + "b" * 40
+ROUNDS, PER_ROUND, WARMUP = 5, 100, 30
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], ready_url: str):  # type: ignore[no-untyped-def]
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for(ready_url)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def worker_pid(master: int) -> int:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return int(children[0])
+
+
+def bench_env(endpoint: str) -> dict[str, str]:
+    return os.environ | {
+        "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1", "BROKER_ENDPOINT_URL": endpoint,
+        "BROKER_JWT_SECRET": SECRET, "BROKER_PROFILES_FILE": str(ROOT / "bench/profiles.toml"),
+    }
+
+
+def provision_emulator(endpoint: str) -> None:
+    from broker.clients import make_clients
+    from broker.provision import provision
+    from broker.settings import load_settings
+
+    os.environ.update(bench_env(endpoint))
+    settings = load_settings()
+    provision(make_clients(settings), settings, "uploads-events", ["http://127.0.0.1"])
+
+
+def bench_presign(endpoint: str) -> dict[str, float]:
+    from broker.auth import issue_token
+
+    env = bench_env(endpoint)
+    ports = {"broker": free_port(), "bare": free_port()}
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    apps = {"broker": "bench.apps:broker_app()", "bare": "bench.apps:bare_app()"}
+    token = issue_token(SECRET.encode(), "bench-user", 3600)
+    session = requests.Session()
+    calls = {
+        "broker": lambda: session.post(
+            f"http://127.0.0.1:{ports['broker']}/v1/uploads",
+            json={"profile": "bench", "filename": "a.png", "content_type": "image/png",
+                  "size": 1000}, headers={"Authorization": f"Bearer {token}"}, timeout=10),
+        "bare": lambda: session.post(f"http://127.0.0.1:{ports['bare']}/presign", timeout=10),
+    }
+    with process([gunicorn, "-w", "1", "-b", f"127.0.0.1:{ports['broker']}", apps["broker"]],
+                 env, f"http://127.0.0.1:{ports['broker']}/healthz") as broker, \
+         process([gunicorn, "-w", "1", "-b", f"127.0.0.1:{ports['bare']}", apps["bare"]],
+                 env, f"http://127.0.0.1:{ports['bare']}/") as bare:
+        pids = {"broker": worker_pid(broker.pid), "bare": worker_pid(bare.pid)}
+        for name, call in calls.items():
+            for _ in range(WARMUP):
+                assert call().status_code in (200, 201), name
+        spent = dict.fromkeys(calls, 0.0)
+        for _ in range(ROUNDS):  # interleaved, so machine noise hits both alike
+            for name, call in calls.items():
+                before = cpu_seconds(pids[name])
+                for _ in range(PER_ROUND):
+                    call()
+                spent[name] += cpu_seconds(pids[name]) - before
+    n = ROUNDS * PER_ROUND
+    return {name: spent[name] / n * 1000 for name in calls}
+
+
+def stage_object(size: int) -> str:
+    """Record an upload and store a PNG head padded to `size`, as a browser would."""
+    from PIL import Image
+
+    from broker.clients import make_clients
+    from broker.profiles import load_profiles
+    from broker.records import Records
+    from broker.settings import load_settings
+    from broker.storage import Storage
+    from broker.uploads import Uploads
+
+    settings = load_settings()
+    clients = make_clients(settings)
+    uploads = Uploads(settings, load_profiles(settings.profiles_file),
+                      Records(clients.dynamodb, settings.table), Storage(clients.s3), clients.s3)
+    record = uploads.create("bench", "bench", "big.png", "image/png", size).record
+    path = ROOT / "bench" / ".object.tmp"
+    try:
+        with open(path, "wb") as out:
+            Image.new("RGB", (8, 8)).save(out, "PNG")
+            out.truncate(size)  # a PNG head, then zeros: the size is what counts here
+        clients.s3.upload_file(str(path), settings.incoming_bucket, record.incoming_key,
+                               ExtraArgs={"Metadata": {"upload-id": record.id}})
+    finally:
+        path.unlink()
+    return record.incoming_key
+
+
+def validate_one(key: str) -> dict[str, float]:
+    """Run in a fresh process: only the validator's work is measured."""
+    from broker.clients import make_clients
+    from broker.settings import load_settings
+    from lambdas.validator.events import ObjectRef
+    from lambdas.validator.process import Validator
+
+    settings = load_settings()
+    validator = Validator.build(settings, make_clients(settings))
+    baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tracemalloc.start()
+    started = time.perf_counter()
+    outcome = validator.process(ObjectRef(settings.incoming_bucket, key))
+    elapsed = time.perf_counter() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline_rss
+    assert outcome == "accepted", outcome
+    return {"ms": elapsed * 1000, "py_peak_kib": peak / 1024, "rss_growth_kib": grown}
+
+
+def bench_validator(endpoint: str) -> dict[int, dict[str, float]]:
+    results = {}
+    for mib in (1, 100):
+        key = stage_object(mib * 1024 * 1024)
+        reply = subprocess.run([sys.executable, "-m", "bench", "--validate-one", key],
+                               cwd=ROOT, env=bench_env(endpoint), capture_output=True,
+                               text=True, check=True)
+        results[mib] = json.loads(reply.stdout.strip().splitlines()[-1])
+    return results
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--validate-one":
+        print(json.dumps(validate_one(sys.argv[2])))
+        return
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = bench_env(endpoint)
+    print(f"direct-upload broker benchmark, {datetime.now(UTC):%Y-%m-%d}, "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}")
+    with process([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                 env, endpoint):
+        provision_emulator(endpoint)
+        presign = bench_presign(endpoint)
+        print(f"\nPOST /v1/uploads, CPU per request in the gunicorn worker "
+              f"({ROUNDS * PER_ROUND} requests each, interleaved):")
+        print(f"  broker (auth, checks, record, presign): {presign['broker']:.3f} ms")
+        print(f"  bare Flask + generate_presigned_post:    {presign['bare']:.3f} ms")
+        ratio = presign["broker"] / presign["bare"]
+        print(f"  ratio broker / bare:                     {ratio:.2f}x")
+        validator = bench_validator(endpoint)
+        print("\nvalidator, one object each, fresh process, against the emulator:")
+        print(f"  {'size':>8} {'time':>10} {'Python peak':>12} {'RSS growth':>11}")
+        for mib, r in validator.items():
+            print(f"  {mib:>4} MiB {r['ms']:>8.1f} ms {r['py_peak_kib']:>8.0f} KiB "
+                  f"{r['rss_growth_kib']:>7.0f} KiB")
+        ratio = validator[100]["py_peak_kib"] / validator[1]["py_peak_kib"]
+        print(f"  Python peak memory 100 MiB / 1 MiB: {ratio:.2f}x (flat means ~1)")
+
+
+if __name__ == "__main__":
+    main()
