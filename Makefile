@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/broker run
+	$(BIN)/broker run $(RUN_ARGS)
 
 test: lint typecheck unit
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -27,6 +29,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from broker.local import LocalStack, ensure_local_secret
     from broker.web import create_app
 
+    for port, flag in ((args.port, "--port"), (args.emulator_port, "--emulator-port")):
+        if not _port_free(args.host, port):
+            raise ValueError(f"{args.host}:{port} is already in use; choose another with {flag}")
+    _stop_on_signals()
     origin = f"http://{args.host}:{args.port}"
     secret_file = load_settings(env="local").secret_file
     ensure_local_secret(secret_file)
@@ -43,12 +49,28 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"  Stop with Ctrl-C.\n",
             flush=True,
         )
-        server.serve_forever()
+        server.serve_forever()  # returns on Ctrl-C or SIGTERM
     except KeyboardInterrupt:
-        print("\nstopping…", flush=True)
+        pass  # interrupted while starting
     finally:
+        print("\nstopping the broker, the validator worker and the emulator…", flush=True)
         stack.stop()
     return 0
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((host, port)) != 0
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both stop the stack cleanly, even when started in the background."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def build_parser() -> argparse.ArgumentParser:
