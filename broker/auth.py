@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import jwt
 
@@ -22,8 +23,21 @@ def issue_token(secret: bytes, subject: str, ttl_seconds: int) -> str:
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Who a valid token speaks for, and until when."""
+
+    owner: str
+    expires_at: datetime
+
+
 def owner_from_token(secret: bytes, token: str) -> str:
     """The owner id a valid token names; NotAuthenticated says why otherwise."""
+    return verify_token(secret, token).owner
+
+
+def verify_token(secret: bytes, token: str) -> Identity:
+    """Check a token's signature, algorithm and expiry; NotAuthenticated says why not."""
     try:
         claims = jwt.decode(
             token,
@@ -39,7 +53,7 @@ def owner_from_token(secret: bytes, token: str) -> str:
     subject = claims["sub"]
     if not isinstance(subject, str) or not subject.strip():
         raise NotAuthenticated("The token names no user.", code="invalid_token")
-    return subject
+    return Identity(subject, datetime.fromtimestamp(int(claims["exp"]), UTC))
 
 
 def bearer_token(header: str | None) -> str:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import jwt
 from flask import Blueprint, Response, jsonify, redirect, request, url_for
 from pydantic import BaseModel
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from broker import clock
-from broker.auth import bearer_token, owner_from_token
+from broker.auth import bearer_token, verify_token
 from broker.errors import InvalidRequest, MalformedRequest, UnsupportedMediaType
 from broker.web.schemas import CreateUpload, render_upload
 from broker.web.services import services
@@ -90,11 +88,11 @@ def list_profiles() -> Response:
 def create_session() -> tuple[Response, int]:
     """Trade a bearer token for an HttpOnly cookie, for same-origin pages and Uppy."""
     token = bearer_token(request.headers.get("Authorization"))
-    owner = owner_from_token(services().secret, token)
-    expires = _token_expiry(token)
-    response = jsonify({"owner": owner, "expires_at": clock.isoformat(expires)})
+    identity = verify_token(services().secret, token)
+    response = jsonify({"owner": identity.owner,
+                        "expires_at": clock.isoformat(identity.expires_at)})
     response.set_cookie(
-        SESSION_COOKIE, token, expires=expires, httponly=True, samesite="Lax",
+        SESSION_COOKIE, token, expires=identity.expires_at, httponly=True, samesite="Lax",
         secure=services().settings.env != "local", path="/",
     )
     return response, 201
@@ -105,11 +103,6 @@ def delete_session() -> Response:
     response = Response(status=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
-
-
-def _token_expiry(token: str) -> datetime:
-    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    return datetime.fromtimestamp(int(claims["exp"]), UTC)
 
 
 def _no_store(response: WerkzeugResponse) -> WerkzeugResponse:
