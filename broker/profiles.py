@@ -39,6 +39,20 @@ def parse_size(value: object) -> int:
 
 Size = Annotated[int, BeforeValidator(parse_size), Field(ge=0, le=MAX_PROFILE_SIZE)]
 
+# Never accepted, whatever a profile says: pages, scripts, programs, installers.
+FORBIDDEN_TYPES = frozenset({
+    "text/html", "application/xhtml+xml", "text/javascript", "application/javascript",
+    "application/x-javascript", "application/ecmascript", "text/x-shellscript",
+    "text/x-script.python", "text/x-perl", "text/x-php", "application/x-httpd-php",
+    "text/x-msdos-batch", "application/vnd.microsoft.portable-executable",
+    "application/x-dosexec", "application/x-msdownload", "application/x-executable",
+    "application/x-sharedlib", "application/x-pie-executable", "application/x-mach-binary",
+    "application/x-elf", "application/x-java-applet", "application/java-archive",
+    "application/x-java-archive", "application/x-ms-shortcut", "application/x-msi",
+    "application/x-ms-installer", "application/vnd.debian.binary-package",
+    "application/x-rpm", "application/x-apple-diskimage", "application/vnd.ms-cab-compressed",
+})
+
 
 def normalize_type(content_type: str) -> str:
     """'Image/PNG; charset=x' -> 'image/png': parameters never decide a type."""
@@ -62,12 +76,22 @@ class Profile(BaseModel):
     max_size: Size
     min_size: Size = 1
     types: dict[str, tuple[str, ...]]
+    # Images: decoded pixels (per frame) and frames of an animation.
+    max_pixels: int = Field(default=40_000_000, gt=0)
+    max_frames: int = Field(default=100, gt=0)
+    # CSV cells a spreadsheet would run as formulas: refuse the file, or prefix them with '.
+    csv_formulas: Literal["reject", "neutralize"] = "reject"
+    # SVG can run script; a public profile serves it only when it opts in to sanitizing.
+    sanitize_svg: bool = False
 
     @field_validator("types")
     @classmethod
     def _normalize_types(cls, types: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
         if not types:
             raise ValueError("a profile must accept at least one type")
+        forbidden = sorted(normalize_type(t) for t in types if normalize_type(t) in FORBIDDEN_TYPES)
+        if forbidden:
+            raise ValueError(f"{', '.join(forbidden)} can never be accepted")
         return {
             normalize_type(mime): tuple(ext.lower().lstrip(".") for ext in exts)
             for mime, exts in types.items()

@@ -36,6 +36,18 @@ REASONS: Final[dict[str, str]] = {
     "extension_mismatch": "The file name's extension does not match the file's content.",
     "unexpected_object": "The stored object does not belong to a pending upload.",
     "expired": "The upload arrived after its upload permission expired.",
+    "forbidden_type": "Programs, scripts, web pages and installers are never accepted.",
+    "malformed": "The file is damaged or not a valid file of its type.",
+    "polyglot": "The file hides other content inside or after itself.",
+    "decompression_bomb": "The file expands to far more data than it appears to hold.",
+    "too_many_frames": "The animation has more frames than this profile allows.",
+    "active_content": "The file contains scripts, macros or actions that could run.",
+    "encrypted": "Encrypted or password-protected files cannot be checked or accepted.",
+    "invalid_text": "Text files must be UTF-8 encoded and contain no NUL bytes.",
+    "formula_injection": "Spreadsheet cells that start with =, +, -, @, tab or CR are not "
+                         "accepted here.",
+    "malware": "The file contains malware.",
+    "too_large_to_scan": "The file is too large for the malware scanner.",
 }
 
 

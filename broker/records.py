@@ -57,6 +57,8 @@ class UploadRecord:
     stored_key: str | None = None
     reason_code: str | None = None
     reason_message: str | None = None
+    reason_detail: str | None = None  # for operators: the signature name, the part at fault
+    sha256: str | None = None
 
     @property
     def reason(self) -> Reason | None:

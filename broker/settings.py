@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     download_ttl: int = Field(default=300, gt=0, le=7 * 24 * 3600)
     profiles_file: Path | None = None
 
+    # Malware scanning: "none", or "clamd" at unix:///path or tcp://host:port.
+    scanner: Literal["none", "clamd"] = "none"
+    clamd_address: str | None = None
+    clamd_timeout: float = Field(default=60.0, gt=0)
+    clamd_stream_max: int = Field(default=25 * 1024 * 1024, gt=0)
+
     @field_validator("incoming_prefix", "quarantine_prefix")
     @classmethod
     def _prefix_ends_with_slash(cls, value: str) -> str:

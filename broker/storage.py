@@ -6,7 +6,8 @@ A missing object is a value (None), not an exception; a changed object is
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import io
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,78 @@ class Delivery:
     content_type: str
     content_disposition: str
     cache_control: str
+
+
+class _ChunkReader(io.RawIOBase):
+    """A readable file over an iterator of chunks, for upload_fileobj."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = chunk
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+class _RangeReader(io.RawIOBase):
+    """Random access to an object: what parsers that seek (zip, PDF, images) need."""
+
+    def __init__(self, storage: Storage, obj: ObjectInfo) -> None:
+        self._storage = storage
+        self._obj = obj
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._obj.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._storage.read_range(self._obj, self._pos, len(buffer))
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One stored version, readable as a head, a seekable file or a stream of chunks."""
+
+    storage: Storage
+    info: ObjectInfo
+
+    @property
+    def size(self) -> int:
+        return self.info.size
+
+    def head(self, length: int) -> bytes:
+        return self.storage.read_range(self.info, 0, length)
+
+    def open(self) -> io.BufferedReader:
+        return self.storage.open(self.info)
+
+    def chunks(self) -> Iterator[bytes]:
+        return self.storage.iter_chunks(self.info)
 
 
 def _code(exc: ClientError) -> str:
@@ -88,6 +161,10 @@ class Storage:
             data: bytes = body.read()
         return data
 
+    def open(self, obj: ObjectInfo, buffer_size: int = 256 * 1024) -> io.BufferedReader:
+        """A seekable file over exactly this version, fetched by ranged GETs as it is read."""
+        return io.BufferedReader(_RangeReader(self, obj), buffer_size=buffer_size)
+
     def iter_chunks(self, obj: ObjectInfo, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
         """The object's bytes in bounded chunks, streamed: never all in memory."""
         body = self._get(obj)
@@ -125,6 +202,18 @@ class Storage:
             )
         except ClientError as exc:
             self._raise(exc, "COPY", obj.bucket, obj.key)
+
+    def upload(self, chunks: Iterable[bytes], bucket: str, key: str, delivery: Delivery,
+               metadata: dict[str, str]) -> None:
+        """Store a stream we produced (a rewritten file), in parts: never all in memory."""
+        try:
+            self.client.upload_fileobj(
+                io.BufferedReader(_ChunkReader(chunks)), bucket, key,
+                ExtraArgs={"ContentType": delivery.content_type,
+                           "ContentDisposition": delivery.content_disposition,
+                           "CacheControl": delivery.cache_control, "Metadata": metadata})
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"PUT s3://{bucket}/{key} failed: {exc}") from exc
 
     def delete(self, bucket: str, key: str) -> None:
         """Remove an object; one already gone is fine."""

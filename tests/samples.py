@@ -39,3 +39,25 @@ HTML_AS_PNG = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</scrip
 def load_event(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((EVENTS / name).read_text())
     return data
+
+
+class BytesSource:
+    """An object held in memory, readable the three ways the inspection reads storage."""
+
+    def __init__(self, data: bytes, chunk_size: int = 64 * 1024) -> None:
+        self.data = data
+        self.chunk_size = chunk_size
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def head(self, length: int) -> bytes:
+        return self.data[:length]
+
+    def open(self) -> io.BytesIO:
+        return io.BytesIO(self.data)
+
+    def chunks(self) -> list[bytes]:
+        step = self.chunk_size
+        return [self.data[i:i + step] for i in range(0, len(self.data), step)]

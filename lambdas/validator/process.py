@@ -17,12 +17,13 @@ from broker import clock
 from broker.clients import AwsClients
 from broker.errors import InvalidRequest
 from broker.filenames import content_disposition
-from broker.inspection import HEAD_BYTES, Declared, Verdict, judge
+from broker.inspection import Declared, Inspection, Verdict, inspect
+from broker.inspection.scanner import Scanner, make_scanner
 from broker.keys import delivered_key, quarantine_key, upload_id_from_key
 from broker.profiles import Profiles, load_profiles
 from broker.records import Records, UploadRecord
 from broker.settings import Settings
-from broker.storage import Delivery, ObjectInfo, Storage
+from broker.storage import Delivery, ObjectInfo, Storage, StoredObject
 from lambdas.validator.events import ObjectRef
 
 log = logging.getLogger(__name__)
@@ -47,15 +48,19 @@ class Validator:
     profiles: Profiles
     records: Records
     storage: Storage
+    scanner: Scanner
 
     @classmethod
-    def build(cls, settings: Settings, clients: AwsClients) -> Validator:
-        """Wire the validator to the deployment's clients and profiles."""
+    def build(cls, settings: Settings, clients: AwsClients,
+              scanner: Scanner | None = None) -> Validator:
+        """Wire the validator to the deployment's clients, profiles and scanner."""
         return cls(
             settings=settings,
             profiles=load_profiles(settings.profiles_file),
             records=Records(clients.dynamodb, settings.table),
             storage=Storage(clients.s3),
+            scanner=scanner or make_scanner(settings.scanner, settings.clamd_address,
+                                            settings.clamd_timeout, settings.clamd_stream_max),
         )
 
     def process(self, ref: ObjectRef) -> Outcome:
@@ -87,25 +92,27 @@ class Validator:
         )
         if claimed is None:
             return "superseded"  # another delivery settled it first
-        verdict = self._inspect(claimed, obj)
-        if verdict.accepted:
-            return self._promote(claimed, obj, verdict)
-        return self._reject(claimed, obj, verdict)
+        inspection = self._inspect(claimed, obj)
+        if inspection.verdict.accepted:
+            return self._promote(claimed, obj, inspection)
+        return self._reject(claimed, obj, inspection.verdict)
 
-    def _inspect(self, record: UploadRecord, obj: ObjectInfo) -> Verdict:
+    def _inspect(self, record: UploadRecord, obj: ObjectInfo) -> Inspection:
         if obj.metadata.get("upload-id") != record.id:
-            return Verdict.reject("unexpected_object", obj.size)
+            return Inspection(Verdict.reject("unexpected_object", obj.size))
         if obj.last_modified > clock.parse_iso(record.expires_at) + CLOCK_SKEW:
-            return Verdict.reject("expired", obj.size)  # a store that ignores policy expiry
+            # A store that ignores policy expiry took it late.
+            return Inspection(Verdict.reject("expired", obj.size))
         try:
             profile = self.profiles.get(record.profile)
         except InvalidRequest:
-            return Verdict.reject("unknown_profile", obj.size)
+            return Inspection(Verdict.reject("unknown_profile", obj.size))
         declared = Declared(record.filename, record.declared_type, record.declared_size)
-        head = self.storage.read_range(obj, 0, HEAD_BYTES)
-        return judge(profile, declared, head, obj.size)
+        return inspect(StoredObject(self.storage, obj), profile, declared, self.scanner)
 
-    def _promote(self, record: UploadRecord, obj: ObjectInfo, verdict: Verdict) -> Outcome:
+    def _promote(self, record: UploadRecord, obj: ObjectInfo, inspection: Inspection
+                 ) -> Outcome:
+        verdict = inspection.verdict
         assert verdict.content_type is not None
         public = record.visibility == "public"
         bucket = self.settings.public_bucket if public else self.settings.private_bucket
@@ -117,10 +124,17 @@ class Validator:
                 record.filename, "inline" if inline else "attachment"),
             cache_control=PUBLIC_CACHE if public else PRIVATE_CACHE,
         )
-        self.storage.copy(obj, bucket, key, delivery, {"upload-id": record.id})
+        metadata = {"upload-id": record.id}
+        if inspection.rewrite is not None:
+            # Served changed (neutralised CSV, sanitized SVG): written anew from the stream.
+            source = StoredObject(self.storage, obj).chunks()
+            self.storage.upload(inspection.rewrite(source), bucket, key, delivery, metadata)
+        else:
+            self.storage.copy(obj, bucket, key, delivery, metadata)
         settled = self.records.transition(
             record, "ready", allowed_from=("processing",), claimed_etag=obj.etag,
             content_type=verdict.content_type, size=verdict.size, stored_key=key,
+            sha256=verdict.sha256,
         )
         if settled is None:
             self._abandon_copy(record, obj, bucket, key)
@@ -139,10 +153,11 @@ class Validator:
             record, "rejected", allowed_from=("processing",), claimed_etag=obj.etag,
             content_type=verdict.content_type, size=verdict.size,
             reason_code=verdict.reason.code, reason_message=verdict.reason.message,
+            reason_detail=verdict.detail or None,
         )
         if settled is not None:
             self.storage.delete(obj.bucket, obj.key)
-        log.info("rejected %s: %s", record.id, verdict.reason.code)
+        log.info("rejected %s: %s %s", record.id, verdict.reason.code, verdict.detail)
         return "rejected" if settled else "superseded"
 
     def _abandon_copy(self, record: UploadRecord, obj: ObjectInfo, bucket: str,

@@ -13,14 +13,15 @@ from flask import Flask
 from broker import clock
 from broker.clients import AwsClients
 from broker.errors import StorageError
-from broker.inspection import Declared, judge
+from broker.inspection import Declared, Verdict, inspect
+from broker.inspection.scanner import NoScanner
 from broker.profiles import load_profiles
 from broker.records import UploadRecord
 from broker.storage import ObjectChanged, Storage
 from broker.uploads import Uploads
 from lambdas.validator.events import ObjectRef
 from lambdas.validator.process import Validator
-from tests.samples import HTML_AS_PNG, pdf_bytes, png_bytes
+from tests.samples import HTML_AS_PNG, BytesSource, pdf_bytes, png_bytes
 
 INCOMING = "uploads-incoming"
 
@@ -308,18 +309,20 @@ def test_records_show_every_state(stage: Stage, monkeypatch: pytest.MonkeyPatch)
     assert status(processing) == "processing"  # only pending uploads lapse
 
 
-def test_judge_checks_the_extension_against_the_detected_type() -> None:
-    avatar = load_profiles().get("avatar")
-    png = png_bytes()
-    verdict = judge(avatar, Declared("me.gif", "image/png", len(png)), png, len(png))
+def judge(profile_name: str, filename: str, content_type: str, data: bytes) -> Verdict:
+    profile = load_profiles().get(profile_name)
+    declared = Declared(filename, content_type, len(data))
+    return inspect(BytesSource(data), profile, declared, NoScanner()).verdict
+
+
+def test_the_extension_must_fit_the_detected_type() -> None:
+    verdict = judge("avatar", "me.gif", "image/png", png_bytes())
     assert not verdict.accepted
     assert verdict.reason is not None
     assert verdict.reason.code == "extension_mismatch"
 
 
 def test_csv_detected_as_plain_text_is_served_as_csv() -> None:
-    document = load_profiles().get("document")
-    data = b"name,amount\nalice,3\nbob,4\n"
-    verdict = judge(document, Declared("t.csv", "text/csv", len(data)), data, len(data))
+    verdict = judge("document", "t.csv", "text/csv", b"name,amount\nalice,3\nbob,4\n")
     assert verdict.accepted
     assert verdict.content_type == "text/csv"

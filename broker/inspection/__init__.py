@@ -1,0 +1,139 @@
+"""Judging a stored object: one entry point, `inspect`, and its verdict.
+
+Order: real size against declaration and profile; libmagic on the first
+64 KiB; detected type against the declaration, the profile and the file name's
+extension; a deep check for the detected type (images, SVG, PDF, Office Open
+XML, text and CSV); last, the malware scan, which also hashes the stream.
+Every step reads bounded pieces or streams: memory does not grow with the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from broker.inspection.images import PIL_FORMATS, check_image
+from broker.inspection.ooxml import OOXML_TYPES, check_ooxml
+from broker.inspection.pdf import check_pdf
+from broker.inspection.scanner import Scanner, ScannerUnavailable
+from broker.inspection.sniff import HEAD_BYTES, effective_type, sniff
+from broker.inspection.svg import check_svg, sanitized_svg
+from broker.inspection.text import neutralized_csv, scan_text
+from broker.inspection.verdict import Declared, Finding, Verdict
+from broker.profiles import FORBIDDEN_TYPES, Profile, normalize_type
+
+__all__ = ["HEAD_BYTES", "Declared", "Inspection", "ObjectSource", "ScannerUnavailable",
+           "Verdict", "inspect"]
+
+SVG = "image/svg+xml"
+# What an encrypted Office file looks like to libmagic: an OLE container, not a zip.
+_ENCRYPTED_OFFICE = frozenset({"application/x-ole-storage", "application/encrypted",
+                               "application/cdfv2-encrypted", "application/cdfv2"})
+
+Rewrite = Callable[[Iterable[bytes]], Iterator[bytes]]
+
+
+class ObjectSource(Protocol):
+    """Read access to one stored object, in the three shapes the checks need."""
+
+    @property
+    def size(self) -> int: ...
+
+    def head(self, length: int) -> bytes: ...
+
+    def open(self) -> BinaryIO: ...
+
+    def chunks(self) -> Iterable[bytes]: ...
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """A verdict, and for accepted files that must be served changed, how to change them."""
+
+    verdict: Verdict
+    rewrite: Rewrite | None = None
+
+
+def inspect(source: ObjectSource, profile: Profile, declared: Declared,
+            scanner: Scanner) -> Inspection:
+    """Judge the object. ScannerUnavailable means: no verdict yet, try again later."""
+    size = source.size
+    if problem := _size_problem(profile, declared, size):
+        return Inspection(Verdict.reject(problem, size))
+    declared_type = normalize_type(declared.content_type)
+    detected = effective_type(sniff(source.head(HEAD_BYTES)), declared_type)
+    if detected in _ENCRYPTED_OFFICE and declared_type in OOXML_TYPES:
+        return Inspection(Verdict.reject("encrypted", size, detected))
+    if detected != declared_type:
+        return Inspection(Verdict.reject("type_mismatch", size, detected))
+    if detected in FORBIDDEN_TYPES:
+        return Inspection(Verdict.reject("forbidden_type", size, detected))
+    if not profile.allows_type(detected):
+        return Inspection(Verdict.reject("type_not_allowed", size, detected))
+    if not profile.allows_extension(detected, declared.filename):
+        return Inspection(Verdict.reject("extension_mismatch", size, detected))
+    finding, rewrite = _deep_check(source, detected, profile)
+    if finding is not None:
+        return Inspection(Verdict.from_finding(finding, size, detected))
+    return Inspection(_scan(source, scanner, detected), rewrite)
+
+
+def _size_problem(profile: Profile, declared: Declared, size: int) -> str | None:
+    problem = profile.size_problem(size)
+    if problem in ("empty", "too_large"):
+        return problem
+    if size != declared.size:
+        return "size_mismatch"
+    return problem
+
+
+def _deep_check(source: ObjectSource, content_type: str, profile: Profile
+                ) -> tuple[Finding | None, Rewrite | None]:
+    if content_type in PIL_FORMATS:
+        with source.open() as fp:
+            return check_image(fp, source.size, content_type, profile.max_pixels,
+                               profile.max_frames), None
+    if content_type == SVG:
+        if profile.visibility == "public" and not profile.sanitize_svg:
+            return Finding("type_not_allowed", "public SVG needs sanitize_svg"), None
+        with source.open() as fp:
+            finding = check_svg(fp)
+        return finding, (sanitized_svg if profile.sanitize_svg else None)
+    if content_type == "application/pdf":
+        with source.open() as fp:
+            return check_pdf(fp, source.size), None
+    if content_type in OOXML_TYPES:
+        with source.open() as fp:
+            return check_ooxml(fp, content_type), None
+    if content_type in ("text/plain", "text/csv"):
+        report = scan_text(source.chunks(), is_csv=content_type == "text/csv")
+        if report.finding is not None:
+            return report.finding, None
+        if report.formula_rows and profile.csv_formulas == "reject":
+            return Finding("formula_injection",
+                           f"{report.formula_rows} rows with formula cells"), None
+        return None, (neutralized_csv if report.formula_rows else None)
+    return None, None
+
+
+def _scan(source: ObjectSource, scanner: Scanner, content_type: str) -> Verdict:
+    size = source.size
+    if scanner.stream_max is not None and size > scanner.stream_max:
+        return Verdict.reject("too_large_to_scan", size, content_type,
+                              f"{size} bytes; the scanner takes {scanner.stream_max}")
+    digest = hashlib.sha256()
+    seen = 0
+
+    def hashed() -> Iterator[bytes]:
+        nonlocal seen
+        for chunk in source.chunks():
+            digest.update(chunk)
+            seen += len(chunk)
+            yield chunk
+
+    result = scanner.scan(hashed())
+    if not result.clean:
+        return Verdict.reject("malware", size, content_type, result.signature or "")
+    return Verdict.accept(content_type, size, digest.hexdigest() if seen == size else None)

@@ -1,0 +1,199 @@
+"""Raster images: the container must end where its format says, and decode fully.
+
+A structure walk finds data appended after the end marker (image+ZIP, GIFAR,
+image+PHP polyglots) and markup hidden in metadata; then Pillow decodes every
+frame under a pixel budget, so truncated files and decompression bombs are caught.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import warnings
+from collections.abc import Callable
+from typing import BinaryIO
+
+from PIL import Image, ImageSequence
+
+from broker.inspection.verdict import Finding
+
+PIL_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF",
+               "image/webp": "WEBP"}
+# Markup or code where only pixels and metadata belong.
+_MARKUP = re.compile(rb"<\?php|<script|<html|<iframe|<svg|<!doctype|<\?=|<%", re.IGNORECASE)
+_METADATA_CAP = 1024 * 1024  # bytes of one metadata block read for the markup check
+_CHUNK = 64 * 1024
+
+
+def check_image(fp: BinaryIO, size: int, content_type: str, max_pixels: int,
+                max_frames: int) -> Finding | None:
+    """None when the image is sound; otherwise what is wrong with it."""
+    walk = _WALKERS[content_type]
+    try:
+        finding = walk(fp, size)
+    except (struct.error, EOFError, ValueError) as exc:
+        finding = Finding("malformed", f"broken {PIL_FORMATS[content_type]} structure: {exc}")
+    if finding is not None:
+        return finding
+    fp.seek(0)
+    return _decode(fp, content_type, max_pixels, max_frames)
+
+
+def _decode(fp: BinaryIO, content_type: str, max_pixels: int, max_frames: int
+            ) -> Finding | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(fp, formats=[PIL_FORMATS[content_type]]) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    return Finding("decompression_bomb",
+                                   f"{width}x{height} is over {max_pixels} pixels")
+                frames = getattr(image, "n_frames", 1)
+                if frames > max_frames:
+                    return Finding("too_many_frames", f"{frames} frames, at most {max_frames}")
+                for frame in ImageSequence.Iterator(image):
+                    frame.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return Finding("decompression_bomb", str(exc))
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        return Finding("malformed", f"the image does not decode: {exc}")
+    return None
+
+
+def _read(fp: BinaryIO, n: int) -> bytes:
+    data = fp.read(n)
+    if len(data) != n:
+        raise EOFError("the file ends early")
+    return data
+
+
+def _markup_in(data: bytes, where: str) -> Finding | None:
+    if _MARKUP.search(data):
+        return Finding("polyglot", f"markup or code in the {where}")
+    return None
+
+
+def _ends_at(position: int, size: int, marker: str) -> Finding | None:
+    if position < size:
+        return Finding("polyglot", f"{size - position} bytes after the {marker}")
+    return None
+
+
+def _walk_png(fp: BinaryIO, size: int) -> Finding | None:
+    if _read(fp, 8) != b"\x89PNG\r\n\x1a\n":
+        return Finding("malformed", "no PNG signature")
+    first = True
+    while True:
+        length, kind = struct.unpack(">I4s", _read(fp, 8))
+        if first and kind != b"IHDR":
+            return Finding("malformed", "the first PNG chunk is not IHDR")
+        first = False
+        if fp.tell() + length + 4 > size:
+            return Finding("malformed", f"PNG chunk {kind!r} runs past the end")
+        if kind in (b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"iCCP"):
+            data = _read(fp, min(length, _METADATA_CAP))
+            fp.seek(length - len(data) + 4, 1)
+            if found := _markup_in(data, f"PNG {kind.decode()} chunk"):
+                return found
+        else:
+            fp.seek(length + 4, 1)  # data and CRC
+        if kind == b"IEND":
+            return _ends_at(fp.tell(), size, "PNG IEND chunk")
+
+
+def _sub_blocks(fp: BinaryIO) -> bytes:
+    """GIF data sub-blocks, returned up to the metadata cap, skipped past it."""
+    kept = bytearray()
+    while block := _read(fp, 1)[0]:
+        data = _read(fp, block)
+        if len(kept) < _METADATA_CAP:
+            kept += data
+    return bytes(kept)
+
+
+def _walk_gif(fp: BinaryIO, size: int) -> Finding | None:
+    if _read(fp, 6) not in (b"GIF87a", b"GIF89a"):
+        return Finding("malformed", "no GIF signature")
+    flags = _read(fp, 7)[4]
+    if flags & 0x80:
+        fp.seek(3 * 2 ** ((flags & 7) + 1), 1)
+    while True:
+        introducer = _read(fp, 1)
+        if introducer == b";":
+            return _ends_at(fp.tell(), size, "GIF trailer")
+        if introducer == b"!":
+            label = _read(fp, 1)
+            data = _sub_blocks(fp)
+            # Comment, application and plain-text extensions can carry anything.
+            if label in (b"\xfe", b"\xff", b"\x01") and (
+                    found := _markup_in(data, "GIF extension")):
+                return found
+        elif introducer == b",":
+            flags = _read(fp, 9)[8]
+            if flags & 0x80:
+                fp.seek(3 * 2 ** ((flags & 7) + 1), 1)
+            _read(fp, 1)  # LZW minimum code size
+            _sub_blocks(fp)
+        else:
+            return Finding("malformed", f"unexpected GIF block {introducer!r}")
+
+
+def _walk_jpeg(fp: BinaryIO, size: int) -> Finding | None:
+    if _read(fp, 2) != b"\xff\xd8":
+        return Finding("malformed", "no JPEG start marker")
+    while True:
+        marker = _read(fp, 2)
+        while marker[1] == 0xFF:  # fill bytes before a marker
+            marker = marker[1:] + _read(fp, 1)
+        if marker[0] != 0xFF:
+            return Finding("malformed", "a JPEG segment does not start with a marker")
+        code = marker[1]
+        if code == 0xD9:
+            return _ends_at(fp.tell(), size, "JPEG end marker")
+        if 0xD0 <= code <= 0xD7 or code == 0x01:
+            continue  # markers without a length
+        (length,) = struct.unpack(">H", _read(fp, 2))
+        if length < 2 or fp.tell() + length - 2 > size:
+            return Finding("malformed", "a JPEG segment runs past the end")
+        if code == 0xFE or 0xE0 <= code <= 0xEF:  # comment and application segments
+            data = _read(fp, length - 2)
+            if found := _markup_in(data, "JPEG metadata"):
+                return found
+        else:
+            fp.seek(length - 2, 1)
+        if code == 0xDA:
+            _skip_entropy_coded(fp)
+
+
+def _skip_entropy_coded(fp: BinaryIO) -> None:
+    """Move to the next marker after scan data (0xFF followed by other than 0x00/RSTn)."""
+    while chunk := fp.read(_CHUNK):
+        start = 0
+        while (at := chunk.find(b"\xff", start)) != -1:
+            if at + 1 == len(chunk):
+                extra = fp.read(1)
+                if not extra:
+                    raise EOFError("scan data runs to the end")
+                chunk += extra
+            following = chunk[at + 1]
+            if following != 0x00 and not 0xD0 <= following <= 0xD7 and following != 0xFF:
+                fp.seek(at - len(chunk), 1)  # back to the marker
+                return
+            start = at + 1
+    raise EOFError("scan data runs to the end")
+
+
+def _walk_webp(fp: BinaryIO, size: int) -> Finding | None:
+    riff, length, form = struct.unpack("<4sI4s", _read(fp, 12))
+    if riff != b"RIFF" or form != b"WEBP":
+        return Finding("malformed", "no WebP RIFF header")
+    if length + 8 > size:
+        return Finding("malformed", "the WebP file is shorter than its header says")
+    return _ends_at(length + 8 + (length & 1), size, "WebP RIFF container")
+
+
+_WALKERS: dict[str, Callable[[BinaryIO, int], Finding | None]] = {
+    "image/png": _walk_png, "image/gif": _walk_gif, "image/jpeg": _walk_jpeg,
+    "image/webp": _walk_webp,
+}
