@@ -61,3 +61,45 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def validator(settings: Settings, aws: AwsClients) -> Validator:
     return Validator.build(settings, aws)
+
+
+# -- suites that need system packages ------------------------------------------------
+# Under CI=true they must run; elsewhere they may skip, and the summary says so loudly.
+IN_CI = os.environ.get("CI", "").lower() == "true"
+_SKIPPED_FOR_PACKAGES: dict[str, str] = {}
+
+
+def require_system(what: str, available: bool, install: str) -> None:
+    """Skip (or, in CI, fail) a test whose system package is missing."""
+    if available:
+        return
+    message = f"{what} is not installed ({install})"
+    if IN_CI:
+        pytest.fail(f"CI must run this suite: {message}")
+    _SKIPPED_FOR_PACKAGES[what] = install
+    pytest.skip(message)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _SKIPPED_FOR_PACKAGES:
+        return
+    write = terminalreporter.write_line
+    write("")
+    write("!" * 78, red=True, bold=True)
+    write("SKIPPED SUITES: these tests did not run because system packages are missing.",
+          red=True, bold=True)
+    for what, install in _SKIPPED_FOR_PACKAGES.items():
+        write(f"  - {what}: {install}", red=True)
+    write("CI (CI=true) installs them and runs everything: make test CI=true (as root).",
+          red=True)
+    write("!" * 78, red=True, bold=True)
+
+
+@pytest.fixture(scope="session")
+def clamd_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real clamd with the test signature database."""
+    from tests.clamd_server import clamd_installed, running_clamd
+
+    require_system("clamd", clamd_installed(), "apt-get install clamav clamav-daemon")
+    with running_clamd(tmp_path_factory.mktemp("clamd")) as address:
+        yield address

