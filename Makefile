@@ -10,16 +10,19 @@ PIP_QUIET := --quiet --disable-pip-version-check
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
-	./scripts/system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(PIP_QUIET) --upgrade pip
 	$(BIN)/python -m pip install $(PIP_QUIET) -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: system-deps $(STAMP)
 	$(BIN)/broker run $(RUN_ARGS)
 
-test: lint typecheck unit
+test: system-deps lint typecheck unit
+
+# System packages (libmagic; under CI=true also ClamAV for the scanner suite).
+system-deps:
+	./scripts/system-deps.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check broker lambdas tests bench

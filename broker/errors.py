@@ -8,6 +8,7 @@ BrokerError
  ├── Conflict            the upload is not in a state that allows this (409)
  ├── UnsupportedMediaType  the body is not JSON (415)
  ├── InvalidRequest      the request breaks a rule a client can fix (422, with a reason code)
+ ├── TooManyRequests     over a per-user limit; retry after `retry_after` seconds (429)
  └── StorageError        an outside service failed in a way we cannot fix here (503)
 """
 
@@ -31,6 +32,7 @@ class BrokerError(Exception):
         if code is not None:
             self.code = code
         self.extra = extra
+        self.headers: dict[str, str] = {}
 
 
 class InvalidRequest(BrokerError):
@@ -82,3 +84,13 @@ class UnsupportedMediaType(BrokerError):
     status = 415
     code = "unsupported_media_type"
     title = "Unsupported media type"
+
+
+class TooManyRequests(BrokerError):
+    status = 429
+    code = "too_many_requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(detail, code=code, retry_after=retry_after)
+        self.headers["Retry-After"] = str(max(1, retry_after))

@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from broker.clients import AwsClients
-from broker.records import OWNER_INDEX
+from broker.records import OWNER_INDEX, PENDING_INDEX
 from broker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,8 @@ def ensure_table(clients: AwsClients, table: str) -> None:
             {"AttributeName": "id", "AttributeType": "S"},
             {"AttributeName": "listed_owner", "AttributeType": "S"},
             {"AttributeName": "created_key", "AttributeType": "S"},
+            {"AttributeName": "pending_owner", "AttributeType": "S"},
+            {"AttributeName": "expires_at", "AttributeType": "S"},
         ],
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[{
@@ -132,6 +134,11 @@ def ensure_table(clients: AwsClients, table: str) -> None:
             "KeySchema": [{"AttributeName": "listed_owner", "KeyType": "HASH"},
                           {"AttributeName": "created_key", "KeyType": "RANGE"}],
             "Projection": {"ProjectionType": "ALL"},
+        }, {
+            "IndexName": PENDING_INDEX,
+            "KeySchema": [{"AttributeName": "pending_owner", "KeyType": "HASH"},
+                          {"AttributeName": "expires_at", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
         }],
     )
     db.get_waiter("table_exists").wait(TableName=table)

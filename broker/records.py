@@ -6,7 +6,8 @@
 
     any ──▶ deleted   (a tombstone: gone from reads and listings)
 
-Listings use a sparse index on `listed_owner`, removed from deleted records.
+Listings use a sparse index on `listed_owner`, removed from deleted records; the
+pending cap counts a sparse index on `pending_owner`, present only while pending.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 Status = Literal["pending", "processing", "ready", "rejected", "expired", "deleted"]
 OWNER_INDEX = "by_owner"
+PENDING_INDEX = "pending_by_owner"
 MAX_PAGE = 100
 
 _serialize = TypeSerializer().serialize
@@ -71,6 +73,8 @@ class UploadRecord:
         if self.status != "deleted":
             item["listed_owner"] = _serialize(self.owner)
             item["created_key"] = _serialize(f"{self.created_at}#{self.id}")
+        if self.status == "pending":
+            item["pending_owner"] = _serialize(self.owner)
         return item
 
     @classmethod
@@ -139,6 +143,26 @@ class Records:
         records = [UploadRecord.from_item(item) for item in reply.get("Items", [])]
         last = reply.get("LastEvaluatedKey")
         return records, (_encode_cursor(last) if last else None)
+
+    def live_pending(self, owner: str, now: str, enough: int) -> list[str]:
+        """Expiry times of the owner's pending uploads still open at `now`, soonest
+        first; stops counting at `enough`."""
+        query: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": PENDING_INDEX,
+            "KeyConditionExpression": "pending_owner = :owner AND expires_at > :now",
+            "ExpressionAttributeValues": {":owner": _serialize(owner), ":now": _serialize(now)},
+            "ProjectionExpression": "expires_at",
+            "Limit": enough,
+        }
+        expiries: list[str] = []
+        while len(expiries) < enough:
+            reply = self._call("query", **query)
+            expiries += [str(_deserialize(i["expires_at"])) for i in reply.get("Items", [])]
+            if "LastEvaluatedKey" not in reply:
+                break
+            query["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+        return expiries[:enough]
 
     def transition(
         self,

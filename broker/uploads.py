@@ -6,11 +6,11 @@ The web layer authenticates, parses and renders; this module decides.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from broker import clock
-from broker.errors import Conflict, InvalidRequest, NotFound
+from broker.errors import Conflict, InvalidRequest, NotFound, TooManyRequests
 from broker.filenames import clean_filename, content_disposition
 from broker.keys import incoming_key, is_upload_id
 from broker.presign import PresignedPost, presign_post
@@ -55,9 +55,10 @@ class Uploads:
                                  "The file name is empty once unsafe characters are removed.")
         content_type = normalize_type(content_type)
         profile.check_declared(clean, content_type, size)
+        created = clock.now()
+        self._check_pending_cap(owner, created)
 
         upload_id = clock.new_upload_id()
-        created = clock.now()
         expires = created + timedelta(seconds=self.settings.presign_ttl)
         key = incoming_key(self.settings.incoming_prefix, upload_id)
         record = UploadRecord(
@@ -73,6 +74,16 @@ class Uploads:
             ttl=self.settings.presign_ttl,
         )
         return NewUpload(record, post)
+
+    def _check_pending_cap(self, owner: str, now: datetime) -> None:
+        """Refuse a new upload while the owner has too many still waiting for their file."""
+        cap = self.settings.max_pending_uploads
+        pending = self.records.live_pending(owner, clock.isoformat(now), cap)
+        if len(pending) >= cap:
+            wait = clock.parse_iso(pending[0]) - now
+            raise TooManyRequests(
+                f"You have {cap} uploads waiting for their file; finish or let them expire.",
+                code="too_many_pending", retry_after=int(wait.total_seconds()) + 1)
 
     def get(self, owner: str, upload_id: str) -> UploadRecord:
         """The owner's upload; anyone else's, or none, is NotFound alike."""

@@ -23,6 +23,7 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> Re
 
 def _broker_error(exc: BrokerError) -> Response:
     response = problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+    response.headers.update(exc.headers)
     if isinstance(exc, StorageError):
         log.error("storage failure: %s", exc, exc_info=exc.__cause__)
         response.headers["Retry-After"] = "5"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from broker.auth import bearer_token, owner_from_token
 from broker.errors import Forbidden, NotAuthenticated
@@ -14,6 +14,13 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 def current_owner() -> str:
     """The authenticated owner id; NotAuthenticated says what is missing."""
+    if "owner" not in g:  # once per request: the rate limiter asks first
+        g.owner = _authenticate()
+    owner: str = g.owner
+    return owner
+
+
+def _authenticate() -> str:
     header = request.headers.get("Authorization")
     if header is not None:
         token = bearer_token(header)
