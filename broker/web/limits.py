@@ -34,7 +34,9 @@ def install_limits(app: Flask, settings: Settings) -> Limiter:
                       strategy="moving-window", headers_enabled=True)
     for endpoint in LIMITED_VIEWS:
         view = app.view_functions[endpoint]
-        app.view_functions[endpoint] = limiter.limit(settings.upload_rate_limit)(view)
+        # Flask-Limiter's decorator is typed to admit async views too; ours are plain.
+        limited = limiter.limit(settings.upload_rate_limit)(view)
+        app.view_functions[endpoint] = limited  # type: ignore[assignment]
 
     @app.errorhandler(RateLimitExceeded)
     def rate_limited(exc: RateLimitExceeded) -> Response:
