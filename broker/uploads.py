@@ -49,11 +49,12 @@ class Uploads:
                size: int) -> NewUpload:
         """Check a declared upload against its profile, record it, and presign its POST."""
         profile = self.profiles.get(profile_name)
-        clean = clean_filename(filename)
-        if not clean:
-            raise InvalidRequest("invalid_filename",
-                                 "The file name is empty once unsafe characters are removed.")
+        if not filename.strip():
+            raise InvalidRequest("invalid_filename", "The file name is blank.")
         content_type = normalize_type(content_type)
+        # A name with nothing usable left ("../", bidi marks) gets one of the right kind.
+        extensions = profile.types.get(content_type, ("bin",))
+        clean = clean_filename(filename) or f"upload.{extensions[0]}"
         profile.check_declared(clean, content_type, size)
         created = clock.now()
         self._check_pending_cap(owner, created)
