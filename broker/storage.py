@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+# Bytes in flight per streamed read: what a whole-object pass holds at once.
+STREAM_CHUNK = 256 * 1024
 _CHANGED = {"412", "PreconditionFailed"}
 
 
@@ -118,7 +120,7 @@ class StoredObject:
         return self.storage.open(self.info)
 
     def chunks(self) -> Iterator[bytes]:
-        return self.storage.iter_chunks(self.info)
+        return self.storage.iter_chunks(self.info, STREAM_CHUNK)
 
 
 def _code(exc: ClientError) -> str:
