@@ -445,11 +445,13 @@ BENIGN: list[Sample] = [
 
 
 def markdown_table() -> str:
-    rows = ["| sample | profile | declared as | expected |", "|---|---|---|---|"]
+    short = {DOCX: "DOCX type", XLSX: "XLSX type"}
+    rows = ["| sample | profile | declared as | verdict |", "|---|---|---|---|"]
     for sample in ATTACKS + BENIGN:
         verdict = f"`{sample.expect}`" if sample.expect else "accepted"
-        rows.append(f"| {sample.name} | {sample.profile} | `{sample.filename}`, "
-                    f"{sample.content_type.rsplit('/', 1)[-1].rsplit('.', 1)[-1]} | {verdict} |")
+        declared = short.get(sample.content_type, f"`{sample.content_type}`")
+        rows.append(f"| {sample.name} | {sample.profile} | `{sample.filename}`, {declared} "
+                    f"| {verdict} |")
     return "\n".join(rows)
 
 
