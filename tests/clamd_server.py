@@ -32,14 +32,16 @@ def write_database(folder: Path) -> None:
 
 
 @contextmanager
-def running_clamd(workdir: Path, stream_max: str = "50M") -> Iterator[str]:
-    """Start clamd; yield its address (unix://…); stop it afterwards."""
+def running_clamd(workdir: Path, stream_max: str = "50M", tcp_port: int | None = None
+                  ) -> Iterator[str]:
+    """Start clamd; yield its address (unix://…, or tcp://… with `tcp_port`); stop it."""
     write_database(workdir / "db")
     socket_path = workdir / "clamd.sock"
     config = workdir / "clamd.conf"
     config.write_text(
         f"LocalSocket {socket_path}\nDatabaseDirectory {workdir / 'db'}\nForeground yes\n"
         f"StreamMaxLength {stream_max}\nLogFile {workdir / 'clamd.log'}\n"
+        + (f"TCPSocket {tcp_port}\nTCPAddr 127.0.0.1\n" if tcp_port else "")
     )
     process = subprocess.Popen([CLAMD, "-c", str(config)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
@@ -51,7 +53,7 @@ def running_clamd(workdir: Path, stream_max: str = "50M") -> Iterator[str]:
                     else ""
                 raise RuntimeError(f"clamd did not start:\n{log}")
             time.sleep(0.05)
-        yield f"unix://{socket_path}"
+        yield f"tcp://127.0.0.1:{tcp_port}" if tcp_port else f"unix://{socket_path}"
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -48,6 +48,12 @@ sanitize_svg = true
 [sanitized_drawing.types]
 "image/svg+xml" = ["svg"]
 
+[data]
+visibility = "private"
+max_size = "1 MiB"
+[data.types]
+"text/xml" = ["xml"]
+
 [sheet]
 visibility = "private"
 max_size = "1 MiB"
@@ -355,6 +361,12 @@ ATTACKS: list[Sample] = [
            lambda: svg("<text>&d;</text>", BILLION_LAUGHS), "malformed"),
     Sample("SVG external entity (XXE)", "drawing", "a.svg", SVG,
            lambda: svg("<text>&x;</text>", XXE), "malformed"),
+    Sample("XHTML page with script as XML", "data", "a.xml", "text/xml",
+           lambda: b'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml">'
+                   b"<body><script>alert(1)</script></body></html>", "active_content"),
+    Sample("XML with an XInclude of a remote file", "data", "a.xml", "text/xml",
+           lambda: b'<?xml version="1.0"?><data xmlns:xi="http://www.w3.org/2001/XInclude">'
+                   b'<xi:include href="https://evil.example/x.xml"/></data>', "active_content"),
     Sample("inert SVG in a public profile without sanitizing", "public_drawing", "a.svg", SVG,
            lambda: svg('<circle r="4" fill="red"/>'), "type_not_allowed"),
     # PDF that runs, launches or carries things.
@@ -439,6 +451,9 @@ BENIGN: list[Sample] = [
            lambda: svg('<circle cx="5" cy="5" r="4" fill="#c00"/><use href="#c"/>'), None),
     Sample("inert SVG in a sanitizing public profile", "sanitized_drawing", "logo.svg", SVG,
            lambda: svg('<!-- made by hand --><rect width="4" height="4"/>'), None),
+    Sample("plain XML data", "data", "orders.xml", "text/xml",
+           lambda: b'<?xml version="1.0"?><orders><order id="1" total="-3.5"/></orders>',
+           None),
     Sample("CSV with formulas in a neutralizing profile", "sheet", "a.csv", "text/csv",
            lambda: csv_rows("a,b", "=1+1,2"), None),
 ]

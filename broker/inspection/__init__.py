@@ -2,8 +2,8 @@
 
 Order: real size against declaration and profile; libmagic on the first
 64 KiB; detected type against the declaration, the profile and the file name's
-extension; a deep check for the detected type (images, SVG, PDF, Office Open
-XML, text and CSV); last, the malware scan, which also hashes the stream.
+extension; a deep check for the detected type (images, SVG and XML, PDF, Office
+Open XML, text and CSV); last, the malware scan, which also hashes the stream.
 Every step reads bounded pieces or streams: memory does not grow with the file.
 """
 
@@ -19,7 +19,7 @@ from broker.inspection.ooxml import OOXML_TYPES, check_ooxml
 from broker.inspection.pdf import check_pdf
 from broker.inspection.scanner import Scanner, ScannerUnavailable
 from broker.inspection.sniff import HEAD_BYTES, effective_type, sniff
-from broker.inspection.svg import check_svg, sanitized_svg
+from broker.inspection.svg import check_svg, check_xml, sanitized_svg
 from broker.inspection.text import neutralized_csv, scan_text
 from broker.inspection.verdict import Declared, Finding, Verdict
 from broker.profiles import FORBIDDEN_TYPES, Profile, normalize_type
@@ -28,6 +28,7 @@ __all__ = ["HEAD_BYTES", "Declared", "Inspection", "ObjectSource", "ScannerUnava
            "Verdict", "inspect"]
 
 SVG = "image/svg+xml"
+XML_TYPES = frozenset({"text/xml", "application/xml"})
 # What an encrypted Office file looks like to libmagic: an OLE container, not a zip.
 _ENCRYPTED_OFFICE = frozenset({"application/x-ole-storage", "application/encrypted",
                                "application/cdfv2-encrypted", "application/cdfv2"})
@@ -101,6 +102,9 @@ def _deep_check(source: ObjectSource, content_type: str, profile: Profile
         with source.open() as fp:
             finding = check_svg(fp)
         return finding, (sanitized_svg if profile.sanitize_svg else None)
+    if content_type in XML_TYPES:
+        with source.open() as fp:
+            return check_xml(fp), None
     if content_type == "application/pdf":
         with source.open() as fp:
             return check_pdf(fp, source.size), None

@@ -1,4 +1,4 @@
-"""SVG is a document that can run script: only inert drawings pass.
+"""SVG (and any XML) is a document that can run script: only inert files pass.
 
 Parsed with defusedxml (no DTDs, no entity expansion: a billion-laughs file is
 refused at once, never expanded). Script, event handlers, foreignObject,
@@ -20,7 +20,7 @@ from broker.inspection.verdict import Finding
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 _ACTIVE_ELEMENTS = frozenset({"script", "foreignobject", "iframe", "embed", "object",
-                              "handler", "listener", "audio", "video"})
+                              "handler", "listener", "audio", "video", "html", "body"})
 _REFERENCE_ATTRIBUTES = frozenset({"href", "src", "action", "formaction", "data"})
 _DANGEROUS_VALUE = re.compile(r"javascript:|vbscript:|data:|@import|expression\(", re.I)
 _EXTERNAL_URL = re.compile(r"url\(\s*['\"]?\s*(?!#)", re.I)
@@ -54,14 +54,20 @@ def _active(element: Element) -> str | None:
 
 def check_svg(fp: BinaryIO) -> Finding | None:
     """None for an inert drawing; otherwise why it is refused."""
+    return check_xml(fp, root_element="svg")
+
+
+def check_xml(fp: BinaryIO, root_element: str | None = None) -> Finding | None:
+    """None for inert XML; script, handlers and external references are refused
+    in any XML, since a browser may render it as a page."""
     try:
         root = parse(fp, forbid_dtd=True).getroot()
     except DefusedXmlException as exc:
         return Finding("malformed", f"forbidden XML construct: {type(exc).__name__}")
     except ParseError as exc:
         return Finding("malformed", f"not well-formed XML: {exc}")
-    if root is None or _local(root.tag) != "svg":
-        return Finding("malformed", "the root element is not <svg>")
+    if root is None or (root_element and _local(root.tag) != root_element):
+        return Finding("malformed", f"the root element is not <{root_element}>")
     for element in root.iter():
         if found := _active(element):
             return Finding("active_content", found)

@@ -68,6 +68,25 @@ def test_clamd_refusing_a_long_stream_is_an_outage_not_a_pass(tmp_path: Path) ->
         scan(b"fine text\n" * 1000, "document", "a.txt", "text/plain", ClamdScanner(address))
 
 
+def test_clamd_over_tcp_finds_eicar(tmp_path: Path) -> None:
+    import socket
+
+    from tests.clamd_server import clamd_installed, running_clamd
+    from tests.conftest import require_system
+
+    require_system("clamd", clamd_installed(), "apt-get install clamav clamav-daemon")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with running_clamd(tmp_path, tcp_port=port) as address:
+        scanner = ClamdScanner(address)
+        assert address.startswith("tcp://")
+        assert scanner.ping()
+        verdict = scan(EICAR, "document", "e.txt", "text/plain", scanner)
+        assert verdict.reason is not None
+        assert verdict.reason.code == "malware"
+
+
 def stored(app: Flask, aws: AwsClients, data: bytes, filename: str, content_type: str,
            profile: str = "document") -> str:
     record = app.extensions["broker"].uploads.create(
