@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -17,8 +18,10 @@ from broker.inspection import Declared, Verdict, inspect
 from broker.inspection.scanner import NoScanner
 from broker.profiles import load_profiles
 from broker.records import UploadRecord
+from broker.settings import Settings
 from broker.storage import ObjectChanged, Storage
 from broker.uploads import Uploads
+from broker.web import create_app
 from lambdas.validator.events import ObjectRef
 from lambdas.validator.process import Validator
 from tests.samples import HTML_AS_PNG, BytesSource, pdf_bytes, png_bytes
@@ -326,3 +329,22 @@ def test_csv_detected_as_plain_text_is_served_as_csv() -> None:
     verdict = judge("document", "t.csv", "text/csv", b"name,amount\nalice,3\nbob,4\n")
     assert verdict.accepted
     assert verdict.content_type == "text/csv"
+
+
+def test_a_neutralizing_profile_serves_the_csv_with_formulas_defused(
+    settings: Settings, aws: AwsClients, tmp_path: Path
+) -> None:
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text('[sheet]\nvisibility = "private"\nmax_size = "1 MiB"\n'
+                        'csv_formulas = "neutralize"\n[sheet.types]\n"text/csv" = ["csv"]\n')
+    configured = settings.model_copy(update={"profiles_file": profiles})
+    app = create_app(configured.model_dump(), clients=aws)
+    stage = Stage(app, aws, Validator.build(configured, aws))
+    data = b"name,total\r\nalice,=SUM(A1:A9)\r\nbob,-4\r\n"
+    record = stage.upload(data, profile="sheet", filename="t.csv", content_type="text/csv")
+    assert stage.process(record) == "accepted"
+    ready = stage.reread(record)
+    served = aws.s3.get_object(Bucket="uploads-private", Key=ready.stored_key or "")
+    assert served["Body"].read() == b"name,total\r\nalice,'=SUM(A1:A9)\r\nbob,-4\r\n"
+    assert served["ContentType"] == "text/csv"
+    assert served["ContentDisposition"].startswith("attachment;")
