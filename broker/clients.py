@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -13,6 +13,7 @@ from broker.settings import Settings
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
 
@@ -23,21 +24,31 @@ class AwsClients:
     s3: S3Client
     dynamodb: DynamoDBClient
     sqs: SQSClient
+    # Ceph RGW manages its push topics through an SNS-compatible API on the S3 endpoint.
+    sns: SNSClient
 
 
 def make_clients(settings: Settings, session: boto3.Session | None = None) -> AwsClients:
     """Build every client once; a client costs milliseconds, so never per request."""
     session = session or boto3.Session(region_name=settings.region)
+    s3_endpoint = settings.endpoint_for("s3")
+    addressing = settings.s3_addressing_style
+    if addressing == "auto" and s3_endpoint:
+        addressing = "path"  # S3-compatible stores rarely have wildcard DNS for buckets
     # SigV4 always: some regions would otherwise presign POSTs with SigV2.
     config = Config(
         signature_version="s3v4",
         retries={"mode": "standard", "max_attempts": 4},
-        s3={"addressing_style": "path" if settings.endpoint_url else "auto"},
+        s3={"addressing_style": addressing},
     )
-    common = {"endpoint_url": settings.endpoint_url, "config": config,
-              "region_name": settings.region}
+
+    def client(service: str, endpoint: str | None) -> Any:
+        return session.client(service, endpoint_url=endpoint,  # type: ignore[call-overload]
+                              config=config, region_name=settings.region)
+
     return AwsClients(
-        s3=session.client("s3", **common),  # type: ignore[call-overload]
-        dynamodb=session.client("dynamodb", **common),  # type: ignore[call-overload]
-        sqs=session.client("sqs", **common),  # type: ignore[call-overload]
+        s3=client("s3", s3_endpoint),
+        dynamodb=client("dynamodb", settings.endpoint_for("dynamodb")),
+        sqs=client("sqs", settings.endpoint_for("sqs")),
+        sns=client("sns", s3_endpoint),
     )

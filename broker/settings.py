@@ -34,7 +34,13 @@ class Settings(BaseSettings):
     token_ttl: int = Field(default=3600, gt=0)
 
     region: str = "us-east-1"
+    # One endpoint for every service (an emulator), or one per service: storage can
+    # be Ceph RGW or MinIO while records and the queue live elsewhere.
     endpoint_url: str | None = None
+    s3_endpoint_url: str | None = None
+    dynamodb_endpoint_url: str | None = None
+    sqs_endpoint_url: str | None = None
+    s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
     incoming_bucket: str = "uploads-incoming"
     public_bucket: str = "uploads-public"
     private_bucket: str = "uploads-private"
@@ -42,6 +48,10 @@ class Settings(BaseSettings):
     quarantine_prefix: str = "quarantine/"
     table: str = "uploads"
     queue_url: str | None = None
+    # How the validator hears of new objects: an SQS queue, or HTTP push (Ceph RGW,
+    # MinIO) to the worker's receiver, which requires this token.
+    events: Literal["sqs", "http"] = "sqs"
+    event_token: SecretStr | None = None
     public_base_url: str | None = None
     allowed_origins: tuple[str, ...] = ()
 
@@ -93,10 +103,17 @@ class Settings(BaseSettings):
             )
         return secret
 
+    def endpoint_for(self, service: Literal["s3", "dynamodb", "sqs"]) -> str | None:
+        """The service's own endpoint, else the shared one, else AWS."""
+        own: str | None = getattr(self, f"{service}_endpoint_url")
+        return own or self.endpoint_url
+
     def public_url_for(self, key: str) -> str:
         """Where a public object is served (the CDN in production)."""
-        base = self.public_base_url or f"https://{self.public_bucket}.s3.amazonaws.com"
-        return f"{base.rstrip('/')}/{key}"
+        s3 = self.endpoint_for("s3")
+        default = f"{s3.rstrip('/')}/{self.public_bucket}" if s3 \
+            else f"https://{self.public_bucket}.s3.amazonaws.com"
+        return f"{(self.public_base_url or default).rstrip('/')}/{key}"
 
 
 def load_settings(**overrides: object) -> Settings:
