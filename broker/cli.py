@@ -41,10 +41,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         app = create_app(settings.model_dump(), clients=stack.clients)
         server = make_server(args.host, args.port, app, threaded=True)
+        events = "SQS queue (emulator)" if settings.events == "sqs" else "HTTP push"
         print(
             f"\n  Broker and upload page: {origin}/\n"
-            f"  Storage emulator:       {settings.endpoint_url}\n"
-            f"  Public files:           {settings.public_base_url}/<key>\n"
+            f"  Storage:                {settings.endpoint_for('s3')}\n"
+            f"  Records and queue:      {settings.endpoint_url} (emulator)\n"
+            f"  Events:                 {events}\n"
+            f"  Public files:           {settings.public_url_for('<key>')}\n"
             f"  A token for user alice: .venv/bin/broker token alice\n"
             f"  Stop with Ctrl-C.\n",
             flush=True,

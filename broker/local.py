@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.clients import AwsClients, make_clients
-from broker.provision import provision
+from broker.provision import ensure_table, provision_push, provision_queue, provision_storage
 from broker.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -42,22 +42,34 @@ def use_emulator_credentials() -> None:
 
 @dataclass
 class LocalStack:
-    """Emulator + provisioned resources + validator worker, started and stopped together."""
+    """Emulator + provisioned resources + validator, started and stopped together.
+
+    Storage is the emulator's, or a store you bring (`s3_endpoint_url` in the
+    overrides, its keys in the usual AWS variables). Events come from the
+    emulator's SQS queue, or (`events="http"`) by push to a receiver started here.
+    """
 
     host: str = "127.0.0.1"
     emulator_port: int = 0
     broker_origin: str = "http://127.0.0.1:8000"
+    push_port: int = 0
     overrides: dict[str, Any] = field(default_factory=dict)
     settings: Settings | None = None
     clients: AwsClients | None = None
     _server: Any = None
+    _push_server: Any = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _worker: threading.Thread | None = None
 
     def start(self, with_worker: bool = True) -> Settings:
         from moto.server import ThreadedMotoServer  # the emulator is a local-only extra
 
-        use_emulator_credentials()
+        brought = load_settings(env="local", **self.overrides).s3_endpoint_url
+        if brought is None:
+            use_emulator_credentials()
+        elif "BROKER_EVENTS" not in os.environ:
+            # A store of your own cannot notify the emulator's queue: it pushes to us.
+            self.overrides.setdefault("events", "http")
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.emulator_port,
                                           verbose=False)
         self._server.start()
@@ -66,12 +78,14 @@ class LocalStack:
         base = load_settings(env="local", endpoint_url=endpoint, **self.overrides)
         clients = make_clients(base)
         origins = (self.broker_origin, self.broker_origin.replace("127.0.0.1", "localhost"))
-        queue_url = provision(clients, base, QUEUE_NAME, origins, serve_public_bucket=True)
-        self.settings = base.model_copy(update={
-            "queue_url": queue_url,
-            "public_base_url": base.public_base_url or f"{endpoint}/{base.public_bucket}",
-            "allowed_origins": base.allowed_origins or origins,
-        })
+        provision_storage(clients, base, origins, serve_public_bucket=True)
+        ensure_table(clients, base.table)
+        updates: dict[str, Any] = {"allowed_origins": base.allowed_origins or origins}
+        if base.events == "sqs":
+            updates["queue_url"] = provision_queue(clients, base, QUEUE_NAME)
+        elif base.event_token is None:
+            updates["event_token"] = secrets.token_urlsafe(24)
+        self.settings = base.model_copy(update=updates)
         self.clients = clients
         if with_worker:
             self.start_worker()
@@ -79,12 +93,23 @@ class LocalStack:
 
     def start_worker(self) -> None:
         from lambdas.validator.process import Validator
+        from lambdas.validator.push import PushReceiver, serve_push
         from lambdas.validator.worker import run_worker
 
         assert self.settings is not None
         assert self.clients is not None
-        assert self.settings.queue_url is not None
         validator = Validator.build(self.settings, self.clients)
+        if self.settings.events == "http":
+            assert self.settings.event_token is not None
+            token = self.settings.event_token.get_secret_value()
+            self._push_server = serve_push(PushReceiver(validator, token), self.host,
+                                           self.push_port)
+            url = f"http://{self.host}:{self._push_server.server_port}/events/{token}"
+            provision_push(self.clients, self.settings, QUEUE_NAME, url)
+            log.info("validator receiving pushed events on %s:%s", self.host,
+                     self._push_server.server_port)
+            return
+        assert self.settings.queue_url is not None
         self._worker = threading.Thread(
             target=run_worker, name="validator-worker", daemon=True,
             args=(validator, self.clients.sqs, self.settings.queue_url, self._stop),
@@ -94,6 +119,8 @@ class LocalStack:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._push_server is not None:
+            self._push_server.shutdown()
         if self._worker is not None:
             self._worker.join(timeout=10)
         if self._server is not None:

@@ -1,7 +1,7 @@
 """Create what the product needs in a store that does not have it yet. Idempotent.
 
-Used by `broker run` against the embedded emulator and by the tests; AWS
-deployments get the same resources from `infra/`.
+Used by `broker run` against the embedded emulator or a store you bring (Ceph
+RGW, MinIO), and by the tests; AWS deployments get the same resources from `infra/`.
 """
 
 from __future__ import annotations
@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from broker.clients import AwsClients
 from broker.records import OWNER_INDEX, PENDING_INDEX
 from broker.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import NotificationConfigurationFilterTypeDef
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +29,17 @@ MAX_RECEIVES = 5  # deliveries of one message before it moves to the dead-letter
 
 def provision(clients: AwsClients, settings: Settings, queue_name: str,
               origins: Sequence[str], *, serve_public_bucket: bool = False) -> str:
-    """Buckets, CORS, lifecycle, queue with DLQ, notifications and table. Returns the queue URL.
+    """Everything for SQS events: storage, queue with DLQ, notifications, table.
+    Returns the queue URL."""
+    provision_storage(clients, settings, origins, serve_public_bucket=serve_public_bucket)
+    queue_url = provision_queue(clients, settings, queue_name)
+    ensure_table(clients, settings.table)
+    return queue_url
+
+
+def provision_storage(clients: AwsClients, settings: Settings, origins: Sequence[str], *,
+                      serve_public_bucket: bool = False) -> None:
+    """The three buckets, CORS and lifecycle on the incoming one.
 
     `serve_public_bucket` lets anyone read the public bucket directly, for a local
     stack with no CDN in front; on AWS only CloudFront may read it.
@@ -41,18 +54,39 @@ def provision(clients: AwsClients, settings: Settings, queue_name: str,
                            "Resource": f"arn:aws:s3:::{settings.public_bucket}/*"}],
         }))
     _configure_incoming(clients, settings, origins)
+
+
+def _created_filter(settings: Settings) -> NotificationConfigurationFilterTypeDef:
+    return {"Key": {"FilterRules": [{"Name": "prefix", "Value": settings.incoming_prefix}]}}
+
+
+def provision_queue(clients: AwsClients, settings: Settings, queue_name: str) -> str:
+    """The event queue with its dead-letter queue, and the bucket's notification to it."""
     queue_url, queue_arn = _ensure_queue(clients, queue_name)
     clients.s3.put_bucket_notification_configuration(
         Bucket=settings.incoming_bucket,
         NotificationConfiguration={"QueueConfigurations": [{
-            "QueueArn": queue_arn,
-            "Events": ["s3:ObjectCreated:*"],
-            "Filter": {"Key": {"FilterRules": [
-                {"Name": "prefix", "Value": settings.incoming_prefix}]}},
+            "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"],
+            "Filter": _created_filter(settings),
         }]},
     )
-    ensure_table(clients, settings.table)
     return queue_url
+
+
+def provision_push(clients: AwsClients, settings: Settings, topic_name: str,
+                   push_endpoint: str) -> str:
+    """A Ceph RGW topic that POSTs to `push_endpoint`, and the bucket's notification
+    to it. Returns the topic ARN. (MinIO configures webhooks on the server instead.)"""
+    topic_arn = clients.sns.create_topic(
+        Name=topic_name, Attributes={"push-endpoint": push_endpoint})["TopicArn"]
+    clients.s3.put_bucket_notification_configuration(
+        Bucket=settings.incoming_bucket,
+        NotificationConfiguration={"TopicConfigurations": [{
+            "Id": "uploads-created", "TopicArn": topic_arn, "Events": ["s3:ObjectCreated:*"],
+            "Filter": _created_filter(settings),
+        }]},
+    )
+    return topic_arn
 
 
 def _ensure_bucket(clients: AwsClients, bucket: str, region: str) -> None:
