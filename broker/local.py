@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from broker.clients import AwsClients, make_clients
 from broker.provision import ensure_table, provision_push, provision_queue, provision_storage
 from broker.settings import Settings, load_settings
@@ -84,7 +86,7 @@ class LocalStack:
         if base.events == "sqs":
             updates["queue_url"] = provision_queue(clients, base, QUEUE_NAME)
         elif base.event_token is None:
-            updates["event_token"] = secrets.token_urlsafe(24)
+            updates["event_token"] = SecretStr(secrets.token_urlsafe(24))
         self.settings = base.model_copy(update=updates)
         self.clients = clients
         if with_worker:

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # System packages the product and its test suites need, installed with apt-get
 # when missing and we are root. Outside CI only libmagic is required; the suites
-# that need the rest skip, and say so loudly. Under CI=true everything is installed.
+# that need the rest (ClamAV, Ceph RGW) skip, and say so loudly. Under CI=true
+# everything is installed.
 set -euo pipefail
 
 missing=()
 ldconfig -p 2>/dev/null | grep -q 'libmagic\.so\.1' || missing+=(libmagic1)
 if [ "${CI:-}" = "true" ]; then
   [ -x /usr/sbin/clamd ] || missing+=(clamav clamav-daemon)
+  command -v radosgw >/dev/null && command -v ceph-osd >/dev/null \
+    || missing+=(radosgw ceph-mon ceph-osd)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
