@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # System packages the product and its test suites need, installed with apt-get
 # when missing and we are root. Outside CI only libmagic is required; the suites
-# that need the rest (ClamAV, Ceph RGW) skip, and say so loudly. Under CI=true
+# that need the rest (ClamAV, Ceph RGW, Chromium) skip, and say so loudly. Under CI=true
 # everything is installed.
 set -euo pipefail
 
@@ -11,6 +11,7 @@ if [ "${CI:-}" = "true" ]; then
   [ -x /usr/sbin/clamd ] || missing+=(clamav clamav-daemon)
   command -v radosgw >/dev/null && command -v ceph-osd >/dev/null \
     || missing+=(radosgw ceph-mon ceph-osd)
+  [ -x /usr/bin/chromium ] || missing+=(chromium chromium-driver)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

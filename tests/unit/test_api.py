@@ -225,8 +225,8 @@ def test_health_openapi_and_page(client: FlaskClient) -> None:
     assert "CreateUpload" in document["components"]["schemas"]
     page = client.get("/")
     assert page.status_code == 200
-    assert b'type="file"' in page.data
-    with client.get("/static/upload.js") as script:
+    assert b'id="uploads"' in page.data
+    with client.get("/static/uploader.js") as script:
         assert script.status_code == 200
 
 

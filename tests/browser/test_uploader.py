@@ -1,0 +1,108 @@
+"""The upload page in a real browser: pick, drop, progress, verdicts, links, downloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+
+from tests.browser.conftest import screenshot
+from tests.integration.conftest import Running
+from tests.samples import HTML_AS_PNG, SECRET, pdf_bytes, png_bytes
+
+pytestmark = pytest.mark.browser
+SETTLED = ".bu-item[data-state=ready], .bu-item[data-state=rejected], .bu-item[data-state=error]"
+
+
+def open_page(page: Any, running: Running, user: str, profile: str) -> None:
+    from broker.auth import issue_token
+
+    page.goto(f"{running.url}/")
+    page.fill("#token", issue_token(SECRET.encode(), user, 600))
+    page.select_option("#profile", profile)
+
+
+def settle(page: Any, count: int) -> list[Any]:
+    page.wait_for_function(f"document.querySelectorAll({SETTLED!r}).length >= {count}",
+                           timeout=30_000)
+    return page.query_selector_all(".bu-item")
+
+
+def file_(name: str, mime: str, data: bytes) -> dict[str, Any]:
+    return {"name": name, "mimeType": mime, "buffer": data}
+
+
+def test_picked_files_show_progress_and_their_verdicts(page: Any, running: Running) -> None:
+    open_page(page, running, "alice", "avatar")
+    png = png_bytes(400, 300) + b""  # a real image
+    page.set_input_files(".bu-input", [file_("me.png", "image/png", png),
+                                       file_("x.png", "image/png", HTML_AS_PNG)])
+    items = settle(page, 2)
+    states = {i.query_selector(".bu-name").inner_text(): i for i in items}
+    ready, rejected = states["me.png"], states["x.png"]
+    assert ready.get_attribute("data-state") == "ready"
+    # Set only by XHR upload progress events, so the bar really followed the upload.
+    assert ready.get_attribute("data-progress") == "100"
+    assert rejected.get_attribute("data-state") == "rejected"
+    assert rejected.get_attribute("data-reason") == "type_mismatch"
+    assert "not of the type it was declared as" in rejected.inner_text()
+    screenshot(page, "uploader-ready-and-rejected")
+    link = ready.query_selector("a").get_attribute("href")
+    assert requests.get(link, timeout=10).content == png
+
+
+def test_dropped_files_upload_too(page: Any, running: Running) -> None:
+    open_page(page, running, "alice", "avatar")
+    png = png_bytes(20, 20)
+    page.evaluate(
+        """([bytes, name]) => {
+            const file = new File([new Uint8Array(bytes)], name, {type: "image/png"});
+            const data = new DataTransfer();
+            data.items.add(file);
+            const zone = document.querySelector(".bu-zone");
+            zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: data, bubbles: true}));
+            zone.dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true}));
+        }""",
+        [list(png), "dropped.png"],
+    )
+    (item,) = settle(page, 1)
+    assert item.get_attribute("data-state") == "ready"
+    assert item.query_selector(".bu-name").inner_text() == "dropped.png"
+
+
+def test_the_drop_zone_opens_the_picker_from_the_keyboard(page: Any, running: Running) -> None:
+    open_page(page, running, "alice", "avatar")
+    page.focus(".bu-zone")
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files([file_("key.png", "image/png", png_bytes())])
+    (item,) = settle(page, 1)
+    assert item.get_attribute("data-state") == "ready"
+
+
+def test_a_private_file_downloads_with_the_same_bytes(page: Any, running: Running) -> None:
+    open_page(page, running, "alice", "document")
+    pdf = pdf_bytes()
+    page.set_input_files(".bu-input", [file_("report.pdf", "application/pdf", pdf)])
+    (item,) = settle(page, 1)
+    assert item.get_attribute("data-state") == "ready"
+    screenshot(page, "uploader-private-ready")
+    with page.expect_download() as download:
+        item.query_selector("a.bu-download").click()
+    assert download.value.suggested_filename == "report.pdf"
+    with open(download.value.path(), "rb") as saved:
+        assert saved.read() == pdf
+
+
+def test_refusals_are_shown_in_plain_words(page: Any, running: Running) -> None:
+    open_page(page, running, "alice", "avatar")
+    page.set_input_files(".bu-input", [file_("cv.pdf", "application/pdf", pdf_bytes())])
+    (item,) = settle(page, 1)
+    assert item.get_attribute("data-state") == "error"
+    assert "accepts image/gif, image/jpeg, image/png, image/webp" in item.inner_text()
+    page.fill("#token", "not-a-token")
+    page.set_input_files(".bu-input", [file_("me.png", "image/png", png_bytes())])
+    items = settle(page, 2)
+    assert "token is not valid" in items[1].inner_text()
+    screenshot(page, "uploader-refusals")
