@@ -48,7 +48,7 @@ class UploadRecord:
     status: Status
     filename: str
     declared_type: str
-    declared_size: int
+    declared_size: int | None  # None: the client did not say (Uppy); the profile bounds it
     incoming_key: str
     created_at: str
     updated_at: str
@@ -69,7 +69,7 @@ class UploadRecord:
         return Reason(self.reason_code, self.reason_message or "")
 
     def to_item(self) -> dict[str, Any]:
-        item = {k: _serialize(v) for k, v in asdict(self).items() if v is not None}
+        item = {k: _serialize(v) for k, v in asdict(self).items()}  # None is stored as NULL
         if self.status != "deleted":
             item["listed_owner"] = _serialize(self.owner)
             item["created_key"] = _serialize(f"{self.created_at}#{self.id}")

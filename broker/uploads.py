@@ -46,8 +46,9 @@ class Uploads:
         self.s3 = s3
 
     def create(self, owner: str, profile_name: str, filename: str, content_type: str,
-               size: int) -> NewUpload:
-        """Check a declared upload against its profile, record it, and presign its POST."""
+               size: int | None) -> NewUpload:
+        """Check a declared upload against its profile, record it, and presign its POST.
+        Without a declared size the POST admits the profile's range."""
         profile = self.profiles.get(profile_name)
         if not filename.strip():
             raise InvalidRequest("invalid_filename", "The file name is blank.")
@@ -55,7 +56,7 @@ class Uploads:
         # A name with nothing usable left ("../", bidi marks) gets one of the right kind.
         extensions = profile.types.get(content_type, ("bin",))
         clean = clean_filename(filename) or f"upload.{extensions[0]}"
-        profile.check_declared(clean, content_type, size)
+        profile.check_declared(clean, content_type, profile.max_size if size is None else size)
         created = clock.now()
         self._check_pending_cap(owner, created)
 
@@ -71,7 +72,9 @@ class Uploads:
         self.records.create(record)
         post = presign_post(
             self.s3, bucket=self.settings.incoming_bucket, key=key, upload_id=upload_id,
-            content_type=content_type, min_size=size, max_size=size,
+            content_type=content_type,
+            min_size=profile.min_size if size is None else size,
+            max_size=profile.max_size if size is None else size,
             ttl=self.settings.presign_ttl,
         )
         return NewUpload(record, post)

@@ -85,7 +85,7 @@ def _size_problem(profile: Profile, declared: Declared, size: int) -> str | None
     problem = profile.size_problem(size)
     if problem in ("empty", "too_large"):
         return problem
-    if size != declared.size:
+    if declared.size is not None and size != declared.size:
         return "size_mismatch"
     return problem
 

@@ -13,7 +13,7 @@ class Declared:
 
     filename: str
     content_type: str
-    size: int
+    size: int | None  # None when the client declared no size
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from broker.storage import Storage
 from broker.uploads import Uploads
 from broker.web import problems
 from broker.web.api import api
+from broker.web.companion import companion
 from broker.web.limits import install_limits
 from broker.web.openapi import openapi_document
 from broker.web.services import EXTENSION, Services, services
@@ -37,6 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     app.extensions[EXTENSION] = Services(settings, profiles, uploads, secret)
     problems.register(app)
     app.register_blueprint(api)
+    app.register_blueprint(companion)
     install_limits(app, settings)
 
     @app.get("/")

@@ -12,7 +12,7 @@ from broker.settings import Settings
 from broker.web.problems import problem
 from broker.web.session import current_owner
 
-LIMITED_VIEWS = ("api.create_upload",)
+LIMITED_VIEWS = ("api.create_upload", "companion.params")
 
 
 def _owner_key() -> str:

@@ -53,7 +53,7 @@ class UploadView(BaseModel):
     filename: str
     content_type: str | None = Field(description="The type detected from the file's bytes.")
     declared_content_type: str
-    size: int
+    size: int | None = Field(description="The stored size once checked, else the declared one.")
     reason: Reason | None
     url: str | None = Field(description="Public URL, for public uploads that are ready.")
     download_url: str | None = Field(description="A link that downloads the file, when ready.")

@@ -38,11 +38,30 @@ class RequestLog:
 
 
 @dataclass
+class TestPages:
+    """Pages a test serves from the broker's own origin (e.g. an Uppy page)."""
+
+    pages: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+
+    def wrap(self, wsgi_app: Any) -> Any:
+        def serving(environ: dict[str, Any], start_response: Any) -> Any:
+            found = self.pages.get(environ.get("PATH_INFO", ""))
+            if found is None:
+                return wsgi_app(environ, start_response)
+            body, mimetype = found
+            start_response("200 OK", [("Content-Type", mimetype),
+                                      ("Content-Length", str(len(body)))])
+            return [body]
+        return serving
+
+
+@dataclass
 class Running:
     url: str
     settings: Settings
     stack: LocalStack
     requests: RequestLog
+    pages: TestPages
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +73,13 @@ def running() -> Iterator[Running]:
     settings = stack.start()
     app = create_app(settings.model_dump(), clients=stack.clients)
     log = RequestLog()
-    app.wsgi_app = log.wrap(app.wsgi_app)  # type: ignore[method-assign]
+    pages = TestPages()
+    app.wsgi_app = pages.wrap(log.wrap(app.wsgi_app))  # type: ignore[method-assign]
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Running(origin, settings, stack, log)
+        yield Running(origin, settings, stack, log, pages)
     finally:
         server.shutdown()
         stack.stop()

@@ -1,0 +1,82 @@
+"""Uppy 6, unchanged, uploads through the broker with its AwsS3 plugin.
+
+The real `uppy` bundle from npm (installed here at test time, never committed)
+runs in a page on the broker's origin; `companionEndpoint` points at the broker,
+whose `/s3/params` answers as Companion does, authenticated by the session cookie.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import require_system
+from tests.integration.conftest import Running
+from tests.samples import SECRET, auth, png_bytes
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[2]
+UPPY_VERSION = "6.0.1"
+CACHE = ROOT / ".cache" / "uppy"
+BUNDLE = CACHE / "node_modules" / "uppy" / "dist" / "uppy.min.js"
+
+PAGE = b"""<!doctype html><html><head><meta charset="utf-8">
+<script src="/test/uppy.min.js"></script></head><body>
+<script>
+  window.uploadWithUppy = async (bytes, token) => {
+    // Same-origin pages sign in once; Uppy's own fetches then carry the cookie.
+    await fetch("/v1/session", {method: "POST", headers: {Authorization: "Bearer " + token}});
+    const uppy = new Uppy.Uppy({meta: {profile: "avatar"}})
+      .use(Uppy.AwsS3, {companionEndpoint: "", shouldUseMultipart: false});
+    uppy.addFile({name: "from-uppy.png", type: "image/png",
+                  data: new Blob([new Uint8Array(bytes)], {type: "image/png"})});
+    const result = await uppy.upload();
+    return {ok: result.successful.length,
+            failed: result.failed.map((f) => String(f.error)),
+            location: result.successful.length ? result.successful[0].uploadURL : null};
+  };
+</script></body></html>"""
+
+
+@pytest.fixture(scope="session")
+def uppy_bundle() -> bytes:
+    if not BUNDLE.exists():
+        npm = shutil.which("npm")
+        require_system("npm", npm is not None, "apt-get install npm")
+        assert npm is not None
+        CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund",
+                        "--loglevel=error", "--prefix", str(CACHE), f"uppy@{UPPY_VERSION}"],
+                       check=True, timeout=300, capture_output=True)
+    return BUNDLE.read_bytes()
+
+
+def test_uppy_uploads_through_companion_endpoint(page: Any, running: Running,
+                                                 uppy_bundle: bytes) -> None:
+    from broker.auth import issue_token
+
+    running.pages.pages["/test/uppy.min.js"] = (uppy_bundle, "text/javascript")
+    running.pages.pages["/test/uppy.html"] = (PAGE, "text/html")
+    page.goto(f"{running.url}/test/uppy.html")
+    png = png_bytes(30, 30)
+    result = page.evaluate("([bytes, token]) => window.uploadWithUppy(bytes, token)",
+                           [list(png), issue_token(SECRET.encode(), "uppy-user", 600)])
+    assert result["failed"] == []
+    assert result["ok"] == 1
+    assert "/incoming/up_" in result["location"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        items = requests.get(f"{running.url}/v1/uploads", headers=auth("uppy-user"),
+                             timeout=10).json()["items"]
+        if items and items[0]["status"] == "ready":
+            break
+        time.sleep(0.2)
+    assert items[0]["filename"] == "from-uppy.png"
+    assert items[0]["status"] == "ready"
+    assert requests.get(items[0]["url"], timeout=10).content == png
