@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from werkzeug.serving import make_server
 
+from broker.local import LocalStack
+from broker.web import create_app
+from tests.browser.conftest import browser, page  # noqa: F401  (for the CORS test)
 from tests.conftest import require_system
 from tests.integration.conftest import free_port
+from tests.samples import SECRET
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "ceph-rgw.sh"
 
@@ -36,3 +42,26 @@ def rgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rgw]:
         yield Rgw(f"http://127.0.0.1:{port}", access, secret)
     finally:
         subprocess.run([str(SCRIPT), "stop", str(workdir)], check=False, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def broker_on_rgw(rgw: Rgw) -> Iterator[str]:
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ACCESS_KEY_ID", rgw.access_key)
+        env.setenv("AWS_SECRET_ACCESS_KEY", rgw.secret_key)
+        stack = LocalStack(broker_origin=origin, overrides={
+            "jwt_secret": SECRET, "s3_endpoint_url": rgw.endpoint, "events": "http",
+            "incoming_bucket": "rgw-incoming", "public_bucket": "rgw-public",
+            "private_bucket": "rgw-private"})
+        settings = stack.start()
+        server = make_server("127.0.0.1", port, create_app(settings.model_dump(),
+                                                           clients=stack.clients),
+                             threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield origin
+        finally:
+            server.shutdown()
+            stack.stop()

@@ -7,45 +7,15 @@ reads and promotes within RGW.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
-from broker.local import LocalStack
-from broker.web import create_app
-from tests.conformance.conftest import Rgw
-from tests.integration.conftest import free_port
-from tests.samples import HTML_AS_PNG, SECRET, auth, pdf_bytes, png_bytes
+from tests.samples import HTML_AS_PNG, auth, pdf_bytes, png_bytes
 
 pytestmark = pytest.mark.conformance
-
-
-@pytest.fixture(scope="module")
-def broker_on_rgw(rgw: Rgw) -> Iterator[str]:
-    port = free_port()
-    origin = f"http://127.0.0.1:{port}"
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ACCESS_KEY_ID", rgw.access_key)
-        env.setenv("AWS_SECRET_ACCESS_KEY", rgw.secret_key)
-        stack = LocalStack(broker_origin=origin, overrides={
-            "jwt_secret": SECRET, "s3_endpoint_url": rgw.endpoint, "events": "http",
-            "incoming_bucket": "rgw-incoming", "public_bucket": "rgw-public",
-            "private_bucket": "rgw-private"})
-        settings = stack.start()
-        server = make_server("127.0.0.1", port, create_app(settings.model_dump(),
-                                                           clients=stack.clients),
-                             threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
-            yield origin
-        finally:
-            server.shutdown()
-            stack.stop()
 
 
 def upload(broker: str, profile: str, filename: str, content_type: str,
