@@ -36,12 +36,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     origin = f"http://{args.host}:{args.port}"
     secret_file = load_settings(env="local").secret_file
     ensure_local_secret(secret_file)
-    stack = LocalStack(host=args.host, emulator_port=args.emulator_port, broker_origin=origin)
+    stack = LocalStack(host=args.host, emulator_port=args.emulator_port, broker_origin=origin,
+                       push_port=args.push_port)
     settings = stack.start()
     try:
         app = create_app(settings.model_dump(), clients=stack.clients)
         server = make_server(args.host, args.port, app, threaded=True)
-        events = "SQS queue (emulator)" if settings.events == "sqs" else "HTTP push"
+        events = ("SQS queue (emulator)" if settings.events == "sqs"
+                  else f"HTTP push to http://{args.host}:{args.push_port}/events/<token>")
         print(
             f"\n  Broker and upload page: {origin}/\n"
             f"  Storage:                {settings.endpoint_for('s3')}\n"
@@ -90,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
     run.add_argument("--emulator-port", type=int, default=9100)
+    run.add_argument("--push-port", type=int, default=9101,
+                     help="where the validator receives pushed events (BROKER_EVENTS=http)")
     run.set_defaults(func=cmd_run)
     return parser
 
