@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -103,3 +105,31 @@ def clamd_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     require_system("clamd", clamd_installed(), "apt-get install clamav clamav-daemon")
     with running_clamd(tmp_path_factory.mktemp("clamd")) as address:
         yield address
+
+
+# -- a real browser: Debian's headless Chromium driven by Playwright ----------------
+# Defined once here: a second session of Playwright's sync API cannot start inside
+# the first one's event loop.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    require_system("Chromium", CHROMIUM.exists(), "apt-get install chromium chromium-driver")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                              args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(accept_downloads=True)
+    yield context.new_page()
+    context.close()

@@ -14,7 +14,6 @@ from werkzeug.serving import make_server
 
 from broker.local import LocalStack
 from broker.web import create_app
-from tests.browser.conftest import browser, page  # noqa: F401  (for the CORS test)
 from tests.conftest import require_system
 from tests.integration.conftest import free_port
 from tests.samples import SECRET
