@@ -1,13 +1,15 @@
-"""The presigned S3 POST: a form the browser submits straight to the bucket.
+"""Presigned uploads the browser sends straight to the bucket.
 
-Its policy pins the bucket, the exact key, the exact Content-Type, the exact
-size, the upload id metadata and the success status, so the store itself
-refuses anything else (where it enforces policies; the validator re-checks).
+A POST form (the default) whose policy pins the bucket, the exact key, the exact
+Content-Type, the exact size, the upload id metadata and the success status; or,
+for clients that can only PUT (Uppy's signRequest), a PUT URL whose signature
+covers the key, the Content-Type and the Content-Length. Either way the store
+refuses anything else (where it enforces them; the validator re-checks).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,14 +20,18 @@ SUCCESS_STATUS = "201"
 
 
 @dataclass(frozen=True)
-class PresignedPost:
-    """Where and how the browser sends the file: `fields` first, the file last."""
+class PresignedUpload:
+    """Where and how the browser sends the file: for POST, `fields` first and the
+    file last; for PUT, the file as the body with `headers`."""
 
     url: str
     fields: dict[str, str]
+    method: str = "POST"
+    headers: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"method": "POST", "url": self.url, "fields": self.fields}
+        return {"method": self.method, "url": self.url, "fields": self.fields,
+                "headers": self.headers}
 
 
 def presign_post(
@@ -38,7 +44,7 @@ def presign_post(
     min_size: int,
     max_size: int,
     ttl: int,
-) -> PresignedPost:
+) -> PresignedUpload:
     """Sign a POST that can store exactly one object of exactly this shape."""
     fields = {
         "Content-Type": content_type,
@@ -55,4 +61,17 @@ def presign_post(
     reply = client.generate_presigned_post(
         Bucket=bucket, Key=key, Fields=fields, Conditions=conditions, ExpiresIn=ttl
     )
-    return PresignedPost(url=reply["url"], fields=dict(reply["fields"]))
+    return PresignedUpload(url=reply["url"], fields=dict(reply["fields"]))
+
+
+def presign_put(client: S3Client, *, bucket: str, key: str, content_type: str, size: int,
+                ttl: int) -> PresignedUpload:
+    """Sign a PUT of exactly this key, type and length (browsers set Content-Length)."""
+    url = client.generate_presigned_url(
+        "put_object",
+        Params={"Bucket": bucket, "Key": key, "ContentType": content_type,
+                "ContentLength": size},
+        ExpiresIn=ttl,
+    )
+    return PresignedUpload(url=url, fields={}, method="PUT",
+                           headers={"Content-Type": content_type})

@@ -108,7 +108,7 @@ def _configure_incoming(clients: AwsClients, settings: Settings, origins: Sequen
         clients.s3.put_bucket_cors(Bucket=settings.incoming_bucket, CORSConfiguration={
             "CORSRules": [{
                 "AllowedOrigins": list(origins),
-                "AllowedMethods": ["POST"],
+                "AllowedMethods": ["POST", "PUT"],
                 "AllowedHeaders": ["*"],
                 "ExposeHeaders": ["ETag", "Location"],
                 "MaxAgeSeconds": 3600,

@@ -61,6 +61,7 @@ class UploadRecord:
     reason_message: str | None = None
     reason_detail: str | None = None  # for operators: the signature name, the part at fault
     sha256: str | None = None
+    transport: str = "post"  # "put": a presigned PUT, which carries no upload-id metadata
 
     @property
     def reason(self) -> Reason | None:

@@ -13,7 +13,7 @@ from broker import clock
 from broker.errors import Conflict, InvalidRequest, NotFound, TooManyRequests
 from broker.filenames import clean_filename, content_disposition
 from broker.keys import incoming_key, is_upload_id
-from broker.presign import PresignedPost, presign_post
+from broker.presign import PresignedUpload, presign_post, presign_put
 from broker.profiles import Profiles, normalize_type
 from broker.records import Records, Status, UploadRecord
 from broker.settings import Settings
@@ -31,7 +31,7 @@ LIVE: tuple[Status, ...] = ("pending", "processing", "ready", "rejected", "expir
 @dataclass(frozen=True)
 class NewUpload:
     record: UploadRecord
-    post: PresignedPost
+    post: PresignedUpload
 
 
 class Uploads:
@@ -46,9 +46,9 @@ class Uploads:
         self.s3 = s3
 
     def create(self, owner: str, profile_name: str, filename: str, content_type: str,
-               size: int | None) -> NewUpload:
-        """Check a declared upload against its profile, record it, and presign its POST.
-        Without a declared size the POST admits the profile's range."""
+               size: int | None, method: str = "POST") -> NewUpload:
+        """Check a declared upload against its profile, record it, and presign its POST
+        (or PUT). Without a declared size the POST admits the profile's range."""
         profile = self.profiles.get(profile_name)
         if not filename.strip():
             raise InvalidRequest("invalid_filename", "The file name is blank.")
@@ -66,17 +66,22 @@ class Uploads:
         record = UploadRecord(
             id=upload_id, owner=owner, profile=profile.name, visibility=profile.visibility,
             status="pending", filename=clean, declared_type=content_type, declared_size=size,
-            incoming_key=key, created_at=clock.isoformat(created),
+            incoming_key=key, transport="put" if method == "PUT" else "post",
+            created_at=clock.isoformat(created),
             updated_at=clock.isoformat(created), expires_at=clock.isoformat(expires),
         )
         self.records.create(record)
-        post = presign_post(
-            self.s3, bucket=self.settings.incoming_bucket, key=key, upload_id=upload_id,
-            content_type=content_type,
-            min_size=profile.min_size if size is None else size,
-            max_size=profile.max_size if size is None else size,
-            ttl=self.settings.presign_ttl,
-        )
+        bucket, ttl = self.settings.incoming_bucket, self.settings.presign_ttl
+        if method == "PUT" and size is not None:
+            post = presign_put(self.s3, bucket=bucket, key=key, content_type=content_type,
+                               size=size, ttl=ttl)
+        else:
+            post = presign_post(
+                self.s3, bucket=bucket, key=key, upload_id=upload_id,
+                content_type=content_type,
+                min_size=profile.min_size if size is None else size,
+                max_size=profile.max_size if size is None else size, ttl=ttl,
+            )
         return NewUpload(record, post)
 
     def _check_pending_cap(self, owner: str, now: datetime) -> None:

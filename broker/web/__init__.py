@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template
+from flask_cors import CORS
 
 from broker.clients import AwsClients, make_clients
 from broker.profiles import load_profiles
@@ -40,6 +41,11 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     app.register_blueprint(api)
     app.register_blueprint(companion)
     install_limits(app, settings)
+    if settings.allowed_origins:
+        # Apps on other origins call the API with bearer tokens; cookies stay same-site.
+        CORS(app, resources={r"/v1/*": {}, r"/s3/*": {}}, origins=list(settings.allowed_origins),
+             allow_headers=["Authorization", "Content-Type"],
+             expose_headers=["Location", "Retry-After"], max_age=3600)
 
     @app.get("/")
     def index() -> str:

@@ -36,7 +36,7 @@ def create_upload() -> tuple[Response, int, dict[str, str]]:
     owner = current_owner()
     body = parse_body(CreateUpload)
     new = services().uploads.create(owner, body.profile, body.filename, body.content_type,
-                                    body.size)
+                                    body.size, body.method)
     payload = {
         "id": new.record.id,
         "status": new.record.status,

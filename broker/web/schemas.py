@@ -20,14 +20,19 @@ class CreateUpload(BaseModel):
     content_type: str = Field(min_length=3, max_length=255, examples=["image/png"])
     size: StrictInt = Field(ge=0, description="Exact size of the file in bytes.",
                             examples=[48213])
+    method: Literal["POST", "PUT"] = Field(
+        default="POST", description="POST: a form upload (default). PUT: a presigned PUT "
+                                    "URL, for clients such as Uppy's signRequest.")
 
 
 class PresignedUpload(BaseModel):
-    """Send `fields` first, then the file last, as multipart/form-data to `url`."""
+    """POST: send `fields` first, then the file last, as multipart/form-data to `url`.
+    PUT: send the file as the body to `url` with `headers`."""
 
-    method: Literal["POST"] = "POST"
+    method: Literal["POST", "PUT"] = "POST"
     url: str
     fields: dict[str, str]
+    headers: dict[str, str] = {}
 
 
 class UploadCreated(BaseModel):

@@ -80,3 +80,57 @@ def test_uppy_uploads_through_companion_endpoint(page: Any, running: Running,
     assert items[0]["filename"] == "from-uppy.png"
     assert items[0]["status"] == "ready"
     assert requests.get(items[0]["url"], timeout=10).content == png
+
+
+SIGN_REQUEST_PAGE = b"""<!doctype html><html><head><meta charset="utf-8">
+<script src="/test/uppy.min.js"></script></head><body>
+<script>
+  // The glue an app writes for signRequest: Uppy asks to sign a PUT for a key; the
+  // app asks the broker for a presigned PUT for that file, with its bearer token.
+  window.uploadWithSignRequest = async (bytes, token, broker) => {
+    const files = new Map();
+    const uppy = new Uppy.Uppy({meta: {profile: "avatar"}}).use(Uppy.AwsS3, {
+      shouldUseMultipart: false,
+      generateObjectKey: (file) => { files.set(file.id, file); return file.id; },
+      signRequest: async ({key}) => {
+        const file = files.get(key);
+        const reply = await fetch(broker + "/v1/uploads", {
+          method: "POST",
+          headers: {"Authorization": "Bearer " + token, "Content-Type": "application/json"},
+          body: JSON.stringify({profile: file.meta.profile, filename: file.name,
+                                content_type: file.type, size: file.size, method: "PUT"}),
+        });
+        const created = await reply.json();
+        if (!reply.ok) throw new Error(created.detail);
+        return {url: created.upload.url};
+      },
+    });
+    uppy.addFile({name: "signed.png", type: "image/png",
+                  data: new Blob([new Uint8Array(bytes)], {type: "image/png"})});
+    const result = await uppy.upload();
+    return {ok: result.successful.length, failed: result.failed.map((f) => String(f.error))};
+  };
+</script></body></html>"""
+
+
+def test_uppy_uploads_through_sign_request_glue(page: Any, running: Running,
+                                                uppy_bundle: bytes) -> None:
+    from broker.auth import issue_token
+
+    running.pages.pages["/test/uppy.min.js"] = (uppy_bundle, "text/javascript")
+    running.pages.pages["/test/sign-request.html"] = (SIGN_REQUEST_PAGE, "text/html")
+    page.goto(f"{running.url}/test/sign-request.html")
+    png = png_bytes(24, 24)
+    result = page.evaluate(
+        "([bytes, token, broker]) => window.uploadWithSignRequest(bytes, token, broker)",
+        [list(png), issue_token(SECRET.encode(), "signer", 600), running.url])
+    assert result == {"ok": 1, "failed": []}
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        items = requests.get(f"{running.url}/v1/uploads", headers=auth("signer"),
+                             timeout=10).json()["items"]
+        if items and items[0]["status"] == "ready":
+            break
+        time.sleep(0.2)
+    assert items[0]["filename"] == "signed.png"
+    assert items[0]["status"] == "ready"

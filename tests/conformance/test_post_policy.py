@@ -18,7 +18,7 @@ import pytest
 import requests
 from botocore.config import Config
 
-from broker.presign import PresignedPost, presign_post
+from broker.presign import PresignedUpload, presign_post, presign_put
 from tests.conformance.conftest import Rgw
 
 pytestmark = pytest.mark.conformance
@@ -47,13 +47,13 @@ def write_table() -> Iterator[None]:
                         + "\n".join(rows) + "\n")
 
 
-def presigned(s3: Any, key: str = "incoming/up_conformance", ttl: int = 300) -> PresignedPost:
+def presigned(s3: Any, key: str = "incoming/up_conformance", ttl: int = 300) -> PresignedUpload:
     return presign_post(s3, bucket=BUCKET, key=key, upload_id="up_conformance",
                         content_type="image/png", min_size=len(DATA), max_size=len(DATA),
                         ttl=ttl)
 
 
-def send(post: PresignedPost, fields: dict[str, str], data: bytes = DATA,
+def send(post: PresignedUpload, fields: dict[str, str], data: bytes = DATA,
          content_type: str = "image/png") -> tuple[int, str]:
     reply = requests.post(post.url, data=fields, files={"file": ("a.png", data, content_type)},
                           timeout=30)
@@ -122,3 +122,42 @@ def test_rgw_stores_the_valid_post_exactly(s3: Any) -> None:
     assert stored["Body"].read() == DATA
     assert stored["ContentType"] == "image/png"
     assert stored["Metadata"]["upload-id"] == "up_conformance"
+
+
+def put(s3: Any, key: str, data: bytes, content_type: str = "image/png",
+        ttl: int = 300) -> tuple[int, str]:
+    upload = presign_put(s3, bucket=BUCKET, key=key, content_type="image/png", size=len(DATA),
+                         ttl=ttl)
+    if ttl == 1:
+        time.sleep(2.5)
+    reply = requests.put(upload.url, data=data, headers={"Content-Type": content_type},
+                         timeout=30)
+    code = reply.text.split("<Code>")[1].split("</Code>")[0] if "<Code>" in reply.text else ""
+    return reply.status_code, code
+
+
+PUT_REFUSED = [
+    ("PUT: a body larger than signed", DATA + b"\0", "image/png", 300),
+    ("PUT: a body smaller than signed", DATA[:-1], "image/png", 300),
+    ("PUT: another Content-Type", DATA, "text/html", 300),
+    ("PUT: an expired URL", DATA, "image/png", 1),
+]
+
+
+@pytest.mark.parametrize(("case", "data", "content_type", "ttl"), PUT_REFUSED,
+                         ids=[r[0] for r in PUT_REFUSED])
+def test_rgw_refuses_what_a_presigned_put_does_not_cover(
+    s3: Any, case: str, data: bytes, content_type: str, ttl: int
+) -> None:
+    key = f"incoming/up_put_{len(RESULTS)}"
+    status, code = put(s3, key, data, content_type, ttl)
+    RESULTS.append((case, status, code))
+    assert status == 403, (status, code)
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=key)
+
+
+def test_rgw_stores_the_valid_put(s3: Any) -> None:
+    status, code = put(s3, "incoming/up_put_valid", DATA)
+    RESULTS.append(("PUT: the valid upload", status, code))
+    assert status == 200
+    assert s3.get_object(Bucket=BUCKET, Key="incoming/up_put_valid")["Body"].read() == DATA
