@@ -66,6 +66,8 @@ class Running:
 
 @pytest.fixture(scope="module")
 def running() -> Iterator[Running]:
+    """The stack. moto keeps one state per process, so every stack started in a test
+    run shares its tables: tests that list uploads use a user no other test uses."""
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
     stack = LocalStack(emulator_port=free_port(), broker_origin=origin,
