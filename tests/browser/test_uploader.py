@@ -72,10 +72,14 @@ def test_dropped_files_upload_too(page: Any, running: Running) -> None:
 
 
 def test_the_drop_zone_opens_the_picker_from_the_keyboard(page: Any, running: Running) -> None:
+    from playwright.sync_api import expect
+
     open_page(page, running, "alice", "avatar")
-    page.focus(".bu-zone")
+    zone = page.locator(".bu-zone")
+    zone.focus()
+    expect(zone).to_be_focused()
     with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Enter")
+        zone.press("Enter")
     chooser.value.set_files([file_("key.png", "image/png", png_bytes())])
     (item,) = settle(page, 1)
     assert item.get_attribute("data-state") == "ready"
