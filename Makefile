@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: run test lint typecheck unit bench clean setup system-deps
+.PHONY: run test lint typecheck unit bench clean setup system-deps synth package
 
 setup: $(STAMP)
 
@@ -25,7 +25,7 @@ system-deps:
 	./scripts/system-deps.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check broker lambdas tests bench
+	$(BIN)/ruff check broker lambdas infra tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -36,5 +36,14 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# The Lambda zips (build/validator.zip, build/broker.zip), from manylinux wheels.
+package: $(STAMP)
+	$(BIN)/python scripts/package.py
+
+# The AWS CDK app, synthesized offline into infra/cdk.out/ (STAGE=dev or prod).
+STAGE ?= dev
+synth: package
+	$(BIN)/python -m infra.app --stage $(STAGE)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info infra/cdk.out

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+from pydantic import SecretStr
 
 from broker.settings import Settings
 
@@ -52,3 +53,10 @@ def make_clients(settings: Settings, session: boto3.Session | None = None) -> Aw
         sqs=client("sqs", settings.endpoint_for("sqs")),
         sns=client("sns", s3_endpoint),
     )
+
+
+def fetch_secret(settings: Settings) -> SecretStr:
+    """The signing secret from Secrets Manager (BROKER_JWT_SECRET_ARN), read once at start."""
+    client = boto3.client("secretsmanager", region_name=settings.region)
+    value = client.get_secret_value(SecretId=str(settings.jwt_secret_arn))["SecretString"]
+    return SecretStr(value)

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
 
     env: Literal["local", "production"] = "production"
     jwt_secret: SecretStr | None = None
+    # On AWS: a Secrets Manager secret holding it, read once at start.
+    jwt_secret_arn: str | None = None
     # Where `broker run` keeps its generated secret so `broker token` can sign for it.
     secret_file: Path = Path(".broker/secret")
     token_ttl: int = Field(default=3600, gt=0)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
-
-import magic
+from contextlib import suppress
+from typing import Any
 
 from broker.profiles import normalize_type
 
@@ -26,8 +27,16 @@ def sniff(head: bytes) -> str:
     detector = getattr(_local, "magic", None)
     if detector is None:
         # One magic.Magic object is not thread-safe: one per thread.
-        detector = _local.magic = magic.Magic(mime=True)
+        detector = _local.magic = _magic().Magic(mime=True)
     return normalize_type(detector.from_buffer(head))
+
+
+def _magic() -> Any:
+    """python-magic, loaded on first use: Lambda packages carry libmagic in the
+    pylibmagic wheel, which must be imported first so python-magic finds it."""
+    with suppress(ImportError):
+        importlib.import_module("pylibmagic")
+    return importlib.import_module("magic")
 
 
 def effective_type(detected: str, declared: str) -> str:

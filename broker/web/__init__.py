@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template
 from flask_cors import CORS
 
-from broker.clients import AwsClients, make_clients
+from broker.clients import AwsClients, fetch_secret, make_clients
 from broker.profiles import load_profiles
 from broker.records import Records
 from broker.settings import load_settings
@@ -27,6 +27,8 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     """Build the broker. `config` overrides settings read from BROKER_* variables;
     `clients` replaces the AWS clients (tests, other S3 implementations)."""
     settings = load_settings(**dict(config or {}))
+    if settings.jwt_secret_arn and settings.jwt_secret is None:
+        settings = settings.model_copy(update={"jwt_secret": fetch_secret(settings)})
     secret = settings.signing_secret()  # refuse to start without a usable secret
     clients = clients or make_clients(settings)
     profiles = load_profiles(settings.profiles_file)

@@ -1,0 +1,205 @@
+"""The AWS deployment: buckets, CDN, queue, table, secret and the two functions.
+
+Each resource carries the security property that matters for it, and each role
+is granted only the actions on the resources its code uses (no `grant_*`
+helpers, whose wildcards would exceed that).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_apigatewayv2 as apigw
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_cloudfront as cloudfront
+from aws_cdk import aws_cloudfront_origins as origins
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from broker.records import OWNER_INDEX, PENDING_INDEX
+from infra.stages import Stage
+
+INCOMING_PREFIX = "incoming/"
+QUARANTINE_PREFIX = "quarantine/"
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox"
+
+
+def private_bucket(scope: Construct, name: str, **extra: object) -> s3.Bucket:
+    """Never public, encrypted, reachable over TLS only."""
+    return s3.Bucket(scope, name, block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+                     encryption=s3.BucketEncryption.S3_MANAGED, enforce_ssl=True,
+                     removal_policy=RemovalPolicy.RETAIN, **extra)  # type: ignore[arg-type]
+
+
+class UploadBrokerStack(Stack):
+    def __init__(self, scope: Construct, stage: Stage, package_dir: Path) -> None:
+        super().__init__(scope, f"UploadBroker-{stage.name}")
+        methods = [s3.HttpMethods.POST]
+        if stage.allow_put_uploads:
+            methods.append(s3.HttpMethods.PUT)
+        self.incoming = private_bucket(
+            self, "Incoming",
+            cors=[s3.CorsRule(allowed_methods=methods, allowed_origins=list(stage.origins),
+                              allowed_headers=["*"], exposed_headers=["ETag", "Location"],
+                              max_age=3600)],
+            lifecycle_rules=[
+                s3.LifecycleRule(id="expire-unprocessed", prefix=INCOMING_PREFIX,
+                                 expiration=Duration.days(stage.unprocessed_days),
+                                 abort_incomplete_multipart_upload_after=Duration.days(1)),
+                s3.LifecycleRule(id="expire-quarantine", prefix=QUARANTINE_PREFIX,
+                                 expiration=Duration.days(stage.quarantine_days)),
+            ],
+        )
+        self.public = private_bucket(self, "Public")
+        self.private = private_bucket(self, "Private")
+        self.distribution = self._cdn(stage)
+
+        self.dead_letters = sqs.Queue(self, "EventsDLQ", retention_period=Duration.days(14),
+                                      enforce_ssl=True)
+        self.events = sqs.Queue(
+            self, "Events", enforce_ssl=True,
+            # Six times the function's timeout, as Lambda recommends for SQS sources.
+            visibility_timeout=Duration.seconds(6 * stage.validator_timeout_seconds),
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=5,
+                                                  queue=self.dead_letters))
+        self.incoming.add_event_notification(
+            s3.EventType.OBJECT_CREATED, s3n.SqsDestination(self.events),
+            s3.NotificationKeyFilter(prefix=INCOMING_PREFIX))
+        cloudwatch.Alarm(
+            self, "DeadLettersWaiting",
+            metric=self.dead_letters.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5)),
+            threshold=1, evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            alarm_description="Upload events failed 5 times and wait in the dead-letter queue.")
+
+        self.table = dynamodb.TableV2(
+            self, "Uploads", partition_key=dynamodb.Attribute(
+                name="id", type=dynamodb.AttributeType.STRING),
+            billing=dynamodb.Billing.on_demand(),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True),
+            removal_policy=RemovalPolicy.RETAIN,
+            global_secondary_indexes=[
+                dynamodb.GlobalSecondaryIndexPropsV2(
+                    index_name=OWNER_INDEX,
+                    partition_key=dynamodb.Attribute(name="listed_owner",
+                                                     type=dynamodb.AttributeType.STRING),
+                    sort_key=dynamodb.Attribute(name="created_key",
+                                                type=dynamodb.AttributeType.STRING)),
+                dynamodb.GlobalSecondaryIndexPropsV2(
+                    index_name=PENDING_INDEX,
+                    partition_key=dynamodb.Attribute(name="pending_owner",
+                                                     type=dynamodb.AttributeType.STRING),
+                    sort_key=dynamodb.Attribute(name="expires_at",
+                                                type=dynamodb.AttributeType.STRING),
+                    projection_type=dynamodb.ProjectionType.KEYS_ONLY),
+            ])
+        self.jwt_secret = secretsmanager.Secret(
+            self, "JwtSecret", description="Signs the broker's bearer tokens (HS256).",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True))
+
+        environment = stage.runtime_settings() | {
+            "BROKER_INCOMING_BUCKET": self.incoming.bucket_name,
+            "BROKER_PUBLIC_BUCKET": self.public.bucket_name,
+            "BROKER_PRIVATE_BUCKET": self.private.bucket_name,
+            "BROKER_TABLE": self.table.table_name,
+            "BROKER_PUBLIC_BASE_URL": f"https://{stage.cdn_domain}" if stage.cdn_domain
+            else f"https://{self.distribution.distribution_domain_name}",
+        }
+        self.validator = self._validator(stage, package_dir, environment)
+        self.broker, self.api = self._broker(stage, package_dir, environment)
+        CfnOutput(self, "ApiUrl", value=self.api.api_endpoint)
+        CfnOutput(self, "CdnDomain", value=self.distribution.distribution_domain_name)
+
+    def _cdn(self, stage: Stage) -> cloudfront.Distribution:
+        headers = cloudfront.ResponseHeadersPolicy(
+            self, "SafeHeaders",
+            security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
+                content_type_options=cloudfront.ResponseHeadersContentTypeOptions(
+                    override=True),
+                content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
+                    content_security_policy=CSP, override=True),
+                strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
+                    access_control_max_age=Duration.days(365), include_subdomains=True,
+                    override=True),
+            ))
+        return cloudfront.Distribution(
+            self, "Cdn",
+            default_behavior=cloudfront.BehaviorOptions(
+                # Origin Access Control: only this distribution may read the bucket.
+                origin=origins.S3BucketOrigin.with_origin_access_control(self.public),
+                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+                allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD,
+                response_headers_policy=headers))
+
+    def _validator(self, stage: Stage, package_dir: Path,
+                   environment: dict[str, str]) -> lambda_.Function:
+        function = lambda_.Function(
+            self, "Validator", runtime=RUNTIME,
+            code=lambda_.Code.from_asset(str(package_dir / "validator.zip")),
+            handler="lambdas.validator.handler.handler",
+            timeout=Duration.seconds(stage.validator_timeout_seconds),
+            memory_size=stage.validator_memory_mb,
+            reserved_concurrent_executions=stage.validator_concurrency,
+            environment=environment)
+        function.add_event_source(sources.SqsEventSource(
+            self.events, batch_size=10, report_batch_item_failures=True))
+        incoming_objects = self.incoming.arn_for_objects(f"{INCOMING_PREFIX}*")
+        for statement in (
+            # Read, judge and remove what arrives under incoming/.
+            iam.PolicyStatement(actions=["s3:GetObject", "s3:DeleteObject"],
+                                resources=[incoming_objects]),
+            # Without ListBucket, S3 answers 403 instead of 404 for an object already gone.
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.incoming.bucket_arn],
+                                conditions={"StringLike": {"s3:prefix": [f"{INCOMING_PREFIX}*"]}}),
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[
+                self.incoming.arn_for_objects(f"{QUARANTINE_PREFIX}*"),
+                self.public.arn_for_objects("*"), self.private.arn_for_objects("*")]),
+            iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:PutItem"],
+                                resources=[self.table.table_arn]),
+        ):
+            function.add_to_role_policy(statement)
+        return function
+
+    def _broker(self, stage: Stage, package_dir: Path, environment: dict[str, str]
+                ) -> tuple[lambda_.Function, apigw.HttpApi]:
+        function = lambda_.Function(
+            self, "Broker", runtime=RUNTIME,
+            code=lambda_.Code.from_asset(str(package_dir / "broker.zip")),
+            handler="lambdas.broker.handler.handler", timeout=Duration.seconds(10),
+            memory_size=stage.broker_memory_mb,
+            environment=environment | {"BROKER_JWT_SECRET_ARN": self.jwt_secret.secret_arn})
+        for statement in (
+            # Presigned uploads are signed with this role: only under incoming/.
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[
+                self.incoming.arn_for_objects(f"{INCOMING_PREFIX}*")]),
+            # Presigned downloads of private files.
+            iam.PolicyStatement(actions=["s3:GetObject"],
+                                resources=[self.private.arn_for_objects("*")]),
+            # DELETE /v1/uploads/{id} removes every stored copy.
+            iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[
+                self.incoming.arn_for_objects(f"{INCOMING_PREFIX}*"),
+                self.public.arn_for_objects("*"), self.private.arn_for_objects("*")]),
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
+                resources=[self.table.table_arn, f"{self.table.table_arn}/index/*"]),
+            iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"],
+                                resources=[self.jwt_secret.secret_arn]),
+        ):
+            function.add_to_role_policy(statement)
+        api = apigw.HttpApi(
+            self, "Api", default_integration=integrations.HttpLambdaIntegration(
+                "BrokerIntegration", function))
+        return function, api

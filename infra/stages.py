@@ -1,0 +1,53 @@
+"""Stage settings: names, origins, limits, domain. The one place they are chosen.
+
+The CDK stack builds from these, passes the runtime settings to the functions
+as BROKER_* variables, and `localstack/` provisions the same names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    # Pages allowed to upload to the incoming bucket and call the API.
+    origins: tuple[str, ...]
+    # The CDN's domain for public files; None: the distribution's own domain.
+    cdn_domain: str | None = None
+    presign_ttl: int = 300
+    download_ttl: int = 300
+    upload_rate_limit: str = "60/minute"
+    max_pending_uploads: int = 20
+    # Days before unprocessed uploads and quarantined objects expire.
+    unprocessed_days: int = 2
+    quarantine_days: int = 30
+    validator_timeout_seconds: int = 60
+    validator_memory_mb: int = 1024
+    validator_concurrency: int = 20
+    broker_memory_mb: int = 512
+    # Allow presigned PUT uploads (Uppy's signRequest) as well as POST forms.
+    allow_put_uploads: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def resource_name(self, part: str) -> str:
+        return f"upload-broker-{self.name}-{part}"
+
+    def runtime_settings(self) -> dict[str, str]:
+        """Settings the functions read at run time, as BROKER_* variables."""
+        return {
+            "BROKER_ENV": "production",
+            "BROKER_PRESIGN_TTL": str(self.presign_ttl),
+            "BROKER_DOWNLOAD_TTL": str(self.download_ttl),
+            "BROKER_UPLOAD_RATE_LIMIT": self.upload_rate_limit,
+            "BROKER_MAX_PENDING_UPLOADS": str(self.max_pending_uploads),
+            "BROKER_ALLOWED_ORIGINS": "[" + ",".join(f'"{o}"' for o in self.origins) + "]",
+        }
+
+
+STAGES = {
+    "dev": Stage(name="dev", origins=("http://localhost:3000",)),
+    "prod": Stage(name="prod", origins=("https://app.example.com",),
+                  cdn_domain=None, validator_concurrency=50),
+}

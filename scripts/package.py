@@ -1,0 +1,73 @@
+"""`make package`: the validator's and the broker's Lambda zips, built offline.
+
+Wheels for the Lambda runtime (CPython 3.12, manylinux x86_64) are installed
+beside the product's sources; libmagic comes in the pylibmagic wheel. Entries
+are written in sorted order with fixed times, so the same inputs give the same zip.
+
+    python scripts/package.py [--out build]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON_VERSION = "3.12"
+PLATFORM = "manylinux2014_x86_64"
+SOURCES = ("broker", "lambdas")
+EXTRA = {"validator": ["pylibmagic>=0.5"], "broker": ["apig-wsgi>=2.18"]}
+FIXED_TIME = (2020, 1, 1, 0, 0, 0)
+
+
+def requirements(function: str) -> list[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [*project["dependencies"], *EXTRA[function]]
+
+
+def install(function: str, target: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "--target", str(target), "--platform", PLATFORM, "--implementation", "cp",
+         "--python-version", PYTHON_VERSION, "--only-binary=:all:", "--upgrade",
+         *requirements(function)],
+        check=True)
+    for source in SOURCES:
+        shutil.copytree(ROOT / source, target / source,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def write_zip(folder: Path, archive: Path) -> None:
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as out:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            if "__pycache__" in path.parts:
+                continue
+            info = zipfile.ZipInfo(str(path.relative_to(folder)), FIXED_TIME)
+            info.external_attr = (0o755 if path.suffix == ".so" or ".so." in path.name
+                                  else 0o644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            out.writestr(info, path.read_bytes())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "build")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for function in ("validator", "broker"):
+        folder = args.out / function
+        shutil.rmtree(folder, ignore_errors=True)
+        install(function, folder)
+        archive = args.out / f"{function}.zip"
+        write_zip(folder, archive)
+        print(f"{archive.relative_to(ROOT) if archive.is_relative_to(ROOT) else archive}: "
+              f"{archive.stat().st_size / 1024 / 1024:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

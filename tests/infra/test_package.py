@@ -1,0 +1,116 @@
+"""The built Lambda package itself works: unpacked alone, it processes a real event."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker.clients import make_clients
+from broker.provision import provision
+from broker.settings import load_settings
+from broker.uploads import Uploads
+from lambdas.validator.process import Validator
+from tests.conftest import require_system
+from tests.integration.conftest import free_port
+from tests.samples import png_bytes
+
+pytestmark = pytest.mark.infra
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def lambda_python() -> str | None:
+    """A Python 3.12 interpreter, like the Lambda runtime: on PATH, or from pyenv."""
+    candidate = shutil.which("python3.12")
+    if candidate and subprocess.run([candidate, "-c", ""], capture_output=True,
+                                    check=False).returncode == 0:
+        return candidate
+    pyenv = shutil.which("pyenv")
+    if pyenv is None:
+        return None
+    listed = subprocess.run([pyenv, "versions", "--bare"], capture_output=True, text=True,
+                            check=False).stdout.split()
+    versions = [v for v in listed if v.startswith("3.12")]
+    if not versions:
+        return None
+    prefix = subprocess.run([pyenv, "prefix", versions[-1]], capture_output=True, text=True,
+                            check=False).stdout.strip()
+    found = Path(prefix) / "bin" / "python3.12"
+    return str(found) if found.exists() else None
+
+
+@pytest.fixture(scope="module")
+def validator_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("build")
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "package.py"), "--out", str(out)],
+                   check=True, capture_output=True, timeout=600)
+    return out / "validator.zip"
+
+
+@pytest.fixture
+def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    monkeypatch.setenv("BROKER_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def test_the_unpacked_validator_zip_processes_an_sqs_event_on_its_own(
+    validator_zip: Path, emulator: str, tmp_path: Path
+) -> None:
+    runtime = lambda_python()
+    require_system("Python 3.12 (the Lambda runtime)", runtime is not None,
+                   "pyenv install 3.12")
+    assert runtime is not None
+    settings = load_settings(public_base_url="https://cdn.example.test")
+    clients = make_clients(settings)
+    provision(clients, settings, "uploads-events", ["https://app.example.test"])
+    validator = Validator.build(settings, clients)
+    uploads = Uploads(settings, validator.profiles, validator.records, validator.storage,
+                      clients.s3)
+    png = png_bytes()
+    record = uploads.create("alice", "avatar", "me.png", "image/png", len(png)).record
+    clients.s3.put_object(Bucket=settings.incoming_bucket, Key=record.incoming_key, Body=png,
+                          Metadata={"upload-id": record.id})
+
+    folder = tmp_path / "task"
+    with zipfile.ZipFile(validator_zip) as archive:
+        archive.extractall(folder)
+    notification = {"Records": [{"eventName": "ObjectCreated:Post", "eventSource": "aws:s3",
+                                 "s3": {"bucket": {"name": settings.incoming_bucket},
+                                        "object": {"key": record.incoming_key.replace(
+                                            "/", "%2F"), "size": len(png)}}}]}
+    event = {"Records": [{"messageId": "m-1", "receiptHandle": "r-1", "eventSource": "aws:sqs",
+                          "body": json.dumps(notification)}]}
+    (tmp_path / "event.json").write_text(json.dumps(event))
+    program = (
+        "import json, sys; sys.path[:0] = [sys.argv[1]];"
+        "import lambdas.validator.handler as h;"
+        "print(json.dumps(h.handler(json.load(open(sys.argv[2])), None)));"
+        "import magic, pylibmagic;"
+        "assert all(m.__file__.startswith(sys.argv[1]) for m in (h, magic, pylibmagic))"
+    )
+    env: dict[str, Any] = {k: v for k, v in os.environ.items()
+                           if k.startswith(("AWS_", "BROKER_"))} | {"PATH": "/usr/bin:/bin"}
+    # -S: no site-packages; run elsewhere so the source tree is not importable either.
+    reply = subprocess.run([runtime, "-S", "-c", program, str(folder),
+                            str(tmp_path / "event.json")], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert reply.returncode == 0, reply.stderr[-3000:]
+    assert json.loads(reply.stdout.strip().splitlines()[-1]) == {"batchItemFailures": []}
+    settled = uploads.records.get(record.id)
+    assert settled is not None
+    assert settled.status == "ready"
+    assert settled.content_type == "image/png"
