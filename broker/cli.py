@@ -63,6 +63,52 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_provision(args: argparse.Namespace) -> int:
+    """Create the buckets, queue, notification and table where the settings point."""
+    from broker.clients import make_clients
+    from broker.provision import ensure_table, provision_queue, provision_storage
+
+    settings = load_settings()
+    clients = make_clients(settings)
+    provision_storage(clients, settings, args.origin)
+    queue_url = provision_queue(clients, settings, args.queue)
+    ensure_table(clients, settings.table)
+    print(f"BROKER_QUEUE_URL={queue_url}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """The long-running validator: poll BROKER_QUEUE_URL until stopped."""
+    import threading
+
+    from broker.clients import make_clients
+    from lambdas.validator.process import Validator
+    from lambdas.validator.worker import run_worker
+
+    settings = load_settings()
+    if settings.queue_url is None:
+        raise ValueError("BROKER_QUEUE_URL is not set: run `broker provision` first")
+    clients = make_clients(settings)
+    stop = threading.Event()
+    _stop_on_signals()
+    try:
+        run_worker(Validator.build(settings, clients), clients.sqs, settings.queue_url, stop)
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The broker alone, for development against your own services (use gunicorn in
+    production: gunicorn 'broker.web:create_app()')."""
+    from werkzeug.serving import run_simple
+
+    from broker.web import create_app
+
+    run_simple(args.host, args.port, create_app(), threaded=True)
+    return 0
+
+
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex((host, port)) != 0
@@ -95,6 +141,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--push-port", type=int, default=9101,
                      help="where the validator receives pushed events (BROKER_EVENTS=http)")
     run.set_defaults(func=cmd_run)
+
+    provision = commands.add_parser(
+        "provision", help="create buckets, queue and table where BROKER_* settings point")
+    provision.add_argument("--origin", action="append", default=[],
+                           help="an origin allowed to upload (repeatable)")
+    provision.add_argument("--queue", default="uploads-events", help="the event queue's name")
+    provision.set_defaults(func=cmd_provision)
+
+    worker = commands.add_parser("worker", help="run the validator, polling BROKER_QUEUE_URL")
+    worker.set_defaults(func=cmd_worker)
+
+    serve = commands.add_parser("serve", help="run the broker alone (development server)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

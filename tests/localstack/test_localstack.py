@@ -1,0 +1,131 @@
+"""An upload end to end with LocalStack's runtime (host mode, no Docker) as the store.
+
+Storage and the event queue are LocalStack's; the records stay in the embedded
+emulator, because LocalStack's DynamoDB downloads a Java runtime and DynamoDB
+Local on first use, which a machine without internet access cannot do.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from broker.clients import make_clients
+from broker.provision import ensure_table, provision_queue, provision_storage
+from broker.settings import load_settings
+from broker.web import create_app
+from lambdas.validator.process import Validator
+from lambdas.validator.worker import run_worker
+from tests.integration.conftest import free_port
+from tests.samples import HTML_AS_PNG, SECRET, auth, png_bytes
+
+pytestmark = pytest.mark.localstack
+RUNTIME = Path(__file__).resolve().parents[2] / "localstack" / "host-runtime.sh"
+
+
+@pytest.fixture(scope="module")
+def localstack() -> Iterator[str]:
+    install = subprocess.run([str(RUNTIME), "install"], capture_output=True, text=True,
+                             timeout=900, check=False)
+    if install.returncode != 0:
+        pytest.skip(f"LocalStack's runtime cannot be installed here: {install.stderr[-400:]}")
+    port = free_port()
+    subprocess.run([str(RUNTIME), "start", str(port)], check=True, timeout=120,
+                   capture_output=True)
+    yield f"http://127.0.0.1:{port}"
+    subprocess.run([str(RUNTIME), "stop", str(port)], check=False, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def broker_on_localstack(localstack: str) -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    records = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    records.start()
+    host, port = records.get_host_and_port()
+    broker_port = free_port()
+    origin = f"http://127.0.0.1:{broker_port}"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ACCESS_KEY_ID", "test")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "test")
+        settings = load_settings(
+            jwt_secret=SECRET, s3_endpoint_url=localstack, sqs_endpoint_url=localstack,
+            dynamodb_endpoint_url=f"http://{host}:{port}", incoming_bucket="ls-incoming",
+            public_bucket="ls-public", private_bucket="ls-private")
+        clients = make_clients(settings)
+        provision_storage(clients, settings, [origin], serve_public_bucket=True)
+        settings = settings.model_copy(
+            update={"queue_url": provision_queue(clients, settings, "ls-events")})
+        ensure_table(clients, settings.table)
+        stop = threading.Event()
+        assert settings.queue_url is not None
+        worker = threading.Thread(target=run_worker, daemon=True, kwargs={"wait_seconds": 1},
+                                  args=(Validator.build(settings, clients), clients.sqs,
+                                        settings.queue_url, stop))
+        worker.start()
+        server = make_server("127.0.0.1", broker_port,
+                             create_app(settings.model_dump(), clients=clients), threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield origin
+        finally:
+            stop.set()
+            server.shutdown()
+            records.stop()
+
+
+def ask(broker: str, data: bytes, filename: str = "me.png") -> dict[str, Any]:
+    reply = requests.post(f"{broker}/v1/uploads", headers=auth("ls-user"), timeout=10, json={
+        "profile": "avatar", "filename": filename, "content_type": "image/png",
+        "size": len(data)})
+    assert reply.status_code == 201, reply.text
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+def settle(broker: str, upload_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        record: dict[str, Any] = requests.get(f"{broker}/v1/uploads/{upload_id}",
+                                              headers=auth("ls-user"), timeout=10).json()
+        if record["status"] not in ("pending", "processing"):
+            return record
+        time.sleep(0.2)
+    raise AssertionError(f"never settled: {record}")
+
+
+def test_an_upload_through_localstack_becomes_ready(broker_on_localstack: str,
+                                                    localstack: str) -> None:
+    png = png_bytes(40, 40)
+    created = ask(broker_on_localstack, png)
+    post = created["upload"]
+    assert post["url"].startswith(localstack)
+    stored = requests.post(post["url"], data=post["fields"],
+                           files={"file": ("me.png", png, "image/png")}, timeout=30)
+    assert stored.status_code == 201, stored.text
+    record = settle(broker_on_localstack, created["id"])
+    assert record["status"] == "ready"
+    assert requests.get(record["url"], timeout=10).content == png
+
+
+def test_a_spoofed_file_is_rejected_and_an_oversized_body_refused(
+        broker_on_localstack: str) -> None:
+    created = ask(broker_on_localstack, HTML_AS_PNG, "x.png")
+    post = created["upload"]
+    requests.post(post["url"], data=post["fields"],
+                  files={"file": ("x.png", HTML_AS_PNG, "image/png")}, timeout=30)
+    assert settle(broker_on_localstack, created["id"])["reason"]["code"] == "type_mismatch"
+    png = png_bytes()
+    post = ask(broker_on_localstack, png)["upload"]
+    refused = requests.post(post["url"], data=post["fields"],
+                            files={"file": ("me.png", png + b"\0" * 64, "image/png")},
+                            timeout=30)
+    assert refused.status_code == 400  # LocalStack enforces the policy's conditions
