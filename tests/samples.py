@@ -61,3 +61,37 @@ class BytesSource:
     def chunks(self) -> list[bytes]:
         step = self.chunk_size
         return [self.data[i:i + step] for i in range(0, len(self.data), step)]
+
+
+def store_upload(app: Any, aws: Any, data: bytes, *, profile: str = "avatar",
+                 filename: str = "me.png", content_type: str = "image/png",
+                 owner: str = "alice") -> str:
+    """Create an upload through the broker and store its bytes as the browser would."""
+    record = app.extensions["broker"].uploads.create(
+        owner, profile, filename, content_type, len(data)).record
+    aws.s3.put_object(Bucket="uploads-incoming", Key=record.incoming_key, Body=data,
+                      Metadata={"upload-id": record.id})
+    return str(record.id)
+
+
+def settle(broker: str, user: str, upload_id: str | None = None,
+           timeout: float = 30) -> dict[str, Any]:
+    """Poll the API until the upload (or, without an id, the user's newest) settles."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + timeout
+    record: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        if upload_id:
+            record = requests.get(f"{broker}/v1/uploads/{upload_id}", headers=auth(user),
+                                  timeout=10).json()
+        else:
+            items = requests.get(f"{broker}/v1/uploads", headers=auth(user),
+                                 timeout=10).json()["items"]
+            record = items[0] if items else {"status": "pending"}
+        if record["status"] not in ("pending", "processing"):
+            return record
+        time.sleep(0.1)
+    raise AssertionError(f"the upload never settled: {record}")

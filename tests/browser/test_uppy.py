@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import requests
 
 from tests.conftest import require_system
 from tests.integration.conftest import Running
-from tests.samples import SECRET, auth, png_bytes
+from tests.samples import SECRET, png_bytes, settle
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,16 +69,10 @@ def test_uppy_uploads_through_companion_endpoint(page: Any, running: Running,
     assert result["failed"] == []
     assert result["ok"] == 1
     assert "/incoming/up_" in result["location"]
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        items = requests.get(f"{running.url}/v1/uploads", headers=auth("uppy-user"),
-                             timeout=10).json()["items"]
-        if items and items[0]["status"] == "ready":
-            break
-        time.sleep(0.2)
-    assert items[0]["filename"] == "from-uppy.png"
-    assert items[0]["status"] == "ready"
-    assert requests.get(items[0]["url"], timeout=10).content == png
+    newest = settle(running.url, "uppy-user")
+    assert newest["filename"] == "from-uppy.png"
+    assert newest["status"] == "ready"
+    assert requests.get(newest["url"], timeout=10).content == png
 
 
 SIGN_REQUEST_PAGE = b"""<!doctype html><html><head><meta charset="utf-8">
@@ -125,12 +118,6 @@ def test_uppy_uploads_through_sign_request_glue(page: Any, running: Running,
         "([bytes, token, broker]) => window.uploadWithSignRequest(bytes, token, broker)",
         [list(png), issue_token(SECRET.encode(), "signer", 600), running.url])
     assert result == {"ok": 1, "failed": []}
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        items = requests.get(f"{running.url}/v1/uploads", headers=auth("signer"),
-                             timeout=10).json()["items"]
-        if items and items[0]["status"] == "ready":
-            break
-        time.sleep(0.2)
-    assert items[0]["filename"] == "signed.png"
-    assert items[0]["status"] == "ready"
+    newest = settle(running.url, "signer")
+    assert newest["filename"] == "signed.png"
+    assert newest["status"] == "ready"

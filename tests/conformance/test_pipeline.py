@@ -7,13 +7,12 @@ reads and promotes within RGW.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 import requests
 
-from tests.samples import HTML_AS_PNG, auth, pdf_bytes, png_bytes
+from tests.samples import HTML_AS_PNG, auth, pdf_bytes, png_bytes, settle
 
 pytestmark = pytest.mark.conformance
 
@@ -29,14 +28,7 @@ def upload(broker: str, profile: str, filename: str, content_type: str,
     stored = requests.post(post["url"], data=post["fields"],
                            files={"file": (filename, data, content_type)}, timeout=30)
     assert stored.status_code == 201, stored.text
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        record: dict[str, Any] = requests.get(f"{broker}/v1/uploads/{created.json()['id']}",
-                                              headers=auth("alice"), timeout=10).json()
-        if record["status"] not in ("pending", "processing"):
-            return record
-        time.sleep(0.2)
-    raise AssertionError(f"never settled: {record}")
+    return settle(broker, "alice", created.json()["id"])
 
 
 def test_an_avatar_reaches_ready_and_is_served_by_rgw(broker_on_rgw: str) -> None:

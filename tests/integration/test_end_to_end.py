@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import Running
-from tests.samples import HTML_AS_PNG, auth, pdf_bytes, png_bytes
+from tests.samples import HTML_AS_PNG, auth, pdf_bytes, png_bytes, settle
 
 pytestmark = pytest.mark.integration
 MIB = 1024 * 1024
@@ -27,17 +27,6 @@ def post_to_storage(upload: dict[str, Any], filename: str, data: bytes,
                          files={"file": (filename, data, content_type)}, timeout=30)
 
 
-def settle(running: Running, user: str, upload_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        record: dict[str, Any] = requests.get(
-            f"{running.url}/v1/uploads/{upload_id}", headers=auth(user), timeout=10).json()
-        if record["status"] not in ("pending", "processing"):
-            return record
-        time.sleep(0.1)
-    raise AssertionError(f"upload {upload_id} never settled: {record}")
-
-
 def upload(running: Running, user: str, profile: str, filename: str, content_type: str,
            data: bytes, declared_size: int | None = None) -> dict[str, Any]:
     created = ask(running, user, profile=profile, filename=filename, content_type=content_type,
@@ -45,7 +34,7 @@ def upload(running: Running, user: str, profile: str, filename: str, content_typ
     assert created.status_code == 201, created.text
     stored = post_to_storage(created.json()["upload"], filename, data, content_type)
     assert stored.status_code == 201, stored.text
-    return settle(running, user, created.json()["id"])
+    return settle(running.url, user, created.json()["id"])
 
 
 def test_a_public_avatar_is_served_byte_for_byte(running: Running) -> None:
@@ -126,7 +115,7 @@ def test_a_redelivered_event_changes_nothing(running: Running) -> None:
     clients.sqs.send_message(QueueUrl=running.settings.queue_url or "",
                              MessageBody=json.dumps(event))
     time.sleep(2.5)
-    again = settle(running, "alice", record["id"])
+    again = settle(running.url, "alice", record["id"])
     assert again == record
 
 

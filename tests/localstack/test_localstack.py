@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from broker.web import create_app
 from lambdas.validator.process import Validator
 from lambdas.validator.worker import run_worker
 from tests.integration.conftest import free_port
-from tests.samples import HTML_AS_PNG, SECRET, auth, png_bytes
+from tests.samples import HTML_AS_PNG, SECRET, auth, png_bytes, settle
 
 pytestmark = pytest.mark.localstack
 RUNTIME = Path(__file__).resolve().parents[2] / "localstack" / "host-runtime.sh"
@@ -91,17 +90,6 @@ def ask(broker: str, data: bytes, filename: str = "me.png") -> dict[str, Any]:
     return body
 
 
-def settle(broker: str, upload_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        record: dict[str, Any] = requests.get(f"{broker}/v1/uploads/{upload_id}",
-                                              headers=auth("ls-user"), timeout=10).json()
-        if record["status"] not in ("pending", "processing"):
-            return record
-        time.sleep(0.2)
-    raise AssertionError(f"never settled: {record}")
-
-
 def test_an_upload_through_localstack_becomes_ready(broker_on_localstack: str,
                                                     localstack: str) -> None:
     png = png_bytes(40, 40)
@@ -111,7 +99,7 @@ def test_an_upload_through_localstack_becomes_ready(broker_on_localstack: str,
     stored = requests.post(post["url"], data=post["fields"],
                            files={"file": ("me.png", png, "image/png")}, timeout=30)
     assert stored.status_code == 201, stored.text
-    record = settle(broker_on_localstack, created["id"])
+    record = settle(broker_on_localstack, "ls-user", created["id"])
     assert record["status"] == "ready"
     assert requests.get(record["url"], timeout=10).content == png
 
@@ -122,7 +110,8 @@ def test_a_spoofed_file_is_rejected_and_an_oversized_body_refused(
     post = created["upload"]
     requests.post(post["url"], data=post["fields"],
                   files={"file": ("x.png", HTML_AS_PNG, "image/png")}, timeout=30)
-    assert settle(broker_on_localstack, created["id"])["reason"]["code"] == "type_mismatch"
+    rejected = settle(broker_on_localstack, "ls-user", created["id"])
+    assert rejected["reason"]["code"] == "type_mismatch"
     png = png_bytes()
     post = ask(broker_on_localstack, png)["upload"]
     refused = requests.post(post["url"], data=post["fields"],

@@ -14,7 +14,7 @@ from broker.settings import Settings
 from lambdas.validator import handler as lambda_handler
 from lambdas.validator.process import Validator
 from lambdas.validator.worker import poll_once
-from tests.samples import HTML_AS_PNG, load_event, png_bytes
+from tests.samples import HTML_AS_PNG, load_event, png_bytes, store_upload
 
 
 @pytest.fixture
@@ -25,14 +25,6 @@ def handler(aws: AwsClients, settings: Settings, monkeypatch: pytest.MonkeyPatch
     lambda_handler._validator.cache_clear()
     yield lambda_handler.handler
     lambda_handler._validator.cache_clear()
-
-
-def stored_upload(app: Flask, aws: AwsClients, data: bytes) -> str:
-    record = app.extensions["broker"].uploads.create(
-        "alice", "avatar", "me.png", "image/png", len(data)).record
-    aws.s3.put_object(Bucket="uploads-incoming", Key=record.incoming_key, Body=data,
-                      Metadata={"upload-id": record.id})
-    return str(record.id)
 
 
 def notification_for(upload_id: str) -> str:
@@ -55,8 +47,8 @@ def status_of(app: Flask, upload_id: str) -> str:
 
 def test_a_batch_reports_only_its_bad_message_as_failed(app: Flask, aws: AwsClients,
                                                         handler: Any) -> None:
-    good = stored_upload(app, aws, png_bytes())
-    spoofed = stored_upload(app, aws, HTML_AS_PNG)
+    good = store_upload(app, aws, png_bytes())
+    spoofed = store_upload(app, aws, HTML_AS_PNG)
     test_event = json.dumps(load_event("s3_test_event.json"))
     reply = handler(sqs_event(notification_for(good), "{broken", test_event,
                               notification_for(spoofed)))
@@ -67,8 +59,8 @@ def test_a_batch_reports_only_its_bad_message_as_failed(app: Flask, aws: AwsClie
 
 def test_a_storage_failure_fails_only_that_message(app: Flask, aws: AwsClients, handler: Any,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    upload_id = stored_upload(app, aws, png_bytes())
-    other = stored_upload(app, aws, png_bytes())
+    upload_id = store_upload(app, aws, png_bytes())
+    other = store_upload(app, aws, png_bytes())
     from broker.storage import Storage
 
     real_head = Storage.head
@@ -87,7 +79,7 @@ def test_a_storage_failure_fails_only_that_message(app: Flask, aws: AwsClients, 
 
 
 def test_a_direct_s3_event_is_processed(app: Flask, aws: AwsClients, handler: Any) -> None:
-    upload_id = stored_upload(app, aws, png_bytes())
+    upload_id = store_upload(app, aws, png_bytes())
     reply = handler(json.loads(notification_for(upload_id)))
     assert reply == {"outcomes": ["accepted"]}
 
@@ -95,7 +87,7 @@ def test_a_direct_s3_event_is_processed(app: Flask, aws: AwsClients, handler: An
 def test_the_worker_drains_the_queue_the_bucket_notifies(
     app: Flask, aws: AwsClients, validator: Validator, queue_url: str
 ) -> None:
-    upload_id = stored_upload(app, aws, png_bytes())
+    upload_id = store_upload(app, aws, png_bytes())
     seen = 0
     for _ in range(5):  # the first message is the s3:TestEvent
         seen += poll_once(validator, aws.sqs, queue_url, wait_seconds=0)

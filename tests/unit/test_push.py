@@ -13,7 +13,7 @@ from broker.clients import AwsClients
 from broker.settings import Settings
 from lambdas.validator.process import Validator
 from lambdas.validator.push import PushReceiver
-from tests.samples import HTML_AS_PNG, load_event, png_bytes
+from tests.samples import HTML_AS_PNG, load_event, png_bytes, store_upload
 
 TOKEN = "push-token-0123456789abcdef"
 
@@ -21,14 +21,6 @@ TOKEN = "push-token-0123456789abcdef"
 @pytest.fixture
 def receiver(validator: Validator) -> Client:
     return Client(PushReceiver(validator, TOKEN))
-
-
-def stored_upload(app: Flask, aws: AwsClients, data: bytes) -> str:
-    record = app.extensions["broker"].uploads.create(
-        "alice", "avatar", "me.png", "image/png", len(data)).record
-    aws.s3.put_object(Bucket="uploads-incoming", Key=record.incoming_key, Body=data,
-                      Metadata={"upload-id": record.id})
-    return str(record.id)
 
 
 def rgw_notification(upload_id: str) -> str:
@@ -46,7 +38,7 @@ def status_of(app: Flask, upload_id: str) -> str:
 def test_a_pushed_notification_with_the_token_in_the_path_is_processed(
     app: Flask, aws: AwsClients, receiver: Client
 ) -> None:
-    good = stored_upload(app, aws, png_bytes())
+    good = store_upload(app, aws, png_bytes())
     reply = receiver.post(f"/events/{TOKEN}", data=rgw_notification(good))
     assert reply.status_code == 200
     assert reply.json == {"outcomes": ["accepted"]}
@@ -54,7 +46,7 @@ def test_a_pushed_notification_with_the_token_in_the_path_is_processed(
 
 
 def test_a_bearer_token_works_too(app: Flask, aws: AwsClients, receiver: Client) -> None:
-    spoofed = stored_upload(app, aws, HTML_AS_PNG)
+    spoofed = store_upload(app, aws, HTML_AS_PNG)
     reply = receiver.post("/events", data=rgw_notification(spoofed),
                           headers={"Authorization": f"Bearer {TOKEN}"})
     assert reply.json == {"outcomes": ["rejected"]}
@@ -68,7 +60,7 @@ def test_a_bearer_token_works_too(app: Flask, aws: AwsClients, receiver: Client)
 def test_anything_without_the_token_is_refused_and_changes_nothing(
     app: Flask, aws: AwsClients, receiver: Client, path: str, headers: dict[str, str]
 ) -> None:
-    upload_id = stored_upload(app, aws, png_bytes())
+    upload_id = store_upload(app, aws, png_bytes())
     reply = receiver.post(path, data=rgw_notification(upload_id), headers=headers)
     assert reply.status_code == 401
     assert status_of(app, upload_id) == "pending"
@@ -89,7 +81,7 @@ def test_a_storage_failure_asks_the_store_to_deliver_again(
 ) -> None:
     from broker.inspection.scanner import ClamdScanner
 
-    upload_id = stored_upload(app, aws, png_bytes())
+    upload_id = store_upload(app, aws, png_bytes())
     down = Validator.build(settings, aws, ClamdScanner(f"unix://{tmp_path}/none.sock"))
     reply = Client(PushReceiver(down, TOKEN)).post(f"/events/{TOKEN}",
                                                     data=rgw_notification(upload_id))
