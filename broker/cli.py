@@ -73,7 +73,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
     provision_storage(clients, settings, args.origin)
     queue_url = provision_queue(clients, settings, args.queue)
     ensure_table(clients, settings.table)
-    print(f"BROKER_QUEUE_URL={queue_url}")
+    print(f"export BROKER_QUEUE_URL={queue_url}")  # for: eval "$(broker provision)"
     return 0
 
 
