@@ -25,7 +25,7 @@ system-deps:
 	./scripts/system-deps.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check broker lambdas infra tests bench
+	$(BIN)/ruff check broker lambdas infra localstack tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_cloudfront as cloudfront
@@ -44,11 +44,12 @@ def private_bucket(scope: Construct, name: str, **extra: object) -> s3.Bucket:
 class UploadBrokerStack(Stack):
     def __init__(self, scope: Construct, stage: Stage, package_dir: Path) -> None:
         super().__init__(scope, f"UploadBroker-{stage.name}")
+        names = stage.names(Aws.ACCOUNT_ID)
         methods = [s3.HttpMethods.POST]
         if stage.allow_put_uploads:
             methods.append(s3.HttpMethods.PUT)
         self.incoming = private_bucket(
-            self, "Incoming",
+            self, "Incoming", bucket_name=names.incoming_bucket,
             cors=[s3.CorsRule(allowed_methods=methods, allowed_origins=list(stage.origins),
                               allowed_headers=["*"], exposed_headers=["ETag", "Location"],
                               max_age=3600)],
@@ -60,14 +61,14 @@ class UploadBrokerStack(Stack):
                                  expiration=Duration.days(stage.quarantine_days)),
             ],
         )
-        self.public = private_bucket(self, "Public")
-        self.private = private_bucket(self, "Private")
+        self.public = private_bucket(self, "Public", bucket_name=names.public_bucket)
+        self.private = private_bucket(self, "Private", bucket_name=names.private_bucket)
         self.distribution = self._cdn(stage)
 
-        self.dead_letters = sqs.Queue(self, "EventsDLQ", retention_period=Duration.days(14),
-                                      enforce_ssl=True)
+        self.dead_letters = sqs.Queue(self, "EventsDLQ", queue_name=f"{names.queue}-dlq",
+                                      retention_period=Duration.days(14), enforce_ssl=True)
         self.events = sqs.Queue(
-            self, "Events", enforce_ssl=True,
+            self, "Events", queue_name=names.queue, enforce_ssl=True,
             # Six times the function's timeout, as Lambda recommends for SQS sources.
             visibility_timeout=Duration.seconds(6 * stage.validator_timeout_seconds),
             dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=5,
@@ -84,7 +85,7 @@ class UploadBrokerStack(Stack):
             alarm_description="Upload events failed 5 times and wait in the dead-letter queue.")
 
         self.table = dynamodb.TableV2(
-            self, "Uploads", partition_key=dynamodb.Attribute(
+            self, "Uploads", table_name=names.table, partition_key=dynamodb.Attribute(
                 name="id", type=dynamodb.AttributeType.STRING),
             billing=dynamodb.Billing.on_demand(),
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(

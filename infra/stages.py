@@ -8,6 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+LOCALSTACK_ACCOUNT = "000000000000"
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    incoming_bucket: str
+    public_bucket: str
+    private_bucket: str
+    table: str
+    queue: str
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -31,8 +42,27 @@ class Stage:
     allow_put_uploads: bool = False
     tags: dict[str, str] = field(default_factory=dict)
 
-    def resource_name(self, part: str) -> str:
-        return f"upload-broker-{self.name}-{part}"
+    def names(self, account: str) -> ResourceNames:
+        """What every resource is called in `account`: bucket names are global, so
+        they carry the account id; CDK passes its account token, LocalStack its own."""
+        prefix = f"upload-broker-{self.name}"
+        return ResourceNames(
+            incoming_bucket=f"{prefix}-incoming-{account}",
+            public_bucket=f"{prefix}-public-{account}",
+            private_bucket=f"{prefix}-private-{account}",
+            table=f"{prefix}-uploads",
+            queue=f"{prefix}-events",
+        )
+
+    def local_settings(self, account: str = LOCALSTACK_ACCOUNT) -> dict[str, str]:
+        """The BROKER_* settings that point the product at this stage's names."""
+        names = self.names(account)
+        return self.runtime_settings() | {
+            "BROKER_INCOMING_BUCKET": names.incoming_bucket,
+            "BROKER_PUBLIC_BUCKET": names.public_bucket,
+            "BROKER_PRIVATE_BUCKET": names.private_bucket,
+            "BROKER_TABLE": names.table,
+        }
 
     def runtime_settings(self) -> dict[str, str]:
         """Settings the functions read at run time, as BROKER_* variables."""

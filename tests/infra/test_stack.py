@@ -221,3 +221,17 @@ def test_cfn_lint_finds_no_errors(synthesized: Any) -> None:
     lint = subprocess.run([str(Path(os.sys.executable).parent / "cfn-lint"), str(template)],
                           capture_output=True, text=True, check=False)
     assert lint.returncode & 2 == 0, lint.stdout  # bit 2: errors (4: warnings, 8: info)
+
+
+def test_resources_carry_the_stage_names_localstack_uses_too(synthesized: Any) -> None:
+    from infra.stages import STAGES
+
+    _, doc, _ = synthesized
+    names = STAGES["dev"].names("ACCOUNT")
+    _, incoming = logical(doc, "AWS::S3::Bucket", "Incoming")
+    assert incoming["Properties"]["BucketName"] == {"Fn::Join": ["", [
+        names.incoming_bucket.removesuffix("ACCOUNT"), {"Ref": "AWS::AccountId"}]]}
+    _, events = logical(doc, "AWS::SQS::Queue", "Events")
+    assert events["Properties"]["QueueName"] == names.queue
+    (table,) = resources(doc, "AWS::DynamoDB::GlobalTable").values()
+    assert table["Properties"]["TableName"] == names.table

@@ -7,10 +7,8 @@ Local on first use, which a machine without internet access cannot do.
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,20 +25,6 @@ from tests.integration.conftest import free_port
 from tests.samples import HTML_AS_PNG, SECRET, auth, png_bytes, settle
 
 pytestmark = pytest.mark.localstack
-RUNTIME = Path(__file__).resolve().parents[2] / "localstack" / "host-runtime.sh"
-
-
-@pytest.fixture(scope="module")
-def localstack() -> Iterator[str]:
-    install = subprocess.run([str(RUNTIME), "install"], capture_output=True, text=True,
-                             timeout=900, check=False)
-    if install.returncode != 0:
-        pytest.skip(f"LocalStack's runtime cannot be installed here: {install.stderr[-400:]}")
-    port = free_port()
-    subprocess.run([str(RUNTIME), "start", str(port)], check=True, timeout=120,
-                   capture_output=True)
-    yield f"http://127.0.0.1:{port}"
-    subprocess.run([str(RUNTIME), "stop", str(port)], check=False, timeout=30)
 
 
 @pytest.fixture(scope="module")
