@@ -10,7 +10,6 @@ import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -48,11 +47,26 @@ def lambda_python() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def validator_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("build")
     subprocess.run([sys.executable, str(ROOT / "scripts" / "package.py"), "--out", str(out)],
                    check=True, capture_output=True, timeout=600)
-    return out / "validator.zip"
+    return out
+
+
+def run_alone(package: Path, folder: Path, program: str, *args: str,
+              env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Unpack `package` into `folder` and run `program` with only that folder importable."""
+    runtime = lambda_python()
+    require_system("Python 3.12 (the Lambda runtime)", runtime is not None,
+                   "pyenv install 3.12")
+    assert runtime is not None
+    with zipfile.ZipFile(package) as archive:
+        archive.extractall(folder)
+    # -S: no site-packages; run elsewhere so the source tree is not importable either.
+    return subprocess.run([runtime, "-S", "-c", program, str(folder), *args],
+                          cwd=folder.parent, env=env | {"PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.fixture
@@ -68,12 +82,8 @@ def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def test_the_unpacked_validator_zip_processes_an_sqs_event_on_its_own(
-    validator_zip: Path, emulator: str, tmp_path: Path
+    packages: Path, emulator: str, tmp_path: Path
 ) -> None:
-    runtime = lambda_python()
-    require_system("Python 3.12 (the Lambda runtime)", runtime is not None,
-                   "pyenv install 3.12")
-    assert runtime is not None
     settings = load_settings(public_base_url="https://cdn.example.test")
     clients = make_clients(settings)
     provision(clients, settings, "uploads-events", ["https://app.example.test"])
@@ -85,9 +95,6 @@ def test_the_unpacked_validator_zip_processes_an_sqs_event_on_its_own(
     clients.s3.put_object(Bucket=settings.incoming_bucket, Key=record.incoming_key, Body=png,
                           Metadata={"upload-id": record.id})
 
-    folder = tmp_path / "task"
-    with zipfile.ZipFile(validator_zip) as archive:
-        archive.extractall(folder)
     notification = {"Records": [{"eventName": "ObjectCreated:Post", "eventSource": "aws:s3",
                                  "s3": {"bucket": {"name": settings.incoming_bucket},
                                         "object": {"key": record.incoming_key.replace(
@@ -102,15 +109,37 @@ def test_the_unpacked_validator_zip_processes_an_sqs_event_on_its_own(
         "import magic, pylibmagic;"
         "assert all(m.__file__.startswith(sys.argv[1]) for m in (h, magic, pylibmagic))"
     )
-    env: dict[str, Any] = {k: v for k, v in os.environ.items()
-                           if k.startswith(("AWS_", "BROKER_"))} | {"PATH": "/usr/bin:/bin"}
-    # -S: no site-packages; run elsewhere so the source tree is not importable either.
-    reply = subprocess.run([runtime, "-S", "-c", program, str(folder),
-                            str(tmp_path / "event.json")], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=120, check=False)
+    env = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "BROKER_"))}
+    reply = run_alone(packages / "validator.zip", tmp_path / "task", program,
+                      str(tmp_path / "event.json"), env=env)
     assert reply.returncode == 0, reply.stderr[-3000:]
     assert json.loads(reply.stdout.strip().splitlines()[-1]) == {"batchItemFailures": []}
     settled = uploads.records.get(record.id)
     assert settled is not None
     assert settled.status == "ready"
     assert settled.content_type == "image/png"
+
+
+def test_the_unpacked_broker_zip_answers_an_http_api_event(packages: Path,
+                                                           tmp_path: Path) -> None:
+    event = {"version": "2.0", "routeKey": "$default", "rawPath": "/v1/profiles",
+             "rawQueryString": "", "headers": {"host": "api.example.test"},
+             "requestContext": {"http": {"method": "GET", "path": "/v1/profiles",
+                                         "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9"},
+                                "domainName": "api.example.test", "stage": "$default"},
+             "isBase64Encoded": False}
+    (tmp_path / "event.json").write_text(json.dumps(event))
+    program = (
+        "import json, sys; sys.path[:0] = [sys.argv[1]];"
+        "import lambdas.broker.handler as h;"
+        "print(json.dumps(h.handler(json.load(open(sys.argv[2])), None)))"
+    )
+    env = {"BROKER_JWT_SECRET": "s" * 40, "AWS_ACCESS_KEY_ID": "x",
+           "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}
+    reply = run_alone(packages / "broker.zip", tmp_path / "task", program,
+                      str(tmp_path / "event.json"), env=env)
+    assert reply.returncode == 0, reply.stderr[-3000:]
+    answer = json.loads(reply.stdout.strip().splitlines()[-1])
+    assert answer["statusCode"] == 200
+    names = [p["name"] for p in json.loads(answer["body"])["profiles"]]
+    assert names == ["avatar", "document"]
