@@ -56,13 +56,18 @@ def uppy_bundle() -> bytes:
     return BUNDLE.read_bytes()
 
 
+def open_uppy_page(page: Any, running: Running, bundle: bytes, path: str, html: bytes) -> None:
+    """Serve the Uppy bundle and a test page from the broker's origin, and open it."""
+    running.pages.pages["/test/uppy.min.js"] = (bundle, "text/javascript")
+    running.pages.pages[path] = (html, "text/html")
+    page.goto(f"{running.url}{path}")
+
+
 def test_uppy_uploads_through_companion_endpoint(page: Any, running: Running,
                                                  uppy_bundle: bytes) -> None:
     from broker.auth import issue_token
 
-    running.pages.pages["/test/uppy.min.js"] = (uppy_bundle, "text/javascript")
-    running.pages.pages["/test/uppy.html"] = (PAGE, "text/html")
-    page.goto(f"{running.url}/test/uppy.html")
+    open_uppy_page(page, running, uppy_bundle, "/test/uppy.html", PAGE)
     png = png_bytes(30, 30)
     result = page.evaluate("([bytes, token]) => window.uploadWithUppy(bytes, token)",
                            [list(png), issue_token(SECRET.encode(), "uppy-user", 600)])
@@ -110,9 +115,7 @@ def test_uppy_uploads_through_sign_request_glue(page: Any, running: Running,
                                                 uppy_bundle: bytes) -> None:
     from broker.auth import issue_token
 
-    running.pages.pages["/test/uppy.min.js"] = (uppy_bundle, "text/javascript")
-    running.pages.pages["/test/sign-request.html"] = (SIGN_REQUEST_PAGE, "text/html")
-    page.goto(f"{running.url}/test/sign-request.html")
+    open_uppy_page(page, running, uppy_bundle, "/test/sign-request.html", SIGN_REQUEST_PAGE)
     png = png_bytes(24, 24)
     result = page.evaluate(
         "([bytes, token, broker]) => window.uploadWithSignRequest(bytes, token, broker)",

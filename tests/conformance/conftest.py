@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from broker.local import LocalStack
 from broker.web import create_app
 from tests.conftest import require_system
-from tests.integration.conftest import free_port
+from tests.integration.conftest import free_port, serving
 from tests.samples import SECRET
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "ceph-rgw.sh"
@@ -55,12 +53,8 @@ def broker_on_rgw(rgw: Rgw) -> Iterator[str]:
             "incoming_bucket": "rgw-incoming", "public_bucket": "rgw-public",
             "private_bucket": "rgw-private"})
         settings = stack.start()
-        server = make_server("127.0.0.1", port, create_app(settings.model_dump(),
-                                                           clients=stack.clients),
-                             threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
-            yield origin
+            with serving(create_app(settings.model_dump(), clients=stack.clients), port):
+                yield origin
         finally:
-            server.shutdown()
             stack.stop()

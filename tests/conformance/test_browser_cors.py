@@ -7,7 +7,6 @@ any other origin cannot send the file, and nothing is stored.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,11 +14,10 @@ import boto3
 import pytest
 import requests
 from botocore.config import Config
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Response
 
 from tests.conformance.conftest import Rgw
-from tests.integration.conftest import free_port
+from tests.integration.conftest import free_port, serving
 from tests.samples import auth, png_bytes
 
 pytestmark = [pytest.mark.conformance, pytest.mark.browser]
@@ -41,12 +39,8 @@ SENDER = """<!doctype html><html><body><script>
 
 @pytest.fixture(scope="module")
 def foreign_origin() -> Iterator[str]:
-    port = free_port()
-    server = make_server("127.0.0.1", port,
-                         Response(SENDER, mimetype="text/html"), threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{port}"
-    server.shutdown()
+    with serving(Response(SENDER, mimetype="text/html"), free_port()) as origin:
+        yield origin
 
 
 def presigned(broker: str, png: bytes) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,17 @@ from broker.local import LocalStack
 from broker.settings import Settings
 from broker.web import create_app
 from tests.samples import SECRET
+
+
+@contextmanager
+def serving(app: Any, port: int) -> Iterator[str]:
+    """Serve a WSGI app on loopback from a background thread; yield its origin."""
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
 
 
 def free_port() -> int:
@@ -77,11 +89,8 @@ def running() -> Iterator[Running]:
     log = RequestLog()
     pages = TestPages()
     app.wsgi_app = pages.wrap(log.wrap(app.wsgi_app))  # type: ignore[method-assign]
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield Running(origin, settings, stack, log, pages)
+        with serving(app, port):
+            yield Running(origin, settings, stack, log, pages)
     finally:
-        server.shutdown()
         stack.stop()

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from broker.clients import make_clients
 from broker.provision import ensure_table, provision_queue, provision_storage
@@ -21,7 +20,7 @@ from broker.settings import load_settings
 from broker.web import create_app
 from lambdas.validator.process import Validator
 from lambdas.validator.worker import run_worker
-from tests.integration.conftest import free_port
+from tests.integration.conftest import free_port, serving
 from tests.samples import HTML_AS_PNG, SECRET, auth, png_bytes, settle
 
 pytestmark = pytest.mark.localstack
@@ -54,14 +53,11 @@ def broker_on_localstack(localstack: str) -> Iterator[str]:
                                   args=(Validator.build(settings, clients), clients.sqs,
                                         settings.queue_url, stop))
         worker.start()
-        server = make_server("127.0.0.1", broker_port,
-                             create_app(settings.model_dump(), clients=clients), threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
-            yield origin
+            with serving(create_app(settings.model_dump(), clients=clients), broker_port):
+                yield origin
         finally:
             stop.set()
-            server.shutdown()
             records.stop()
 
 
