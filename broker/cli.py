@@ -26,7 +26,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
-    from broker.local import LocalStack, ensure_local_secret
+    from broker.local import DevStack, ensure_local_secret
     from broker.web import create_app
 
     for port, flag in ((args.port, "--port"), (args.emulator_port, "--emulator-port")):
@@ -36,7 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     origin = f"http://{args.host}:{args.port}"
     secret_file = load_settings(env="local").secret_file
     ensure_local_secret(secret_file)
-    stack = LocalStack(host=args.host, emulator_port=args.emulator_port, broker_origin=origin,
+    stack = DevStack(host=args.host, emulator_port=args.emulator_port, broker_origin=origin,
                        push_port=args.push_port)
     settings = stack.start()
     try:

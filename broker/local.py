@@ -1,6 +1,6 @@
 """The whole product on one machine: emulator, provisioning, worker and broker.
 
-`broker run` calls `LocalStack.start()`; the integration tests use it too.
+`broker run` calls `DevStack.start()`; the integration tests use it too.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def use_emulator_credentials() -> None:
 
 
 @dataclass
-class LocalStack:
+class DevStack:
     """Emulator + provisioned resources + validator, started and stopped together.
 
     Storage is the emulator's, or a store you bring (`s3_endpoint_url` in the

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.local import LocalStack
+from broker.local import DevStack
 from broker.web import create_app
 from tests.conftest import require_system
 from tests.integration.conftest import free_port, serving
@@ -48,7 +48,7 @@ def broker_on_rgw(rgw: Rgw) -> Iterator[str]:
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AWS_ACCESS_KEY_ID", rgw.access_key)
         env.setenv("AWS_SECRET_ACCESS_KEY", rgw.secret_key)
-        stack = LocalStack(broker_origin=origin, overrides={
+        stack = DevStack(broker_origin=origin, overrides={
             "jwt_secret": SECRET, "s3_endpoint_url": rgw.endpoint, "events": "http",
             "incoming_bucket": "rgw-incoming", "public_bucket": "rgw-public",
             "private_bucket": "rgw-private"})

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from werkzeug.serving import make_server
 
-from broker.local import LocalStack
+from broker.local import DevStack
 from broker.settings import Settings
 from broker.web import create_app
 from tests.samples import SECRET
@@ -71,7 +71,7 @@ class TestPages:
 class Running:
     url: str
     settings: Settings
-    stack: LocalStack
+    stack: DevStack
     requests: RequestLog
     pages: TestPages
 
@@ -82,7 +82,7 @@ def running() -> Iterator[Running]:
     run shares its tables: tests that list uploads use a user no other test uses."""
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
-    stack = LocalStack(emulator_port=free_port(), broker_origin=origin,
+    stack = DevStack(emulator_port=free_port(), broker_origin=origin,
                        overrides={"jwt_secret": SECRET})
     settings = stack.start()
     app = create_app(settings.model_dump(), clients=stack.clients)
