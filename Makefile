@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: run test lint typecheck unit bench clean setup system-deps synth package
+.PHONY: run test lint typecheck unit bench fuzz clean setup system-deps synth package
 
 setup: $(STAMP)
 
@@ -32,6 +32,11 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest
+
+# Thousands of mutants of every corpus sample (make test runs a few under a fixed seed).
+FUZZ_MUTANTS ?= 3000
+fuzz: $(STAMP)
+	FUZZ_MUTANTS=$(FUZZ_MUTANTS) $(BIN)/pytest -q tests/unit/test_fuzz_inspection.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -10,6 +10,7 @@ Every step reads bounded pieces or streams: memory does not grow with the file.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
@@ -22,7 +23,9 @@ from broker.inspection.sniff import HEAD_BYTES, effective_type, sniff
 from broker.inspection.svg import check_svg, check_xml, sanitized_svg
 from broker.inspection.text import neutralized_csv, scan_text
 from broker.inspection.verdict import Declared, Finding, Verdict
+from broker.errors import StorageError
 from broker.profiles import FORBIDDEN_TYPES, Profile, normalize_type
+from broker.storage import ObjectChanged
 
 __all__ = ["HEAD_BYTES", "Declared", "Inspection", "ObjectSource", "ScannerUnavailable",
            "Verdict", "inspect"]
@@ -33,7 +36,12 @@ XML_TYPES = frozenset({"text/xml", "application/xml"})
 _ENCRYPTED_OFFICE = frozenset({"application/x-ole-storage", "application/encrypted",
                                "application/cdfv2-encrypted", "application/cdfv2"})
 
-Rewrite = Callable[[Iterable[bytes]], Iterator[bytes]]
+log = logging.getLogger(__name__)
+# Failures of the services a check reads through: no verdict, retry later.
+OUTAGES = (StorageError, ObjectChanged, ScannerUnavailable)
+
+# Produces the bytes to serve from the judged object (neutralised, sanitized, re-encoded).
+Rewrite = Callable[["ObjectSource"], Iterator[bytes]]
 
 
 class ObjectSource(Protocol):
@@ -75,7 +83,7 @@ def inspect(source: ObjectSource, profile: Profile, declared: Declared,
         return Inspection(Verdict.reject("type_not_allowed", size, detected))
     if not profile.allows_extension(detected, declared.filename):
         return Inspection(Verdict.reject("extension_mismatch", size, detected))
-    finding, rewrite = _deep_check(source, detected, profile)
+    finding, rewrite = _guarded_deep_check(source, detected, profile)
     if finding is not None:
         return Inspection(Verdict.from_finding(finding, size, detected))
     return Inspection(_scan(source, scanner, detected), rewrite)
@@ -90,6 +98,19 @@ def _size_problem(profile: Profile, declared: Declared, size: int) -> str | None
     return problem
 
 
+def _guarded_deep_check(source: ObjectSource, content_type: str, profile: Profile
+                        ) -> tuple[Finding | None, Rewrite | None]:
+    """The deep check, where any failure of a parser on hostile bytes is a verdict."""
+    try:
+        return _deep_check(source, content_type, profile)
+    except OUTAGES:
+        raise
+    except Exception as exc:  # parsers are third-party code fed hostile input
+        log.warning("a %s parser failed; judged malformed", content_type, exc_info=True)
+        return Finding("malformed", f"{content_type} parser failed: "
+                                    f"{type(exc).__name__}: {exc}"[:500]), None
+
+
 def _deep_check(source: ObjectSource, content_type: str, profile: Profile
                 ) -> tuple[Finding | None, Rewrite | None]:
     if content_type in PIL_FORMATS:
@@ -101,7 +122,7 @@ def _deep_check(source: ObjectSource, content_type: str, profile: Profile
             return Finding("type_not_allowed", "public SVG needs sanitize_svg"), None
         with source.open() as fp:
             finding = check_svg(fp)
-        return finding, (sanitized_svg if profile.sanitize_svg else None)
+        return finding, (_streamed(sanitized_svg) if profile.sanitize_svg else None)
     if content_type in XML_TYPES:
         with source.open() as fp:
             return check_xml(fp), None
@@ -118,8 +139,13 @@ def _deep_check(source: ObjectSource, content_type: str, profile: Profile
         if report.formula_rows and profile.csv_formulas == "reject":
             return Finding("formula_injection",
                            f"{report.formula_rows} rows with formula cells"), None
-        return None, (neutralized_csv if report.formula_rows else None)
+        return None, (_streamed(neutralized_csv) if report.formula_rows else None)
     return None, None
+
+
+def _streamed(transform: Callable[[Iterable[bytes]], Iterator[bytes]]) -> Rewrite:
+    """A rewrite that transforms the object's stream of chunks."""
+    return lambda source: transform(source.chunks())
 
 
 def _scan(source: ObjectSource, scanner: Scanner, content_type: str) -> Verdict:

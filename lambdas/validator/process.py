@@ -128,7 +128,7 @@ class Validator:
         metadata = {"upload-id": record.id}
         if inspection.rewrite is not None:
             # Served changed (neutralised CSV, sanitized SVG): written anew from the stream.
-            source = StoredObject(self.storage, obj).chunks()
+            source = StoredObject(self.storage, obj)
             self.storage.upload(inspection.rewrite(source), bucket, key, delivery, metadata)
         else:
             self.storage.copy(obj, bucket, key, delivery, metadata)
