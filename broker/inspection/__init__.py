@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
+from broker.errors import StorageError
 from broker.inspection.images import PIL_FORMATS, check_image
 from broker.inspection.ooxml import OOXML_TYPES, check_ooxml
 from broker.inspection.pdf import check_pdf
@@ -23,7 +24,6 @@ from broker.inspection.sniff import HEAD_BYTES, effective_type, sniff
 from broker.inspection.svg import check_svg, check_xml, sanitized_svg
 from broker.inspection.text import neutralized_csv, scan_text
 from broker.inspection.verdict import Declared, Finding, Verdict
-from broker.errors import StorageError
 from broker.profiles import FORBIDDEN_TYPES, Profile, normalize_type
 from broker.storage import ObjectChanged
 
