@@ -113,6 +113,10 @@ def _configure_incoming(clients: AwsClients, settings: Settings, origins: Sequen
                 "ExposeHeaders": ["ETag", "Location"],
                 "MaxAgeSeconds": 3600,
             }]})
+    # Versions make every judged object immutable: a newer upload at the same key can be
+    # neither served in its place nor deleted with it.
+    clients.s3.put_bucket_versioning(Bucket=settings.incoming_bucket,
+                                     VersioningConfiguration={"Status": "Enabled"})
     clients.s3.put_bucket_lifecycle_configuration(
         Bucket=settings.incoming_bucket,
         LifecycleConfiguration={"Rules": [
@@ -123,6 +127,9 @@ def _configure_incoming(clients: AwsClients, settings: Settings, origins: Sequen
              "Filter": {"Prefix": settings.incoming_prefix},
              "Expiration": {"Days": UNPROCESSED_DAYS},
              "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
+            {"ID": "expire-old-versions", "Status": "Enabled", "Filter": {"Prefix": ""},
+             "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+             "Expiration": {"ExpiredObjectDeleteMarker": True}},
         ]},
     )
 

@@ -60,7 +60,9 @@ class UploadRecord:
     reason_code: str | None = None
     reason_message: str | None = None
     reason_detail: str | None = None  # for operators: the signature name, the part at fault
-    sha256: str | None = None
+    sha256: str | None = None  # of the upload as stored and judged
+    served_size: int | None = None  # of the file served: differs when re-encoded or rewritten
+    served_sha256: str | None = None
     transport: str = "post"  # "put": a presigned PUT, which carries no upload-id metadata
 
     @property
@@ -82,7 +84,7 @@ class UploadRecord:
     def from_item(cls, item: dict[str, Any]) -> UploadRecord:
         names = {f.name for f in fields(cls)}
         values = {k: _deserialize(v) for k, v in item.items() if k in names}
-        for number in ("declared_size", "size"):
+        for number in ("declared_size", "size", "served_size"):
             if values.get(number) is not None:
                 values[number] = int(values[number])
         return cls(**values)
@@ -195,11 +197,19 @@ class Records:
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return None
+                return self._already_written(updated)
             raise StorageError(f"updating upload {record.id} failed") from exc
         except BotoCoreError as exc:
             raise StorageError(f"updating upload {record.id} failed: {exc}") from exc
         return updated
+
+    def _already_written(self, updated: UploadRecord) -> UploadRecord | None:
+        """A failed condition can mean an earlier attempt of this very write succeeded
+        (its answer lost, the SDK retried): then it is done, not superseded."""
+        current = self.get(updated.id)
+        if current is not None and replace(current, updated_at=updated.updated_at) == updated:
+            return current
+        return None
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:

@@ -2,10 +2,16 @@
 
 A missing object is a value (None), not an exception; a changed object is
 `ObjectChanged`; any other failure of the store is `StorageError`.
+
+Every read, copy and delete of a judged object names its version when the store
+keeps versions (the incoming bucket is provisioned with versioning), so a newer
+upload at the same key can neither be served in its place nor deleted with it.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,11 +24,14 @@ from broker.errors import StorageError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CopySourceTypeDef
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 # Bytes in flight per streamed read: what a whole-object pass holds at once.
 STREAM_CHUNK = 256 * 1024
 _CHANGED = {"412", "PreconditionFailed"}
+# What a store answers for a version id it does not know (deleted, or never versioned).
+_BAD_VERSION = {"400", "InvalidArgument", "NoSuchVersion"}
 
 
 class ObjectChanged(Exception):
@@ -40,6 +49,17 @@ class ObjectInfo:
     content_type: str
     last_modified: datetime
     metadata: dict[str, str] = field(default_factory=dict)
+    version_id: str | None = None  # None: the store keeps no versions of this key
+
+    def pin(self) -> dict[str, Any]:
+        """The request parameters that address exactly this version."""
+        return {"VersionId": self.version_id} if self.version_id else {}
+
+    def copy_source(self) -> CopySourceTypeDef:
+        source: CopySourceTypeDef = {"Bucket": self.bucket, "Key": self.key}
+        if self.version_id:
+            source["VersionId"] = self.version_id
+        return source
 
 
 @dataclass(frozen=True)
@@ -133,16 +153,18 @@ class Storage:
     def __init__(self, client: S3Client) -> None:
         self.client = client
 
-    def head(self, bucket: str, key: str) -> ObjectInfo | None:
-        """The object's facts, or None when it does not exist."""
+    def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo | None:
+        """The object's facts (of one version, when named), or None when it does not exist."""
+        pinned: dict[str, Any] = {"VersionId": version_id} if version_id else {}
         try:
-            reply = self.client.head_object(Bucket=bucket, Key=key)
+            reply = self.client.head_object(Bucket=bucket, Key=key, **pinned)
         except ClientError as exc:
-            if _code(exc) in _MISSING:
+            if _code(exc) in _MISSING or (version_id and _code(exc) in _BAD_VERSION):
                 return None
             raise StorageError(f"HEAD s3://{bucket}/{key} failed: {_code(exc)}") from exc
         except BotoCoreError as exc:
             raise StorageError(f"HEAD s3://{bucket}/{key} failed: {exc}") from exc
+        version = reply.get("VersionId")
         return ObjectInfo(
             bucket=bucket,
             key=key,
@@ -151,6 +173,7 @@ class Storage:
             content_type=reply.get("ContentType", ""),
             last_modified=reply["LastModified"],
             metadata={k.lower(): v for k, v in reply.get("Metadata", {}).items()},
+            version_id=version if version and version != "null" else None,
         )
 
     def read_range(self, obj: ObjectInfo, start: int, length: int) -> bytes:
@@ -159,8 +182,11 @@ class Storage:
             return b""
         end = min(start + length, obj.size) - 1
         body = self._get(obj, Range=f"bytes={start}-{end}")
-        with body:
-            data: bytes = body.read()
+        try:
+            with body:
+                data: bytes = body.read()
+        except BotoCoreError as exc:  # a reset or timeout mid-body
+            raise StorageError(f"reading s3://{obj.bucket}/{obj.key} failed: {exc}") from exc
         return data
 
     def open(self, obj: ObjectInfo, buffer_size: int = 256 * 1024) -> io.BufferedReader:
@@ -170,21 +196,27 @@ class Storage:
     def iter_chunks(self, obj: ObjectInfo, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
         """The object's bytes in bounded chunks, streamed: never all in memory."""
         body = self._get(obj)
-        with body:
-            yield from body.iter_chunks(chunk_size)
+        try:
+            with body:
+                yield from body.iter_chunks(chunk_size)
+        except BotoCoreError as exc:  # a reset or timeout mid-body
+            raise StorageError(f"reading s3://{obj.bucket}/{obj.key} failed: {exc}") from exc
 
     def _get(self, obj: ObjectInfo, **extra: Any) -> Any:
         try:
             reply = self.client.get_object(
-                Bucket=obj.bucket, Key=obj.key, IfMatch=obj.etag, **extra
+                Bucket=obj.bucket, Key=obj.key, IfMatch=obj.etag, **obj.pin(), **extra
             )
         except ClientError as exc:
             self._raise(exc, "GET", obj.bucket, obj.key)
+        except BotoCoreError as exc:
+            raise StorageError(f"GET s3://{obj.bucket}/{obj.key} failed: {exc}") from exc
         return reply["Body"]
 
     def copy(self, obj: ObjectInfo, bucket: str, key: str, delivery: Delivery | None,
-             metadata: dict[str, str]) -> None:
-        """Server-side copy of exactly this version, with the headers it will be served with."""
+             metadata: dict[str, str]) -> str | None:
+        """Server-side copy of exactly this version, with the headers it will be served with.
+        Returns the copy's SHA-256 (hex) when the store computed one."""
         extra: dict[str, Any] = {}
         if delivery is not None:
             extra = {
@@ -193,17 +225,32 @@ class Storage:
                 "CacheControl": delivery.cache_control,
             }
         try:
-            self.client.copy_object(
+            reply = self.client.copy_object(
                 Bucket=bucket,
                 Key=key,
-                CopySource={"Bucket": obj.bucket, "Key": obj.key},
+                CopySource=obj.copy_source(),
                 CopySourceIfMatch=obj.etag,
                 MetadataDirective="REPLACE",
                 Metadata=metadata,
+                ChecksumAlgorithm="SHA256",  # stores that honour it say what they wrote
                 **extra,
             )
         except ClientError as exc:
             self._raise(exc, "COPY", obj.bucket, obj.key)
+        except BotoCoreError as exc:
+            raise StorageError(f"COPY s3://{obj.bucket}/{obj.key} failed: {exc}") from exc
+        checksum = reply.get("CopyObjectResult", {}).get("ChecksumSHA256")
+        return base64.b64decode(checksum).hex() if checksum else None
+
+    def sha256(self, bucket: str, key: str) -> str | None:
+        """The SHA-256 (hex) of what is stored at a key now, read as a stream; None if absent."""
+        obj = self.head(bucket, key)
+        if obj is None:
+            return None
+        digest = hashlib.sha256()
+        for chunk in self.iter_chunks(obj, STREAM_CHUNK):
+            digest.update(chunk)
+        return digest.hexdigest()
 
     def upload(self, chunks: Iterable[bytes], bucket: str, key: str, delivery: Delivery,
                metadata: dict[str, str]) -> None:
@@ -224,11 +271,37 @@ class Storage:
         except ClientError as exc:
             if _code(exc) not in _MISSING:
                 self._raise(exc, "DELETE", bucket, key)
+        except BotoCoreError as exc:
+            raise StorageError(f"DELETE s3://{bucket}/{key} failed: {exc}") from exc
+
+    def delete_judged(self, obj: ObjectInfo) -> bool:
+        """Remove exactly the version that was judged; never a newer one at the same key.
+        False when a newer object is there (its own event will judge it)."""
+        if not obj.version_id:
+            current = self.head(obj.bucket, obj.key)
+            if current is None:
+                return True
+            if current.etag != obj.etag:
+                return False
+        try:
+            if obj.version_id:
+                self.client.delete_object(Bucket=obj.bucket, Key=obj.key,
+                                          VersionId=obj.version_id)
+            else:  # If-Match closes the gap after HEAD on stores that honour it
+                self.client.delete_object(Bucket=obj.bucket, Key=obj.key, IfMatch=obj.etag)
+        except ClientError as exc:
+            if _code(exc) in _CHANGED:
+                return False
+            if _code(exc) not in _MISSING:
+                self._raise(exc, "DELETE", obj.bucket, obj.key)
+        except BotoCoreError as exc:
+            raise StorageError(f"DELETE s3://{obj.bucket}/{obj.key} failed: {exc}") from exc
+        return True
 
     def presign_get(self, bucket: str, key: str, ttl: int, disposition: str) -> str:
         """A short-lived download link that makes the browser save the file."""
         return self.client.generate_presigned_url(
-            "get_object",
+            "get_object",  # signing is local: no store call, nothing to classify
             Params={"Bucket": bucket, "Key": key, "ResponseContentDisposition": disposition},
             ExpiresIn=ttl,
         )

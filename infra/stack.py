@@ -59,7 +59,13 @@ class UploadBrokerStack(Stack):
                                  abort_incomplete_multipart_upload_after=Duration.days(1)),
                 s3.LifecycleRule(id="expire-quarantine", prefix=QUARANTINE_PREFIX,
                                  expiration=Duration.days(stage.quarantine_days)),
+                s3.LifecycleRule(id="expire-old-versions",
+                                 noncurrent_version_expiration=Duration.days(1)),
+                s3.LifecycleRule(id="remove-delete-markers", expired_object_delete_marker=True),
             ],
+            # Judged versions are immutable: a newer upload at the key is neither served
+            # in their place nor deleted with them.
+            versioned=True,
         )
         self.public = private_bucket(self, "Public", bucket_name=names.public_bucket)
         self.private = private_bucket(self, "Private", bucket_name=names.private_bucket)
@@ -160,8 +166,12 @@ class UploadBrokerStack(Stack):
         incoming_objects = self.incoming.arn_for_objects(f"{INCOMING_PREFIX}*")
         for statement in (
             # Read, judge and remove what arrives under incoming/.
-            iam.PolicyStatement(actions=["s3:GetObject", "s3:DeleteObject"],
+            iam.PolicyStatement(actions=["s3:GetObject", "s3:GetObjectVersion",
+                                         "s3:DeleteObject", "s3:DeleteObjectVersion"],
                                 resources=[incoming_objects]),
+            # Check what was delivered against the judged hash; withdraw it on a mismatch.
+            iam.PolicyStatement(actions=["s3:GetObject", "s3:DeleteObject"], resources=[
+                self.public.arn_for_objects("*"), self.private.arn_for_objects("*")]),
             # Without ListBucket, S3 answers 403 instead of 404 for an object already gone.
             iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.incoming.bucket_arn],
                                 conditions={"StringLike": {"s3:prefix": [f"{INCOMING_PREFIX}*"]}}),

@@ -163,7 +163,12 @@ def _scan(source: ObjectSource, scanner: Scanner, content_type: str) -> Verdict:
             seen += len(chunk)
             yield chunk
 
-    result = scanner.scan(hashed())
+    stream = hashed()
+    result = scanner.scan(stream)
     if not result.clean:
         return Verdict.reject("malware", size, content_type, result.signature or "")
-    return Verdict.accept(content_type, size, digest.hexdigest() if seen == size else None)
+    for _ in stream:  # what the scanner left unread still counts: the hash pins the bytes
+        pass
+    if seen != size:
+        raise ObjectChanged(f"read {seen} bytes of an object of {size}")
+    return Verdict.accept(content_type, size, digest.hexdigest())

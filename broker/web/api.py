@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from broker import clock
 from broker.auth import bearer_token, verify_token
 from broker.errors import InvalidRequest, MalformedRequest, UnsupportedMediaType
+from broker.parsing import UnreadableJson, parse_json, whole_number
 from broker.web.schemas import CreateUpload, render_upload
 from broker.web.services import services
 from broker.web.session import SESSION_COOKIE, current_owner
@@ -23,9 +24,11 @@ def parse_body(model: type[Model]) -> Model:
     """The JSON body as `model`; unreadable bodies get 400/415, invalid fields 422."""
     if not request.is_json:
         raise UnsupportedMediaType("Send the body as JSON with 'Content-Type: application/json'.")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise MalformedRequest("The body is not valid JSON.", code="malformed_json")
+    try:
+        body = parse_json(request.get_data())
+    except UnreadableJson as exc:
+        raise MalformedRequest(f"The body is not valid JSON: {exc}.",
+                               code="malformed_json") from None
     if not isinstance(body, dict):
         raise MalformedRequest("The body must be a JSON object.", code="malformed_json")
     return model.model_validate(body)
@@ -59,10 +62,10 @@ def get_upload(upload_id: str) -> WerkzeugResponse:
 def list_uploads() -> WerkzeugResponse:
     owner = current_owner()
     uploads = services().uploads
-    limit_text = request.args.get("limit", "20")
-    if not limit_text.isdigit():
+    limit = whole_number(request.args.get("limit", "20"))
+    if limit is None:
         raise InvalidRequest("invalid_limit", "limit must be a whole number from 1 to 100.")
-    records, cursor = uploads.list_page(owner, int(limit_text), request.args.get("cursor"))
+    records, cursor = uploads.list_page(owner, limit, request.args.get("cursor"))
     return _no_store(jsonify({"items": [render_upload(uploads, r) for r in records],
                               "next_cursor": cursor}))
 

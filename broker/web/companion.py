@@ -12,6 +12,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from broker.errors import InvalidRequest
+from broker.parsing import whole_number
 from broker.web.services import services
 from broker.web.session import current_owner
 
@@ -30,11 +31,12 @@ def params() -> Response:
         raise InvalidRequest("unknown_profile",
                              "Set the upload profile in Uppy's meta: metadata[profile].")
     size_text = _metadata("size")
-    if size_text is not None and not size_text.isdigit():
-        raise InvalidRequest("validation_error", "metadata[size] must be a whole number.")
+    size = whole_number(size_text) if size_text is not None else None
+    if size_text is not None and size is None:
+        raise InvalidRequest("validation_error",
+                             "metadata[size] must be a whole number of bytes (digits 0-9).")
     new = services().uploads.create(
-        owner, profile, request.args.get("filename", ""), request.args.get("type", ""),
-        int(size_text) if size_text is not None else None)
+        owner, profile, request.args.get("filename", ""), request.args.get("type", ""), size)
     response = jsonify({
         "method": "POST",
         "url": new.post.url.rstrip("/") + "/",

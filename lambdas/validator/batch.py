@@ -10,9 +10,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from broker.errors import StorageError
-from broker.inspection.scanner import ScannerUnavailable
-from broker.storage import ObjectChanged
+from broker.inspection import OUTAGES
 from lambdas.validator.events import MalformedEvent, refs_from_sqs_body
 from lambdas.validator.process import Validator
 
@@ -31,7 +29,7 @@ def process_sqs_records(validator: Validator, records: Iterable[dict[str, Any]])
         except MalformedEvent as exc:
             log.error("message %s cannot be read, leaving it for the DLQ: %s", message_id, exc)
             failed.append(message_id)
-        except (StorageError, ObjectChanged, ScannerUnavailable) as exc:
+        except OUTAGES as exc:
             log.warning("message %s will be retried: %s", message_id, exc)
             failed.append(message_id)
         except Exception:

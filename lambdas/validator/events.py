@@ -7,10 +7,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
+
+from broker.parsing import UnreadableJson, parse_json
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class ObjectRef:
     key: str
     etag: str | None = None
     size: int | None = None
+    version_id: str | None = None  # the version the event announces, on versioned buckets
 
 
 class MalformedEvent(ValueError):
@@ -36,6 +38,8 @@ def refs_from_notification(notification: dict[str, Any]) -> list[ObjectRef]:
         raise MalformedEvent("an S3 notification has a 'Records' list")
     refs = []
     for record in records:
+        if not isinstance(record, dict):
+            raise MalformedEvent("an S3 record is not a JSON object")
         if not str(record.get("eventName", "")).startswith("ObjectCreated:"):
             continue
         try:
@@ -43,21 +47,28 @@ def refs_from_notification(notification: dict[str, Any]) -> list[ObjectRef]:
             # Keys arrive URL-encoded ('/' as %2F, spaces as '+').
             key = unquote_plus(s3["object"]["key"])
             bucket = s3["bucket"]["name"]
-        except (KeyError, TypeError) as exc:
+            obj = s3["object"]
+            if not isinstance(bucket, str) or not isinstance(obj, dict):
+                raise TypeError("'bucket.name' as a string")
+        except (KeyError, TypeError, AttributeError) as exc:
             raise MalformedEvent(f"an S3 record lacks {exc}") from None
-        obj = s3["object"]
         etag = obj.get("eTag") or obj.get("etag")
         size = obj.get("size")
-        refs.append(ObjectRef(bucket, key, f'"{etag}"' if etag else None,
-                              int(size) if size is not None else None))
+        version = obj.get("versionId")
+        try:
+            refs.append(ObjectRef(bucket, key, f'"{etag}"' if etag else None,
+                                  int(size) if size is not None else None,
+                                  str(version) if version and version != "null" else None))
+        except (TypeError, ValueError) as exc:
+            raise MalformedEvent(f"an S3 record has a bad size: {exc}") from None
     return refs
 
 
 def refs_from_sqs_body(body: str) -> list[ObjectRef]:
     """The objects one SQS message announces."""
     try:
-        notification = json.loads(body)
-    except json.JSONDecodeError as exc:
+        notification = parse_json(body)
+    except UnreadableJson as exc:
         raise MalformedEvent(f"the message body is not JSON: {exc}") from None
     if not isinstance(notification, dict):
         raise MalformedEvent("the message body is not a JSON object")

@@ -1,14 +1,18 @@
 """Judge one stored object and move it where its verdict sends it.
 
 Safe under at-least-once delivery: each step is idempotent, the record is
-claimed and settled with conditional writes, and every read and copy is
-pinned to the ETag that was judged. A crash at any step is repaired by the
-retry; nothing is published that was not accepted.
+claimed and settled with conditional writes, and every read, copy and delete
+is pinned to the version (and ETag) that was judged. What lands in a serving
+bucket is checked against the judged SHA-256 and withdrawn on a mismatch, so the
+guarantee holds on stores that ignore preconditions too. A crash at any step is
+repaired by the retry; nothing is published that was not accepted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -23,7 +27,7 @@ from broker.keys import delivered_key, quarantine_key, upload_id_from_key
 from broker.profiles import Profiles, load_profiles
 from broker.records import Records, UploadRecord
 from broker.settings import Settings
-from broker.storage import Delivery, ObjectInfo, Storage, StoredObject
+from broker.storage import Delivery, ObjectChanged, ObjectInfo, Storage, StoredObject
 from lambdas.validator.events import ObjectRef
 
 log = logging.getLogger(__name__)
@@ -68,7 +72,7 @@ class Validator:
         s = self.settings
         if ref.bucket != s.incoming_bucket or not ref.key.startswith(s.incoming_prefix):
             return "ignored"
-        obj = self.storage.head(ref.bucket, ref.key)
+        obj = self.storage.head(ref.bucket, ref.key, ref.version_id)
         if obj is None:
             return "gone"  # already processed and removed, or deleted by its owner
         upload_id = upload_id_from_key(s.incoming_prefix, obj.key)
@@ -76,11 +80,11 @@ class Validator:
         if record is None:
             return self._quarantine_stray(obj, upload_id or "unknown")
         if record.status == "deleted":
-            self.storage.delete(obj.bucket, obj.key)
+            self.storage.delete_judged(obj)
             return "discarded"
         if record.status in ("ready", "rejected"):
             if record.etag == obj.etag:
-                self.storage.delete(obj.bucket, obj.key)  # finish a step a crash interrupted
+                self.storage.delete_judged(obj)  # finish a step a crash interrupted
                 return "duplicate"
             return self._quarantine_stray(obj, record.id)
         return self._judge_and_settle(record, obj)
@@ -125,25 +129,44 @@ class Validator:
                 record.filename, "inline" if inline else "attachment"),
             cache_control=PUBLIC_CACHE if public else PRIVATE_CACHE,
         )
-        metadata = {"upload-id": record.id}
-        if inspection.rewrite is not None:
-            # Served changed (neutralised CSV, sanitized SVG): written anew from the stream.
-            source = StoredObject(self.storage, obj)
-            self.storage.upload(inspection.rewrite(source), bucket, key, delivery, metadata)
-        else:
-            self.storage.copy(obj, bucket, key, delivery, metadata)
+        if verdict.sha256 is None:
+            raise ObjectChanged(f"{obj.key} was not read whole; judge it again")
+        served = self._deliver(obj, inspection, bucket, key, delivery, record.id)
         settled = self.records.transition(
             record, "ready", allowed_from=("processing",), claimed_etag=obj.etag,
             content_type=verdict.content_type, size=verdict.size, stored_key=key,
-            sha256=verdict.sha256,
+            sha256=verdict.sha256, served_size=served.size, served_sha256=served.sha256,
         )
         if settled is None:
             self._abandon_copy(record, obj, bucket, key)
             return "superseded"
-        self.storage.delete(obj.bucket, obj.key)
+        self.storage.delete_judged(obj)
         log.info("accepted %s as %s into s3://%s/%s", record.id, verdict.content_type,
                  bucket, key)
         return "accepted"
+
+    def _deliver(self, obj: ObjectInfo, inspection: Inspection, bucket: str, key: str,
+                 delivery: Delivery, upload_id: str) -> Served:
+        """Write the served file, and prove it is what was judged (or made from it)."""
+        judged = inspection.verdict.sha256
+        assert judged is not None
+        metadata = {"upload-id": upload_id}
+        if inspection.rewrite is None:
+            copied = self.storage.copy(obj, bucket, key, delivery, metadata)
+            stored = copied or self.storage.sha256(bucket, key)  # the store said nothing
+            if stored != judged:
+                self.storage.delete(bucket, key)
+                raise ObjectChanged(f"{obj.key} changed during the copy; withdrawn")
+            return Served(inspection.verdict.size, judged)
+        # Served changed (re-encoded, neutralised, sanitized): made from the judged bytes only.
+        source = _JudgedObject(self.storage, obj, judged)
+        counter = _Counted(inspection.rewrite(source))
+        try:
+            self.storage.upload(counter, bucket, key, delivery, metadata)
+        except ObjectChanged:
+            self.storage.delete(bucket, key)
+            raise
+        return Served(counter.size, counter.digest.hexdigest())
 
     def _reject(self, record: UploadRecord, obj: ObjectInfo, verdict: Verdict) -> Outcome:
         assert verdict.reason is not None
@@ -157,7 +180,7 @@ class Validator:
             reason_detail=verdict.detail or None,
         )
         if settled is not None:
-            self.storage.delete(obj.bucket, obj.key)
+            self.storage.delete_judged(obj)
         log.info("rejected %s: %s %s", record.id, verdict.reason.code, verdict.detail)
         return "rejected" if settled else "superseded"
 
@@ -173,6 +196,44 @@ class Validator:
         """An object no pending upload expects: keep it out of reach, then expire."""
         key = quarantine_key(self.settings.quarantine_prefix, label, obj.etag)
         self.storage.copy(obj, obj.bucket, key, None, {"reason": "unexpected_object"})
-        self.storage.delete(obj.bucket, obj.key)
+        self.storage.delete_judged(obj)
         log.warning("quarantined unexpected object s3://%s/%s", obj.bucket, obj.key)
         return "quarantined"
+
+
+@dataclass(frozen=True)
+class Served:
+    """The file a serving bucket holds for an upload: the upload itself, or made from it."""
+
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class _JudgedObject(StoredObject):
+    """The judged version, whose stream fails unless it hashes to the judged SHA-256."""
+
+    sha256: str = ""
+
+    def chunks(self) -> Iterator[bytes]:
+        digest = hashlib.sha256()
+        for chunk in super().chunks():
+            digest.update(chunk)
+            yield chunk
+        if digest.hexdigest() != self.sha256:
+            raise ObjectChanged(f"{self.info.key} is not the object that was judged")
+
+
+class _Counted:
+    """Passes a stream through, counting and hashing what it yields."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = chunks
+        self.size = 0
+        self.digest = hashlib.sha256()
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self.size += len(chunk)
+            self.digest.update(chunk)
+            yield chunk

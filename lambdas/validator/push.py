@@ -20,9 +20,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from broker.errors import StorageError
-from broker.inspection.scanner import ScannerUnavailable
-from broker.storage import ObjectChanged
+from broker.inspection import OUTAGES
+from broker.parsing import UnreadableJson, parse_json
 from lambdas.validator.events import MalformedEvent, refs_from_notification
 from lambdas.validator.process import Validator
 
@@ -63,16 +62,20 @@ class PushReceiver:
             log.warning("refused a push notification without the right token")
             return _answer(401, error="a valid event token is required")
         try:
-            notification = json.loads(request.get_data())
+            notification = parse_json(request.get_data())
             refs = refs_from_notification(notification if isinstance(notification, dict)
                                           else {})
-        except (json.JSONDecodeError, UnicodeDecodeError, MalformedEvent) as exc:
+        except (UnreadableJson, MalformedEvent) as exc:
             return _answer(400, error=f"not an S3 notification: {exc}")
         try:
             outcomes = [self.validator.process(ref) for ref in refs]
-        except (StorageError, ObjectChanged, ScannerUnavailable) as exc:
+        except OUTAGES as exc:
             log.warning("push notification will be redelivered: %s", exc)
             return _answer(503, error="try again")
+        except Exception:
+            # A bug: logged in full; the store redelivers, and the sweeper re-drives it.
+            log.exception("a push notification failed unexpectedly")
+            return _answer(500, error="internal error")
         for ref, outcome in zip(refs, outcomes, strict=True):
             log.info("s3://%s/%s: %s", ref.bucket, ref.key, outcome)
         return _answer(200, outcomes=outcomes)

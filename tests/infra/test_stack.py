@@ -79,10 +79,16 @@ def test_incoming_cors_allows_post_from_the_configured_origins_only(synthesized:
 def test_unprocessed_uploads_and_quarantine_expire(synthesized: Any) -> None:
     _, doc, _ = synthesized
     _, incoming = logical(doc, "AWS::S3::Bucket", "Incoming")
-    rules = {r["Prefix"]: r for r in incoming["Properties"]["LifecycleConfiguration"]["Rules"]}
+    rules = {r.get("Prefix", ""): r
+             for r in incoming["Properties"]["LifecycleConfiguration"]["Rules"]}
     assert rules["incoming/"]["ExpirationInDays"] == 2
     assert rules["incoming/"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
     assert rules["quarantine/"]["ExpirationInDays"] == 30
+    assert incoming["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
+    everywhere = [r for r in incoming["Properties"]["LifecycleConfiguration"]["Rules"]
+                  if "Prefix" not in r]
+    assert {"NoncurrentDays": 1} in [r.get("NoncurrentVersionExpiration") for r in everywhere]
+    assert True in [r.get("ExpiredObjectDeleteMarker") for r in everywhere]
 
 
 def test_only_the_cdn_reads_the_public_bucket_through_oac(synthesized: Any) -> None:
@@ -147,6 +153,8 @@ def test_each_role_may_do_only_what_its_code_does(synthesized: Any) -> None:
     _, doc, _ = synthesized
     assert role_actions(doc, "ValidatorServiceRole") == {
         "s3:GetObject", "s3:DeleteObject", "s3:ListBucket", "s3:PutObject",
+        # Versioned incoming bucket: the judged version is read and removed by its id.
+        "s3:GetObjectVersion", "s3:DeleteObjectVersion",
         "dynamodb:GetItem", "dynamodb:PutItem",
         # From the SQS event source: receive and settle its messages.
         "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl",

@@ -65,11 +65,11 @@ def test_a_storage_failure_fails_only_that_message(app: Flask, aws: AwsClients, 
 
     real_head = Storage.head
 
-    def unavailable_for_first(self: Storage, bucket: str, key: str) -> Any:
+    def unavailable_for_first(self: Storage, bucket: str, key: str, *version: Any) -> Any:
         if key.endswith(upload_id):
             from broker.errors import StorageError
             raise StorageError("503 Slow Down")
-        return real_head(self, bucket, key)
+        return real_head(self, bucket, key, *version)
 
     monkeypatch.setattr(Storage, "head", unavailable_for_first)
     reply = handler(sqs_event(notification_for(upload_id), notification_for(other)))

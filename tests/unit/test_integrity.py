@@ -1,0 +1,181 @@
+"""What is served is what was judged, on any store; nothing newer is lost; nothing leaks.
+
+The emulator ignores `CopySourceIfMatch`, so a swap during the copy is a real swap here.
+Each test ends with the same ledger: nothing unchecked published, every stored object
+judged or quarantined, nothing left in incoming/ (current or older versions).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from flask import Flask
+from PIL import Image
+
+from broker.clients import AwsClients
+from broker.records import Records, UploadRecord
+from broker.storage import ObjectChanged, ObjectInfo, Storage
+from lambdas.validator.events import ObjectRef
+from lambdas.validator.process import Validator
+from tests.samples import HTML_AS_PNG, png_bytes
+from tests.unit.test_validator import INCOMING, Stage
+
+
+def _other_png() -> bytes:
+    """A different picture of exactly the size of `png_bytes()`, so only content differs."""
+    out = io.BytesIO()
+    Image.new("RGB", (32, 32), (30, 200, 30)).save(out, "PNG")
+    assert len(out.getvalue()) == len(png_bytes())
+    return out.getvalue()
+
+
+OTHER_PNG = _other_png()
+
+
+@pytest.fixture
+def stage(app: Flask, aws: AwsClients, validator: Validator) -> Stage:
+    return Stage(app, aws, validator)
+
+
+def versions(aws: AwsClients, prefix: str = "incoming/") -> list[dict[str, Any]]:
+    """Every stored version under `prefix` in the incoming bucket, current or not."""
+    reply = aws.s3.list_object_versions(Bucket=INCOMING, Prefix=prefix)
+    return list(reply.get("Versions", []))
+
+
+def served(stage: Stage, record: UploadRecord) -> bytes:
+    current = stage.reread(record)
+    bucket = "uploads-public" if current.visibility == "public" else "uploads-private"
+    body: bytes = stage.aws.s3.get_object(Bucket=bucket, Key=current.stored_key or "")[
+        "Body"].read()
+    return body
+
+
+def process_every_version(stage: Stage) -> list[str]:
+    """Deliver an event for each version still in incoming/, as the store would."""
+    return [stage.validator.process(ObjectRef(INCOMING, v["Key"], version_id=v["VersionId"]))
+            for v in versions(stage.aws)]
+
+
+def swap_during(monkeypatch: pytest.MonkeyPatch, stage: Stage, method: str,
+                record: UploadRecord, data: bytes) -> None:
+    """Before the validator's next `method` call, another upload replaces the object."""
+    real = getattr(Storage, method)
+
+    def swapped(self: Storage, *args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(Storage, method, real)
+        stage.store(record, data)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Storage, method, swapped)
+
+
+def unversioned(stage: Stage) -> None:
+    """A store without versions (a bring-your-own bucket where they are off)."""
+    stage.aws.s3.put_bucket_versioning(Bucket=INCOMING,
+                                       VersioningConfiguration={"Status": "Suspended"})
+
+
+def test_a_swap_during_the_copy_never_publishes_the_new_bytes(
+        stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
+    png = png_bytes()
+    record = stage.upload(png)
+    swap_during(monkeypatch, stage, "copy", record, HTML_AS_PNG)
+    assert stage.process(record) == "accepted"
+    assert served(stage, record) == png
+    # The swapped-in object is neither served nor dropped: its own event quarantines it.
+    assert process_every_version(stage) == ["quarantined"]
+    assert versions(stage.aws) == []
+    assert len(stage.keys(INCOMING, "quarantine/")) == 1
+
+
+def test_without_versions_a_swap_during_the_copy_is_withdrawn_and_judged_again(
+        stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
+    unversioned(stage)
+    record = stage.upload(png_bytes())
+    swap_during(monkeypatch, stage, "copy", record, HTML_AS_PNG)
+    with pytest.raises(ObjectChanged):
+        stage.process(record)
+    assert stage.keys("uploads-public") == []
+    assert stage.reread(record).status == "processing"
+    assert stage.process(record) == "rejected"  # the retry judges what is there now
+    assert stage.reread(record).reason_code in ("type_mismatch", "size_mismatch")
+    assert stage.keys("uploads-public") == []
+    assert stage.keys(INCOMING, "incoming/") == []
+
+
+def test_without_versions_an_accepted_swap_is_served_with_its_own_hash(
+        stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
+    unversioned(stage)
+    record = stage.upload(png_bytes())
+    swap_during(monkeypatch, stage, "copy", record, OTHER_PNG)
+    with pytest.raises(ObjectChanged):
+        stage.process(record)
+    assert stage.process(record) == "accepted"
+    assert served(stage, record) == OTHER_PNG
+
+
+@pytest.mark.parametrize("versioning", ["on", "off"])
+def test_an_upload_landing_after_the_verdict_is_quarantined_not_deleted(
+        stage: Stage, monkeypatch: pytest.MonkeyPatch, versioning: str) -> None:
+    if versioning == "off":
+        unversioned(stage)
+    png = png_bytes()
+    record = stage.upload(png)
+    swap_during(monkeypatch, stage, "delete_judged", record, HTML_AS_PNG)
+    assert stage.process(record) == "accepted"
+    assert served(stage, record) == png
+    assert len(stage.keys(INCOMING, "incoming/")) == 1  # the newer object survived
+    assert stage.process(record) == "quarantined"
+    assert stage.keys(INCOMING, "incoming/") == []
+    assert versions(stage.aws) == []
+    assert len(stage.keys(INCOMING, "quarantine/")) == 1
+
+
+class LostAnswers:
+    """A records client whose conditional writes succeed but whose answers are lost, so
+    the SDK sends each again: the second attempt's condition fails."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def put_item(self, **kwargs: Any) -> Any:
+        self._client.put_item(**kwargs)
+        return self._client.put_item(**kwargs)
+
+
+def test_a_write_retried_after_a_lost_answer_is_recognised(stage: Stage) -> None:
+    records = stage.validator.records
+    flaky = Records(LostAnswers(records.client), records.table)  # type: ignore[arg-type]
+    object.__setattr__(stage.validator, "records", flaky)
+    record = stage.upload(png_bytes())
+    assert stage.process(record) == "accepted"
+    assert stage.reread(record).status == "ready"
+    assert stage.keys(INCOMING, "incoming/") == []
+    assert versions(stage.aws) == []
+
+
+def test_an_event_for_a_version_already_judged_is_a_duplicate(stage: Stage) -> None:
+    record = stage.upload(png_bytes())
+    (version,) = versions(stage.aws)
+    assert stage.process(record) == "accepted"
+    ref = ObjectRef(INCOMING, record.incoming_key, version_id=version["VersionId"])
+    assert stage.validator.process(ref) == "gone"
+    assert stage.keys(INCOMING) == []
+
+
+def test_delete_judged_keeps_a_newer_object_on_a_store_without_versions(
+        stage: Stage) -> None:
+    unversioned(stage)
+    record = stage.upload(png_bytes())
+    judged = stage.validator.storage.head(INCOMING, record.incoming_key)
+    assert isinstance(judged, ObjectInfo)
+    assert judged.version_id is None
+    stage.store(record, HTML_AS_PNG)
+    assert stage.validator.storage.delete_judged(judged) is False
+    assert stage.keys(INCOMING, "incoming/") == [record.incoming_key]
