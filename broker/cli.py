@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from broker.auth import issue_token
 from broker.settings import SettingsError, load_settings
@@ -98,6 +99,44 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _queue_and_dead_letters() -> tuple[Any, Any, str | None, str | None]:
+    from broker.clients import make_clients
+    from lambdas.validator.sweep import dead_letter_url_of
+
+    settings = load_settings()
+    clients = make_clients(settings)
+    dead_letters = settings.dead_letter_queue_url
+    if dead_letters is None and settings.queue_url is not None:
+        dead_letters = dead_letter_url_of(clients.sqs, settings.queue_url)
+    return settings, clients, settings.queue_url, dead_letters
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Expire lapsed uploads, re-drive stuck ones, report the dead-letter queue; once."""
+    import json
+
+    from lambdas.validator.process import Validator
+    from lambdas.validator.sweep import sweep
+
+    settings, clients, _, dead_letters = _queue_and_dead_letters()
+    report = sweep(Validator.build(settings, clients), clients.sqs, dead_letters)
+    print(json.dumps(report.as_dict()))
+    return 0
+
+
+def cmd_redrive(args: argparse.Namespace) -> int:
+    """Send the events waiting in the dead-letter queue back to the queue."""
+    from lambdas.validator.sweep import redrive
+
+    _, clients, queue_url, dead_letters = _queue_and_dead_letters()
+    if queue_url is None or dead_letters is None:
+        raise ValueError("BROKER_QUEUE_URL (with a dead-letter queue) is not set: "
+                         "run `broker provision` first")
+    moved = redrive(clients.sqs, dead_letters, queue_url)
+    print(f"sent {moved} dead-lettered events back to the queue")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """The broker alone, for development against your own services (use gunicorn in
     production: gunicorn 'broker.web:create_app()')."""
@@ -151,6 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run the validator, polling BROKER_QUEUE_URL")
     worker.set_defaults(func=cmd_worker)
+
+    sweep = commands.add_parser(
+        "sweep", help="expire lapsed uploads, re-drive stuck ones, report dead letters")
+    sweep.set_defaults(func=cmd_sweep)
+
+    redrive = commands.add_parser("redrive",
+                                  help="send dead-lettered events back to the queue")
+    redrive.set_defaults(func=cmd_redrive)
 
     serve = commands.add_parser("serve", help="run the broker alone (development server)")
     serve.add_argument("--host", default="127.0.0.1")

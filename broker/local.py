@@ -96,6 +96,7 @@ class DevStack:
     def start_worker(self) -> None:
         from lambdas.validator.process import Validator
         from lambdas.validator.push import PushReceiver, serve_push
+        from lambdas.validator.sweep import run_sweeper
         from lambdas.validator.worker import run_worker
 
         assert self.settings is not None
@@ -110,6 +111,9 @@ class DevStack:
             provision_push(self.clients, self.settings, QUEUE_NAME, url)
             log.info("validator receiving pushed events on %s:%s", self.host,
                      self._push_server.server_port)
+            self._worker = threading.Thread(target=run_sweeper, name="sweeper", daemon=True,
+                                            args=(validator, self._stop))
+            self._worker.start()
             return
         assert self.settings.queue_url is not None
         self._worker = threading.Thread(

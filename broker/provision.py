@@ -14,10 +14,14 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from broker.clients import AwsClients
-from broker.records import OWNER_INDEX, PENDING_INDEX
+from broker.records import OPEN_INDEX, OWNER_INDEX, PENDING_INDEX
 from broker.settings import Settings
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeDefinitionTypeDef,
+        GlobalSecondaryIndexTypeDef,
+    )
     from mypy_boto3_s3.type_defs import NotificationConfigurationFilterTypeDef
 
 log = logging.getLogger(__name__)
@@ -151,14 +155,36 @@ def _queue_arn(clients: AwsClients, url: str) -> str:
     return attrs["Attributes"]["QueueArn"]
 
 
+_OPEN_INDEX_ATTRIBUTES: list[AttributeDefinitionTypeDef] = [
+    {"AttributeName": "open_status", "AttributeType": "S"},
+    {"AttributeName": "open_since", "AttributeType": "S"},
+]
+_OPEN_INDEX: GlobalSecondaryIndexTypeDef = {
+    "IndexName": OPEN_INDEX,
+    "KeySchema": [{"AttributeName": "open_status", "KeyType": "HASH"},
+                  {"AttributeName": "open_since", "KeyType": "RANGE"}],
+    "Projection": {"ProjectionType": "ALL"},
+}
+
+
 def ensure_table(clients: AwsClients, table: str) -> None:
-    """The records table with its owner index, created on demand."""
+    """The records table with its indexes, created on demand; an older table gains the
+    sweeper's index."""
     db = clients.dynamodb
     try:
-        db.describe_table(TableName=table)
-        return
+        described = db.describe_table(TableName=table)["Table"]
     except db.exceptions.ResourceNotFoundException:
-        pass
+        _create_table(clients, table)
+        return
+    indexes = {i["IndexName"] for i in described.get("GlobalSecondaryIndexes", [])}
+    if OPEN_INDEX not in indexes:
+        db.update_table(TableName=table, AttributeDefinitions=_OPEN_INDEX_ATTRIBUTES,
+                        GlobalSecondaryIndexUpdates=[{"Create": _OPEN_INDEX}])
+        log.info("added index %s to table %s", OPEN_INDEX, table)
+
+
+def _create_table(clients: AwsClients, table: str) -> None:
+    db = clients.dynamodb
     db.create_table(
         TableName=table,
         BillingMode="PAY_PER_REQUEST",
@@ -168,6 +194,7 @@ def ensure_table(clients: AwsClients, table: str) -> None:
             {"AttributeName": "created_key", "AttributeType": "S"},
             {"AttributeName": "pending_owner", "AttributeType": "S"},
             {"AttributeName": "expires_at", "AttributeType": "S"},
+            *_OPEN_INDEX_ATTRIBUTES,
         ],
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[{
@@ -180,7 +207,7 @@ def ensure_table(clients: AwsClients, table: str) -> None:
             "KeySchema": [{"AttributeName": "pending_owner", "KeyType": "HASH"},
                           {"AttributeName": "expires_at", "KeyType": "RANGE"}],
             "Projection": {"ProjectionType": "KEYS_ONLY"},
-        }],
+        }, _OPEN_INDEX],
     )
     db.get_waiter("table_exists").wait(TableName=table)
     log.info("created table %s", table)

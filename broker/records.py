@@ -8,6 +8,9 @@
 
 Listings use a sparse index on `listed_owner`, removed from deleted records; the
 pending cap counts a sparse index on `pending_owner`, present only while pending.
+The sweeper finds unsettled records through a sparse index on `open_status`
+(pending or processing), sorted by `open_since` (expiry for pending, last change for
+processing), so it reads only what it may have to move on.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
 Status = Literal["pending", "processing", "ready", "rejected", "expired", "deleted"]
 OWNER_INDEX = "by_owner"
 PENDING_INDEX = "pending_by_owner"
+OPEN_INDEX = "open_by_status"
 MAX_PAGE = 100
 
 _serialize = TypeSerializer().serialize
@@ -78,6 +82,10 @@ class UploadRecord:
             item["created_key"] = _serialize(f"{self.created_at}#{self.id}")
         if self.status == "pending":
             item["pending_owner"] = _serialize(self.owner)
+        if self.status in ("pending", "processing"):
+            item["open_status"] = _serialize(self.status)
+            since = self.expires_at if self.status == "pending" else self.updated_at
+            item["open_since"] = _serialize(since)
         return item
 
     @classmethod
@@ -166,6 +174,18 @@ class Records:
                 break
             query["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
         return expiries[:enough]
+
+    def open_before(self, status: Status, cutoff: str, limit: int = 100
+                    ) -> list[UploadRecord]:
+        """Up to `limit` records still `status` (pending or processing) whose expiry
+        (pending) or last change (processing) is before `cutoff`, oldest first."""
+        reply = self._call(
+            "query", TableName=self.table, IndexName=OPEN_INDEX,
+            KeyConditionExpression="open_status = :status AND open_since < :cutoff",
+            ExpressionAttributeValues={":status": _serialize(status),
+                                       ":cutoff": _serialize(cutoff)},
+            Limit=limit)
+        return [UploadRecord.from_item(item) for item in reply.get("Items", [])]
 
     def transition(
         self,

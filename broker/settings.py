@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     quarantine_prefix: str = "quarantine/"
     table: str = "uploads"
     queue_url: str | None = None
+    # Where events that failed every retry wait; read from the queue's redrive policy
+    # when not set.
+    dead_letter_queue_url: str | None = None
+    # The sweeper re-drives a record still processing after this long (past any judging
+    # time), and runs this often in the worker.
+    stuck_after: int = Field(default=900, ge=60)
+    sweep_interval: int = Field(default=60, gt=0)
     # How the validator hears of new objects: an SQS queue, or HTTP push (Ceph RGW,
     # MinIO) to the worker's receiver, which requires this token.
     events: Literal["sqs", "http"] = "sqs"

@@ -16,6 +16,8 @@ from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
@@ -25,7 +27,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from broker.records import OWNER_INDEX, PENDING_INDEX
+from broker.records import OPEN_INDEX, OWNER_INDEX, PENDING_INDEX
 from infra.stages import Stage
 
 INCOMING_PREFIX = "incoming/"
@@ -111,6 +113,13 @@ class UploadBrokerStack(Stack):
                     sort_key=dynamodb.Attribute(name="expires_at",
                                                 type=dynamodb.AttributeType.STRING),
                     projection_type=dynamodb.ProjectionType.KEYS_ONLY),
+                # The sweeper's view: only records still pending or processing.
+                dynamodb.GlobalSecondaryIndexPropsV2(
+                    index_name=OPEN_INDEX,
+                    partition_key=dynamodb.Attribute(name="open_status",
+                                                     type=dynamodb.AttributeType.STRING),
+                    sort_key=dynamodb.Attribute(name="open_since",
+                                                type=dynamodb.AttributeType.STRING)),
             ])
         self.jwt_secret = secretsmanager.Secret(
             self, "JwtSecret", description="Signs the broker's bearer tokens (HS256).",
@@ -125,7 +134,9 @@ class UploadBrokerStack(Stack):
             "BROKER_PUBLIC_BASE_URL": f"https://{stage.cdn_domain}" if stage.cdn_domain
             else f"https://{self.distribution.distribution_domain_name}",
         }
-        self.validator = self._validator(stage, package_dir, environment)
+        self.validator = self._validator(
+            stage, package_dir,
+            environment | {"BROKER_DEAD_LETTER_QUEUE_URL": self.dead_letters.queue_url})
         self.broker, self.api = self._broker(stage, package_dir, environment)
         CfnOutput(self, "ApiUrl", value=self.api.api_endpoint)
         CfnOutput(self, "CdnDomain", value=self.distribution.distribution_domain_name)
@@ -180,8 +191,16 @@ class UploadBrokerStack(Stack):
                 self.public.arn_for_objects("*"), self.private.arn_for_objects("*")]),
             iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:PutItem"],
                                 resources=[self.table.table_arn]),
+            # The sweeper: unsettled records, and how many events wait in the DLQ.
+            iam.PolicyStatement(actions=["dynamodb:Query"],
+                                resources=[f"{self.table.table_arn}/index/{OPEN_INDEX}"]),
+            iam.PolicyStatement(actions=["sqs:GetQueueAttributes"],
+                                resources=[self.dead_letters.queue_arn]),
         ):
             function.add_to_role_policy(statement)
+        # Expires lapsed uploads, re-drives stuck ones and reports the DLQ's depth.
+        events.Rule(self, "Sweep", schedule=events.Schedule.rate(Duration.minutes(5)),
+                    targets=[targets.LambdaFunction(function)])
         return function
 
     def _broker(self, stage: Stage, package_dir: Path, environment: dict[str, str]

@@ -1,56 +1,138 @@
-"""The long-running validator: long-polls the queue and runs the Lambda's batch code."""
+"""The long-running validator: long-polls the queue and runs the Lambda's batch code.
+
+Each message is deleted as soon as it is done, and every message received but not
+yet done is kept invisible by a short lease renewed while the worker lives: after a
+crash the unfinished come back within one lease, and a long object is never handed
+to a second worker while the first still judges it. The sweeper runs between polls.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from lambdas.validator.batch import process_sqs_records
 from lambdas.validator.process import Validator
+from lambdas.validator.sweep import dead_letter_url_of, sweep
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 log = logging.getLogger(__name__)
 
 # A failed message comes back after this long, rather than the queue's full timeout.
 RETRY_DELAY_SECONDS = 5
+# How long a received message stays hidden without renewal: a crash's delay at most.
+LEASE_SECONDS = 20
+RENEW_EVERY_SECONDS = 6
 
 
-def poll_once(validator: Validator, sqs: SQSClient, queue_url: str, wait_seconds: int) -> int:
-    """Receive one batch, process it, delete what succeeded. Returns messages seen."""
+class Lease:
+    """Keeps the messages a worker holds invisible to others until each is settled."""
+
+    def __init__(self, sqs: SQSClient, queue_url: str) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._held: dict[str, str] = {}  # message id -> receipt handle
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew_until_stopped,
+                                        name="sqs-lease", daemon=True)
+
+    def __enter__(self) -> Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.release_all()
+
+    def hold(self, messages: Sequence[MessageTypeDef]) -> None:
+        with self._lock:
+            self._held.update({m["MessageId"]: m["ReceiptHandle"] for m in messages})
+        self._set_visibility(dict(self._held), LEASE_SECONDS)
+
+    def done(self, message_id: str) -> None:
+        """The message is settled: delete it now, not at the end of the batch."""
+        with self._lock:
+            handle = self._held.pop(message_id)
+        self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=handle)
+
+    def retry_soon(self, message_id: str) -> None:
+        with self._lock:
+            handle = self._held.pop(message_id)
+        self._set_visibility({message_id: handle}, RETRY_DELAY_SECONDS)
+
+    def release_all(self) -> None:
+        """Hand back what was not started (a stop): others may take it at once."""
+        with self._lock:
+            held, self._held = self._held, {}
+        self._set_visibility(held, 0)
+
+    def _renew_until_stopped(self) -> None:
+        while not self._stop.wait(RENEW_EVERY_SECONDS):
+            with self._lock:
+                held = dict(self._held)
+            try:
+                self._set_visibility(held, LEASE_SECONDS)
+            except Exception:
+                log.exception("renewing the lease on %d messages failed", len(held))
+
+    def _set_visibility(self, held: dict[str, str], seconds: int) -> None:
+        items = list(held.items())
+        for start in range(0, len(items), 10):
+            self._sqs.change_message_visibility_batch(
+                QueueUrl=self._queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
+                         for i, (_, handle) in enumerate(items[start:start + 10])])
+
+
+def poll_once(validator: Validator, sqs: SQSClient, queue_url: str, wait_seconds: int,
+              lease: Lease | None = None, stop: threading.Event | None = None) -> int:
+    """Receive up to 10 messages and settle each in turn. Returns messages seen.
+    Without a running `lease`, the batch must finish within one LEASE_SECONDS."""
+    lease = lease or Lease(sqs, queue_url)
     reply = sqs.receive_message(
         QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds
     )
     messages = reply.get("Messages", [])
-    if not messages:
-        return 0
-    # The same shape Lambda hands the handler, so both run one code path.
-    records = [
-        {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"],
-         "body": m["Body"], "eventSource": "aws:sqs"}
-        for m in messages
-    ]
-    failed = set(process_sqs_records(validator, records))
-    done = [{"Id": str(i), "ReceiptHandle": r["receiptHandle"]}
-            for i, r in enumerate(records) if r["messageId"] not in failed]
-    if done:
-        sqs.delete_message_batch(QueueUrl=queue_url, Entries=done)  # type: ignore[arg-type]
-    for r in records:
-        if r["messageId"] in failed:
-            sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=r["receiptHandle"],
-                                          VisibilityTimeout=RETRY_DELAY_SECONDS)
-    return len(records)
+    lease.hold(messages)
+    for message in messages:
+        if stop is not None and stop.is_set():
+            break
+        # The same shape Lambda hands the handler, so both run one code path.
+        record = {"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
+                  "body": message["Body"], "eventSource": "aws:sqs"}
+        if process_sqs_records(validator, [record]):
+            lease.retry_soon(message["MessageId"])
+        else:
+            lease.done(message["MessageId"])
+    lease.release_all()
+    return len(messages)
 
 
 def run_worker(validator: Validator, sqs: SQSClient, queue_url: str,
                stop: threading.Event, wait_seconds: int = 2) -> None:
-    """Poll until `stop` is set; a failing poll is logged and retried, never fatal."""
+    """Poll until `stop` is set, sweeping now and then; a failing poll is logged and
+    retried, never fatal."""
     log.info("validator worker polling %s", queue_url)
-    while not stop.is_set():
-        try:
-            poll_once(validator, sqs, queue_url, wait_seconds)
-        except Exception:
-            log.exception("polling the queue failed; retrying")
-            stop.wait(RETRY_DELAY_SECONDS)
+    dead_letters = validator.settings.dead_letter_queue_url
+    next_sweep = 0.0
+    with Lease(sqs, queue_url) as lease:
+        while not stop.is_set():
+            try:
+                if time.monotonic() >= next_sweep:
+                    dead_letters = dead_letters or dead_letter_url_of(sqs, queue_url)
+                    report = sweep(validator, sqs, dead_letters)
+                    if report.expired or report.redriven:
+                        log.info("sweep: %s", report.as_dict())
+                    next_sweep = time.monotonic() + validator.settings.sweep_interval
+                poll_once(validator, sqs, queue_url, wait_seconds, lease, stop)
+            except Exception:
+                log.exception("polling the queue failed; retrying")
+                stop.wait(RETRY_DELAY_SECONDS)

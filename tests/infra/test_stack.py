@@ -156,12 +156,22 @@ def test_each_role_may_do_only_what_its_code_does(synthesized: Any) -> None:
         # Versioned incoming bucket: the judged version is read and removed by its id.
         "s3:GetObjectVersion", "s3:DeleteObjectVersion",
         "dynamodb:GetItem", "dynamodb:PutItem",
+        # The sweeper: the index of unsettled records (Query), the DLQ's depth.
+        "dynamodb:Query",
         # From the SQS event source: receive and settle its messages.
         "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl",
         "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
     assert role_actions(doc, "BrokerServiceRole") == {
         "s3:PutObject", "s3:GetObject", "s3:DeleteObject", "dynamodb:GetItem",
         "dynamodb:PutItem", "dynamodb:Query", "secretsmanager:GetSecretValue"}
+
+
+def test_the_sweeper_runs_on_a_schedule_against_the_validator(synthesized: Any) -> None:
+    _, doc, _ = synthesized
+    (rule,) = resources(doc, "AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+    validator_id, _ = logical(doc, "AWS::Lambda::Function", "Validator")
+    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [validator_id, "Arn"]}
 
 
 def test_no_wildcard_action_or_resource_in_our_roles(synthesized: Any) -> None:
@@ -198,7 +208,7 @@ def test_the_records_table_is_on_demand_with_point_in_time_recovery(synthesized:
     (replica,) = props["Replicas"]
     assert replica["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert {i["IndexName"] for i in props["GlobalSecondaryIndexes"]} == {
-        "by_owner", "pending_by_owner"}
+        "by_owner", "pending_by_owner", "open_by_status"}
 
 
 def test_the_jwt_secret_never_appears_in_the_template(synthesized: Any) -> None:
