@@ -19,8 +19,10 @@ def cmd_token(args: argparse.Namespace) -> int:
     # Without BROKER_ENV, sign for the local stack's generated secret.
     overrides = {} if "BROKER_ENV" in os.environ else {"env": "local"}
     settings = load_settings(**overrides)
-    ttl = args.ttl or settings.token_ttl
-    print(issue_token(settings.signing_secret(), args.user, ttl))
+    ttl = settings.token_ttl if args.ttl is None else args.ttl
+    if ttl <= 0:
+        raise ValueError(f"--ttl must be at least 1 second, not {ttl}")
+    print(issue_token(settings.signing_secret(), args.user, ttl))  # ValueError: exit 2
     return 0
 
 
@@ -170,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", help="print a bearer token for a user")
     token.add_argument("user", help="the user id (the token's sub)")
     token.add_argument("--ttl", type=int, default=None, metavar="SECONDS",
-                       help="lifetime in seconds (default: BROKER_TOKEN_TTL, 3600)")
+                       help="lifetime in seconds, 1 to 2592000 (30 days); "
+                       "default BROKER_TOKEN_TTL, 3600")
     token.set_defaults(func=cmd_token)
 
     run = commands.add_parser("run", help="run broker, validator and emulator on loopback")

@@ -103,12 +103,19 @@ def _encode_cursor(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> dict[str, Any]:
+_CURSOR_KEYS = frozenset({"id", "listed_owner", "created_key"})
+
+
+def _decode_cursor(cursor: str, owner: str) -> dict[str, Any]:
+    """The listing position a cursor holds; it must be one of this owner's listings."""
     try:
         plain = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if not isinstance(plain, dict) or not all(isinstance(v, str) for v in plain.values()):
+        if not isinstance(plain, dict) or plain.keys() != _CURSOR_KEYS \
+                or not all(isinstance(v, str) for v in plain.values()) \
+                or plain["listed_owner"] != owner \
+                or not plain["created_key"].endswith(f"#{plain['id']}"):
             raise ValueError("not a cursor")
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise InvalidRequest("invalid_cursor", "The cursor is not one this API returned.") \
             from None
     return {k: _serialize(v) for k, v in plain.items()}
@@ -149,7 +156,7 @@ class Records:
             "Limit": max(1, min(limit, MAX_PAGE)),
         }
         if cursor:
-            query["ExclusiveStartKey"] = _decode_cursor(cursor)
+            query["ExclusiveStartKey"] = _decode_cursor(cursor, owner)
         reply = self._call("query", **query)
         records = [UploadRecord.from_item(item) for item in reply.get("Items", [])]
         last = reply.get("LastEvaluatedKey")
@@ -234,6 +241,13 @@ class Records:
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:
             result: dict[str, Any] = getattr(self.client, operation)(**kwargs)
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ValidationException":
+                # A value the store cannot hold (a key too long, a malformed cursor):
+                # the request's fault, and no retry will change it.
+                raise InvalidRequest("invalid_request", "The request holds a value the "
+                                     "upload records cannot store.") from exc
+            raise StorageError(f"the upload records are unavailable ({operation})") from exc
+        except BotoCoreError as exc:
             raise StorageError(f"the upload records are unavailable ({operation})") from exc
         return result

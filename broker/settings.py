@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     jwt_secret_arn: str | None = None
     # Where `broker run` keeps its generated secret so `broker token` can sign for it.
     secret_file: Path = Path(".broker/secret")
-    token_ttl: int = Field(default=3600, gt=0)
+    token_ttl: int = Field(default=3600, gt=0, le=30 * 24 * 3600)
 
     region: str = "us-east-1"
     # One endpoint for every service (an emulator), or one per service: storage can

@@ -25,7 +25,7 @@ def _metadata(name: str) -> str | None:
 
 @companion.get("/params")
 def params() -> Response:
-    owner = current_owner()
+    owner = current_owner(changes=True)  # it creates an upload, though it is a GET
     profile = _metadata("profile")
     if not profile:
         raise InvalidRequest("unknown_profile",

@@ -12,10 +12,14 @@ SESSION_COOKIE = "broker_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def current_owner() -> str:
-    """The authenticated owner id; NotAuthenticated says what is missing."""
+def current_owner(changes: bool = False) -> str:
+    """The authenticated owner id; NotAuthenticated says what is missing. `changes`
+    marks a GET that creates or changes something (Companion's protocol has such GETs):
+    it is held to the same cross-site rule as a POST."""
     if "owner" not in g:  # once per request: the rate limiter asks first
         g.owner = _authenticate()
+    if changes and g.get("by_cookie"):
+        _check_origin()
     owner: str = g.owner
     return owner
 
@@ -32,14 +36,20 @@ def _authenticate() -> str:
                 code="missing_token")
         if request.method not in SAFE_METHODS:
             _check_origin()  # cookies ride along on cross-site requests; tokens do not
+        g.by_cookie = True
         token = cookie
     return owner_from_token(services().secret, token)
 
 
 def _check_origin() -> None:
+    """A cookie-authenticated change must come from our own page or an allowed origin:
+    the browser's Origin says so, or, where it sends none (same-origin GETs), its
+    Sec-Fetch-Site. A request that shows neither is refused."""
     origin = request.headers.get("Origin")
     own = request.host_url.rstrip("/")
     allowed = {own, *services().settings.allowed_origins}
+    if origin is None and request.headers.get("Sec-Fetch-Site") == "same-origin":
+        return
     if origin not in allowed:
         current_app.logger.warning("refused cookie request from origin %r", origin)
         raise Forbidden(f"Requests from origin {origin!r} may not use the session cookie.",

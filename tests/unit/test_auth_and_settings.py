@@ -74,3 +74,27 @@ def test_bad_settings_name_the_variable(
     monkeypatch.setenv(name, value)
     with pytest.raises(SettingsError, match=named):
         load_settings()
+
+
+@pytest.mark.parametrize("ttl", ["0", "-5", str(31 * 24 * 3600)])
+def test_broker_token_refuses_a_lifetime_out_of_range(
+        ttl: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from broker.cli import main
+
+    monkeypatch.setenv("BROKER_ENV", "production")
+    monkeypatch.setenv("BROKER_JWT_SECRET", "s" * 40)
+    assert main(["token", "alice", "--ttl", ttl]) == 2
+    assert "broker:" in capsys.readouterr().err
+
+
+def test_broker_token_prints_a_token_of_the_lifetime_asked(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import jwt
+
+    from broker.cli import main
+
+    monkeypatch.setenv("BROKER_ENV", "production")
+    monkeypatch.setenv("BROKER_JWT_SECRET", "s" * 40)
+    assert main(["token", "alice", "--ttl", "120"]) == 0
+    claims = jwt.decode(capsys.readouterr().out.strip(), "s" * 40, algorithms=["HS256"])
+    assert claims["exp"] - claims["iat"] == 120

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
 from flask.testing import FlaskClient
 
 from tests.samples import auth
@@ -38,7 +39,29 @@ def test_a_declared_size_is_pinned(client: FlaskClient) -> None:
 def test_the_session_cookie_authenticates_uppy(client: FlaskClient) -> None:
     assert client.get(f"/s3/params?{QUERY}").status_code == 401
     client.post("/v1/session", headers=auth("alice"))
-    assert client.get(f"/s3/params?{QUERY}").status_code == 200
+    # What a browser sends with Uppy's same-origin fetch.
+    assert client.get(f"/s3/params?{QUERY}",
+                      headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
+
+
+@pytest.mark.parametrize("headers", [
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+    {"Sec-Fetch-Site": "same-site", "Origin": "https://sibling.example.test"},
+    {"Origin": "null"},
+    {},  # a request that shows no origin at all
+], ids=["cross-site", "cross-site-with-origin", "same-site-sibling", "opaque-origin",
+        "no-evidence"])
+def test_a_cross_site_get_with_the_cookie_creates_nothing(
+        client: FlaskClient, headers: dict[str, str]) -> None:
+    client.post("/v1/session", headers=auth("alice"))
+    reply = client.get(f"/s3/params?{QUERY}", headers=headers)
+    assert reply.status_code == 403
+    assert reply.json is not None
+    assert reply.json["code"] == "origin_not_allowed"
+    listing = client.get("/v1/uploads", headers=auth("alice")).json
+    assert listing is not None
+    assert listing["items"] == []
 
 
 def test_what_the_profile_refuses_is_refused(client: FlaskClient) -> None:
