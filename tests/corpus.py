@@ -401,6 +401,20 @@ ATTACKS: list[Sample] = [
            "formula_injection"),
     Sample("CSV cell starting with a tab", D, "a.csv", "text/csv",
            lambda: csv_rows("a,b", "1,\t=1+1"), "formula_injection"),
+    # A spreadsheet picks the delimiter: by locale, by detection, or as the file declares.
+    Sample("semicolon CSV with a formula", D, "a.csv", "text/csv",
+           lambda: csv_rows("name;total", "x;=SUM(A1:A9)"), "formula_injection"),
+    Sample("tab-separated CSV with a formula", D, "a.csv", "text/csv",
+           lambda: csv_rows("name\ttotal", "x\t+cmd|' /C calc'!A0"), "formula_injection"),
+    Sample("pipe-separated CSV with a formula", D, "a.csv", "text/csv",
+           lambda: csv_rows("a|b", "1|@SUM(1+1)"), "formula_injection"),
+    Sample("CSV declaring its own delimiter (sep=~)", D, "a.csv", "text/csv",
+           lambda: csv_rows("sep=~", "a~b", "1~=HYPERLINK(\"https://evil.example\")"),
+           "formula_injection"),
+    Sample("semicolon CSV with a quoted formula", D, "a.csv", "text/csv",
+           lambda: csv_rows("a;b", '1;"-2+3+cmd|\' /C calc\'!A0"'), "formula_injection"),
+    Sample("formula after a 200 KiB field", D, "a.csv", "text/csv",
+           lambda: csv_rows("a,b", "x" * 200_000 + ",=1+1"), "formula_injection"),
     Sample("Latin-1 text", D, "a.txt", "text/plain",
            lambda: "café, naïve, façade\n".encode("latin-1") * 4, "invalid_text"),
     Sample("UTF-16 text", D, "a.txt", "text/plain",
@@ -456,6 +470,10 @@ BENIGN: list[Sample] = [
            None),
     Sample("CSV with formulas in a neutralizing profile", "sheet", "a.csv", "text/csv",
            lambda: csv_rows("a,b", "=1+1,2"), None),
+    Sample("semicolon CSV with decimal commas", D, "ledger.csv", "text/csv",
+           lambda: csv_rows("item;amount", "refund;-12,50", "fee;+3", '"rate";"-1,5"'), None),
+    Sample("CSV with a 300 KiB field", D, "notes.csv", "text/csv",
+           lambda: csv_rows("id,note", "1," + "long note " * 30_000), None),
 ]
 
 

@@ -136,10 +136,10 @@ def _deep_check(source: ObjectSource, content_type: str, profile: Profile
         report = scan_text(source.chunks(), is_csv=content_type == "text/csv")
         if report.finding is not None:
             return report.finding, None
-        if report.formula_rows and profile.csv_formulas == "reject":
+        if report.formula_cells and profile.csv_formulas == "reject":
             return Finding("formula_injection",
-                           f"{report.formula_rows} rows with formula cells"), None
-        return None, (_streamed(neutralized_csv) if report.formula_rows else None)
+                           f"{report.formula_cells} cells that would run as formulas"), None
+        return None, (_streamed(neutralized_csv) if report.formula_cells else None)
     return None, None
 
 

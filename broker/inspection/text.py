@@ -1,15 +1,14 @@
 """Plain text and CSV: UTF-8 (a BOM is fine), no NUL bytes, no scripts, no formulas.
 
-Read as a stream, so memory stays flat however large the file. A CSV cell that
-a spreadsheet would run as a formula is refused, or neutralised with a leading
+Read as a stream, so memory stays flat however large the file (a file without
+newlines included). A CSV cell that a spreadsheet would run as a formula, under any
+delimiter it might read the file with, is refused, or neutralised with a leading
 apostrophe when the profile asks for that.
 """
 
 from __future__ import annotations
 
 import codecs
-import csv
-import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -53,49 +52,102 @@ def decoded(chunks: Iterable[bytes]) -> Iterator[str]:
         raise NotAcceptableText(Finding("invalid_text", f"not UTF-8: {exc.reason}")) from None
 
 
-def _lines(texts: Iterable[str]) -> Iterator[str]:
-    """Lines split on newline only: the csv module reads any other separator as data."""
-    pending = ""
+# Delimiters a spreadsheet may choose for a CSV by itself (Excel by locale, LibreOffice
+# by detection); a file may also declare its own on a first line `sep=X` (Excel).
+_DELIMITERS = ",;\t|"
+_SEP_LINE = re.compile(r"sep=([^\r\n])\r?\n")
+# The longest stretch one cell check looks at: a quote, a few tabs, the sign, a number.
+_WINDOW = 80
+_NUMBER_MAX = 64
+
+
+class FormulaMarker:
+    """Finds every cell a spreadsheet could run as a formula, under every delimiter it
+    might use for this file, and can prefix each with an apostrophe.
+
+    A cell starts at the start of the file, a line or any candidate delimiter. Reading
+    every delimiter at once errs towards finding a formula, never towards missing one.
+    Works on a stream in bounded pieces: a file without newlines costs no more memory.
+    """
+
+    def __init__(self) -> None:
+        self.formulas = 0
+        self._pending = "\n"  # a line start before the first cell
+        self._offset = -1  # the file position of _pending[0]
+        self._pattern: re.Pattern[str] | None = None
+        self._last_marked = -1
+
+    def feed(self, text: str, final: bool = False) -> str:
+        """Take more text; return the text before any cell still undecided, marked."""
+        self._pending += text
+        if self._pattern is None:
+            if not final and "\n" not in self._pending[1:] and len(self._pending) < _WINDOW:
+                return ""  # the separator line, if any, is not complete yet
+            self._pattern = self._pattern_for(self._pending[1:])
+        buffer = self._pending
+        cut = len(buffer) if final else max(1, len(buffer) - _WINDOW)
+        out, emitted = [], 1  # buffer[0] went out already (or is the line-start sentinel)
+        for match in self._pattern.finditer(buffer, 1):
+            if match.start() >= cut:
+                break
+            sign_at = match.start("sign")
+            if self._offset + sign_at <= self._last_marked or not self._is_formula(match):
+                continue
+            self.formulas += 1
+            self._last_marked = self._offset + sign_at
+            out += [buffer[emitted:sign_at], "'"]
+            emitted = sign_at
+            cut = max(cut, sign_at + 1)
+        out.append(buffer[emitted:cut])
+        keep = cut - 1  # one character stays behind: the next cell's boundary
+        self._pending, self._offset = buffer[keep:], self._offset + keep
+        return "".join(out)
+
+    @staticmethod
+    def _pattern_for(head: str) -> re.Pattern[str]:
+        delimiters = _DELIMITERS
+        if declared := _SEP_LINE.match(head):
+            delimiters += declared.group(1)
+        cls = re.escape(delimiters)
+        return re.compile(rf'(?<=[{cls}\r\n])"?[\t\r]{{0,8}}(?P<sign>[=+\-@])'
+                          rf'(?P<rest>[^{cls}\r\n"]{{0,{_NUMBER_MAX + 1}}})')
+
+    @staticmethod
+    def _is_formula(match: re.Match[str]) -> bool:
+        rest = match.group("rest")
+        return len(rest) > _NUMBER_MAX or not _NUMBER.match(match.group("sign") + rest)
+
+
+def marked_csv(texts: Iterable[str], marker: FormulaMarker) -> Iterator[str]:
+    """The text again, formula cells prefixed with an apostrophe; counts them in `marker`."""
     for text in texts:
-        pending += text
-        *complete, pending = pending.split("\n")
-        for line in complete:
-            yield line + "\n"
-    if pending:
-        yield pending
+        if out := marker.feed(text):
+            yield out
+    if out := marker.feed("", final=True):
+        yield out
 
 
 @dataclass(frozen=True)
 class TextReport:
-    """What reading the whole text found: a refusal, and how many rows hold formulas."""
+    """What reading the whole text found: a refusal, and how many cells hold formulas."""
 
     finding: Finding | None
-    formula_rows: int = 0
+    formula_cells: int = 0
 
 
 def scan_text(chunks: Iterable[bytes], is_csv: bool) -> TextReport:
     """Read the whole stream once, checking encoding and, for CSV, every cell."""
-    formula_rows = 0
+    marker = FormulaMarker()
     try:
-        if not is_csv:
-            for _ in decoded(chunks):
-                pass
-            return TextReport(None)
-        for row in csv.reader(_lines(decoded(chunks))):
-            formula_rows += any(is_formula(cell) for cell in row)
+        texts = decoded(chunks)
+        for _ in marked_csv(texts, marker) if is_csv else texts:
+            pass
     except NotAcceptableText as exc:
         return TextReport(exc.finding)
-    except csv.Error as exc:
-        return TextReport(Finding("malformed", f"not valid CSV: {exc}"))
-    return TextReport(None, formula_rows)
+    return TextReport(None, marker.formulas)
 
 
 def neutralized_csv(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """The CSV again, with every formula cell prefixed by an apostrophe."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    for row in csv.reader(_lines(decoded(chunks))):
-        writer.writerow(["'" + cell if is_formula(cell) else cell for cell in row])
-        yield out.getvalue().encode()
-        out.seek(0)
-        out.truncate()
+    """The CSV again, byte for byte, with every formula cell prefixed by an apostrophe."""
+    for text in marked_csv(decoded(chunks), FormulaMarker()):
+        yield text.encode()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from broker.inspection import Declared, Inspection, inspect
@@ -60,3 +62,27 @@ def test_sanitized_svg_keeps_the_drawing_and_drops_the_rest() -> None:
 def test_files_served_as_stored_need_no_rewrite() -> None:
     (png,) = [s for s in BENIGN if s.name == "PNG"]
     assert run(png).rewrite is None
+
+
+def test_a_csv_without_newlines_is_read_in_flat_memory() -> None:
+    import tracemalloc
+
+    from broker.inspection.text import scan_text
+
+    def stream() -> Iterator[bytes]:
+        for _ in range(160):  # 40 MiB of one line, 256 KiB at a time
+            yield b"cell;" * (256 * 1024 // 5)
+        yield b"=1+1"
+
+    tracemalloc.start()
+    report = scan_text(stream(), is_csv=True)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert report.formula_cells == 1
+    assert peak < 4 * 1024 * 1024, f"peak {peak} bytes"
+
+
+def test_neutralizing_changes_nothing_but_the_formula_cells() -> None:
+    (sample,) = [s for s in BENIGN if s.name == "CSV with formulas in a neutralizing profile"]
+    served = rewritten(sample.name)
+    assert served.replace(b"'=", b"=") == sample.data()
