@@ -83,6 +83,9 @@ class Profile(BaseModel):
     csv_formulas: Literal["reject", "neutralize"] = "reject"
     # SVG can run script; a public profile serves it only when it opts in to sanitizing.
     sanitize_svg: bool = False
+    # Raster images: serve a fresh file written from the pixels alone (no EXIF, GPS,
+    # comments or unknown chunks). Default: on for public profiles, off for private ones.
+    reencode: bool | None = None
 
     @field_validator("types")
     @classmethod
@@ -96,6 +99,10 @@ class Profile(BaseModel):
             normalize_type(mime): tuple(ext.lower().lstrip(".") for ext in exts)
             for mime, exts in types.items()
         }
+
+    @property
+    def reencodes_images(self) -> bool:
+        return self.visibility == "public" if self.reencode is None else self.reencode
 
     def allows_type(self, content_type: str) -> bool:
         return normalize_type(content_type) in self.types

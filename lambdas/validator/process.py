@@ -21,7 +21,7 @@ from broker import clock
 from broker.clients import AwsClients
 from broker.errors import InvalidRequest
 from broker.filenames import content_disposition
-from broker.inspection import Declared, Inspection, Verdict, inspect
+from broker.inspection import OUTAGES, Declared, Inspection, Verdict, inspect
 from broker.inspection.scanner import Scanner, make_scanner
 from broker.keys import delivered_key, quarantine_key, upload_id_from_key
 from broker.profiles import Profiles, load_profiles
@@ -131,7 +131,15 @@ class Validator:
         )
         if verdict.sha256 is None:
             raise ObjectChanged(f"{obj.key} was not read whole; judge it again")
-        served = self._deliver(obj, inspection, bucket, key, delivery, record.id)
+        try:
+            served = self._deliver(obj, inspection, bucket, key, delivery, record.id)
+        except OUTAGES:
+            raise
+        except Exception as exc:  # a rewrite that fails on bytes its checks passed
+            log.exception("rewriting %s for delivery failed; judged malformed", record.id)
+            return self._reject(record, obj, Verdict.reject(
+                "malformed", verdict.size, verdict.content_type,
+                f"could not be rewritten for delivery: {type(exc).__name__}: {exc}"[:500]))
         settled = self.records.transition(
             record, "ready", allowed_from=("processing",), claimed_etag=obj.etag,
             content_type=verdict.content_type, size=verdict.size, stored_key=key,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import time
 from typing import Any
@@ -10,7 +12,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import Running
-from tests.samples import HTML_AS_PNG, auth, pdf_bytes, png_bytes, settle
+from tests.samples import HTML_AS_PNG, auth, pdf_bytes, png_bytes, same_picture, settle
 
 pytestmark = pytest.mark.integration
 MIB = 1024 * 1024
@@ -37,19 +39,34 @@ def upload(running: Running, user: str, profile: str, filename: str, content_typ
     return settle(running.url, user, created.json()["id"])
 
 
-def test_a_public_avatar_is_served_byte_for_byte(running: Running) -> None:
-    png = png_bytes(64, 48)
+def test_a_public_avatar_is_served_reencoded_without_its_metadata(running: Running) -> None:
+    png = png_with_metadata(64, 48)
     record = upload(running, "alice", "avatar", "me.png", "image/png", png)
     assert record["status"] == "ready"
     assert record["content_type"] == "image/png"
     served = requests.get(record["url"], timeout=10)
     assert served.status_code == 200
-    assert served.content == png
+    assert same_picture(served.content, png)
+    assert b"Software" not in served.content  # the original's text chunk is gone
+    assert record["sha256"] == hashlib.sha256(png).hexdigest()
+    assert record["served"] == {"size": len(served.content), "rewritten": True,
+                                "sha256": hashlib.sha256(served.content).hexdigest()}
     assert served.headers["Content-Type"] == "image/png"
     redirect = requests.get(f"{running.url}/v1/uploads/{record['id']}/download",
                             headers=auth("alice"), allow_redirects=False, timeout=10)
     assert redirect.status_code == 302
     assert redirect.headers["Location"] == record["url"]
+
+
+def png_with_metadata(width: int, height: int) -> bytes:
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", "PhoneCam 3.1")
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (10, 90, 200)).save(out, "PNG", pnginfo=info)
+    assert b"Software" in out.getvalue()
+    return out.getvalue()
 
 
 def test_a_private_document_downloads_only_for_its_owner(running: Running) -> None:

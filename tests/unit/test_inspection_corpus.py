@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import struct
 from collections.abc import Iterator
 
 import pytest
+from PIL import Image
 
 from broker.inspection import Declared, Inspection, inspect
 from broker.inspection.scanner import NoScanner
@@ -60,8 +63,44 @@ def test_sanitized_svg_keeps_the_drawing_and_drops_the_rest() -> None:
 
 
 def test_files_served_as_stored_need_no_rewrite() -> None:
-    (png,) = [s for s in BENIGN if s.name == "PNG"]
-    assert run(png).rewrite is None
+    (pdf,) = [s for s in BENIGN if s.profile == "document" and s.name.startswith("PDF")][:1]
+    assert run(pdf).rewrite is None
+
+
+def png_chunks(data: bytes) -> list[bytes]:
+    kinds, at = [], 8
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at:at + 4])
+        kinds.append(data[at + 4:at + 8])
+        at += 12 + length
+    return kinds
+
+
+def test_a_public_png_is_served_with_its_pixels_only() -> None:
+    served = rewritten("PNG with XMP metadata")
+    assert set(png_chunks(served)) <= {b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND"}
+    with Image.open(io.BytesIO(served)) as image:
+        assert image.size == (64, 48)
+
+
+def test_a_public_photo_is_served_upright_without_exif_or_location() -> None:
+    (sample,) = [s for s in BENIGN if s.name == "JPEG with EXIF"]
+    with Image.open(io.BytesIO(sample.data())) as original:
+        assert original.getexif()[0x0112] == 6
+        assert 0x8825 in original.getexif()  # where the photo was taken
+    served = rewritten("JPEG with EXIF")
+    with Image.open(io.BytesIO(served)) as image:
+        assert image.size == (48, 64)  # orientation 6 applied: turned a quarter
+        assert len(image.getexif()) == 0
+        assert "icc_profile" not in image.info
+    assert b"Exif" not in served
+    assert b"PhoneMaker" not in served
+
+
+def test_an_animation_keeps_its_frames_when_reencoded() -> None:
+    (sample,) = [s for s in BENIGN if s.content_type == "image/gif" and "anim" in s.name]
+    with Image.open(io.BytesIO(rewritten(sample.name))) as image:
+        assert getattr(image, "n_frames", 1) > 1
 
 
 def test_a_csv_without_newlines_is_read_in_flat_memory() -> None:

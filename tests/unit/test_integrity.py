@@ -7,7 +7,9 @@ judged or quarantined, nothing left in incoming/ (current or older versions).
 
 from __future__ import annotations
 
+import hashlib
 import io
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -19,7 +21,7 @@ from broker.records import Records, UploadRecord
 from broker.storage import ObjectChanged, ObjectInfo, Storage
 from lambdas.validator.events import ObjectRef
 from lambdas.validator.process import Validator
-from tests.samples import HTML_AS_PNG, png_bytes
+from tests.samples import HTML_AS_PNG, pdf_bytes, png_bytes
 from tests.unit.test_validator import INCOMING, Stage
 
 
@@ -32,6 +34,50 @@ def _other_png() -> bytes:
 
 
 OTHER_PNG = _other_png()
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One way a file is delivered: a public image re-encoded, a private file copied."""
+
+    profile: str
+    filename: str
+    content_type: str
+    data: bytes
+    swapped_in: bytes  # other bytes of the same size that would pass the checks too
+
+
+def _other_pdf() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (60, 80), "black").save(out, "PDF")
+    assert len(out.getvalue()) == len(pdf_bytes())
+    return out.getvalue()
+
+
+KINDS = [Kind("avatar", "me.png", "image/png", png_bytes(), OTHER_PNG),
+         Kind("document", "a.pdf", "application/pdf", pdf_bytes(), _other_pdf())]
+
+
+@pytest.fixture(params=KINDS, ids=["reencoded-image", "copied-document"])
+def kind(request: pytest.FixtureRequest) -> Kind:
+    found: Kind = request.param
+    return found
+
+
+def upload(stage: Stage, kind: Kind) -> UploadRecord:
+    return stage.upload(kind.data, profile=kind.profile, filename=kind.filename,
+                        content_type=kind.content_type)
+
+
+def delivered_from(stage: Stage, record: UploadRecord, data: bytes) -> bool:
+    """Whether what is served is `data` itself, or (re-encoded) the same picture."""
+    got = served(stage, record)
+    if got == data:
+        return True
+    if stage.reread(record).visibility != "public":
+        return False
+    with Image.open(io.BytesIO(got)) as a, Image.open(io.BytesIO(data)) as b:
+        return a.convert("RGB").tobytes() == b.convert("RGB").tobytes()
 
 
 @pytest.fixture
@@ -78,60 +124,80 @@ def unversioned(stage: Stage) -> None:
                                        VersioningConfiguration={"Status": "Suspended"})
 
 
-def test_a_swap_during_the_copy_never_publishes_the_new_bytes(
-        stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
-    png = png_bytes()
-    record = stage.upload(png)
-    swap_during(monkeypatch, stage, "copy", record, HTML_AS_PNG)
+def test_a_swap_during_delivery_never_publishes_the_new_bytes(
+        stage: Stage, kind: Kind, monkeypatch: pytest.MonkeyPatch) -> None:
+    record = upload(stage, kind)
+    swap_during_second(monkeypatch, stage, record, HTML_AS_PNG)
     assert stage.process(record) == "accepted"
-    assert served(stage, record) == png
+    assert delivered_from(stage, record, kind.data)
     # The swapped-in object is neither served nor dropped: its own event quarantines it.
     assert process_every_version(stage) == ["quarantined"]
     assert versions(stage.aws) == []
     assert len(stage.keys(INCOMING, "quarantine/")) == 1
 
 
-def test_without_versions_a_swap_during_the_copy_is_withdrawn_and_judged_again(
-        stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_versions_a_swap_during_delivery_is_withdrawn_and_judged_again(
+        stage: Stage, kind: Kind, monkeypatch: pytest.MonkeyPatch) -> None:
     unversioned(stage)
-    record = stage.upload(png_bytes())
-    swap_during(monkeypatch, stage, "copy", record, HTML_AS_PNG)
+    record = upload(stage, kind)
+    swap_during_second(monkeypatch, stage, record, HTML_AS_PNG)
     with pytest.raises(ObjectChanged):
         stage.process(record)
     assert stage.keys("uploads-public") == []
+    assert stage.keys("uploads-private") == []
     assert stage.reread(record).status == "processing"
     assert stage.process(record) == "rejected"  # the retry judges what is there now
     assert stage.reread(record).reason_code in ("type_mismatch", "size_mismatch")
     assert stage.keys("uploads-public") == []
+    assert stage.keys("uploads-private") == []
     assert stage.keys(INCOMING, "incoming/") == []
 
 
-def test_without_versions_an_accepted_swap_is_served_with_its_own_hash(
-        stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_versions_an_accepted_swap_is_served_as_itself(
+        stage: Stage, kind: Kind, monkeypatch: pytest.MonkeyPatch) -> None:
     unversioned(stage)
-    record = stage.upload(png_bytes())
-    swap_during(monkeypatch, stage, "copy", record, OTHER_PNG)
+    record = upload(stage, kind)
+    swap_during_second(monkeypatch, stage, record, kind.swapped_in)
     with pytest.raises(ObjectChanged):
         stage.process(record)
     assert stage.process(record) == "accepted"
-    assert served(stage, record) == OTHER_PNG
+    assert delivered_from(stage, record, kind.swapped_in)
+    assert stage.reread(record).sha256 == hashlib.sha256(kind.swapped_in).hexdigest()
 
 
-@pytest.mark.parametrize("versioning", ["on", "off"])
+def swap_during_second(monkeypatch: pytest.MonkeyPatch, stage: Stage, record: UploadRecord,
+                       data: bytes) -> None:
+    """The object is replaced after it was judged (the first whole read, the scan's), as
+    the served file is made from it (a copy, or the rewrite's second read)."""
+    if record.visibility == "private":
+        swap_during(monkeypatch, stage, "copy", record, data)
+        return
+    real = Storage.iter_chunks
+    reads = []
+
+    def second_read_swapped(self: Storage, *args: Any, **kwargs: Any) -> Any:
+        reads.append(1)
+        if len(reads) == 2:
+            monkeypatch.setattr(Storage, "iter_chunks", real)
+            stage.store(record, data)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Storage, "iter_chunks", second_read_swapped)
+
+
 def test_an_upload_landing_after_the_verdict_is_quarantined_not_deleted(
-        stage: Stage, monkeypatch: pytest.MonkeyPatch, versioning: str) -> None:
-    if versioning == "off":
-        unversioned(stage)
-    png = png_bytes()
-    record = stage.upload(png)
-    swap_during(monkeypatch, stage, "delete_judged", record, HTML_AS_PNG)
-    assert stage.process(record) == "accepted"
-    assert served(stage, record) == png
-    assert len(stage.keys(INCOMING, "incoming/")) == 1  # the newer object survived
-    assert stage.process(record) == "quarantined"
-    assert stage.keys(INCOMING, "incoming/") == []
-    assert versions(stage.aws) == []
-    assert len(stage.keys(INCOMING, "quarantine/")) == 1
+        stage: Stage, kind: Kind, monkeypatch: pytest.MonkeyPatch) -> None:
+    for versioning in ("on", "off"):
+        if versioning == "off":
+            unversioned(stage)
+        record = upload(stage, kind)
+        swap_during(monkeypatch, stage, "delete_judged", record, HTML_AS_PNG)
+        assert stage.process(record) == "accepted"
+        assert delivered_from(stage, record, kind.data)
+        assert len(stage.keys(INCOMING, "incoming/")) == 1  # the newer object survived
+        assert stage.process(record) == "quarantined"
+        assert stage.keys(INCOMING, "incoming/") == []
+        assert versions(stage.aws) == []
 
 
 class LostAnswers:

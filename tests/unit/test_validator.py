@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -24,7 +25,7 @@ from broker.uploads import Uploads
 from broker.web import create_app
 from lambdas.validator.events import ObjectRef
 from lambdas.validator.process import Validator
-from tests.samples import HTML_AS_PNG, BytesSource, pdf_bytes, png_bytes
+from tests.samples import HTML_AS_PNG, BytesSource, pdf_bytes, png_bytes, same_picture
 
 INCOMING = "uploads-incoming"
 
@@ -83,7 +84,12 @@ def test_a_real_png_is_promoted_to_the_public_bucket(stage: Stage) -> None:
     assert ready.content_type == "image/png"
     assert ready.size == len(png)
     stored = stage.aws.s3.get_object(Bucket="uploads-public", Key=ready.stored_key or "")
-    assert stored["Body"].read() == png
+    served = stored["Body"].read()
+    # Public images are served re-encoded: the same picture, none of the original file.
+    assert same_picture(served, png)
+    assert ready.sha256 == hashlib.sha256(png).hexdigest()
+    assert ready.served_sha256 == hashlib.sha256(served).hexdigest()
+    assert ready.served_size == len(served)
     assert stored["ContentType"] == "image/png"
     assert stored["ContentDisposition"] == 'inline; filename="me.png"'
     assert "immutable" in stored["CacheControl"]
@@ -235,11 +241,12 @@ def test_a_second_post_to_a_finished_upload_never_replaces_it(stage: Stage) -> N
     record = stage.upload(png)
     stage.process(record)
     ready = stage.reread(record)
+    before = stage.aws.s3.get_object(Bucket="uploads-public", Key=ready.stored_key or "")
     stage.store(record, HTML_AS_PNG)
     assert stage.process(record) == "quarantined"
     assert stage.reread(record) == ready
     body = stage.aws.s3.get_object(Bucket="uploads-public", Key=ready.stored_key or "")["Body"]
-    assert body.read() == png
+    assert body.read() == before["Body"].read()
 
 
 def test_an_object_for_a_deleted_upload_is_discarded(stage: Stage) -> None:
@@ -279,17 +286,19 @@ def test_without_versions_an_object_replaced_while_being_checked_is_retried_not_
 def test_a_deletion_during_processing_removes_the_promoted_copy(
     stage: Stage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    record = stage.upload(png_bytes())
+    record = stage.upload(pdf_bytes(), profile="document", filename="a.pdf",
+                          content_type="application/pdf")
     real_copy = Storage.copy
 
-    def delete_meanwhile(self: Storage, *args: Any, **kwargs: Any) -> None:
-        real_copy(self, *args, **kwargs)
+    def delete_meanwhile(self: Storage, *args: Any, **kwargs: Any) -> Any:
+        copied = real_copy(self, *args, **kwargs)
         current = stage.reread(record)
         stage.uploads.records.transition(current, "deleted", allowed_from=(current.status,))
+        return copied
 
     monkeypatch.setattr(Storage, "copy", delete_meanwhile)
     assert stage.process(record) == "superseded"
-    assert stage.keys("uploads-public") == []
+    assert stage.keys("uploads-private") == []
 
 
 def test_records_show_every_state(stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
