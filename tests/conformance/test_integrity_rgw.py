@@ -68,7 +68,7 @@ def test_a_swap_during_delivery_on_rgw_serves_only_judged_bytes(
         try:
             outcomes.append(stage.process(record))
             break
-        except Exception as exc:  # noqa: BLE001 - the retry is the point
+        except Exception as exc:  # the retry is the point: the queue would deliver again
             outcomes.append(type(exc).__name__)
     settled = stage.reread(record)
     assert settled.status in ("ready", "rejected"), outcomes
