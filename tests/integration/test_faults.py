@@ -51,7 +51,8 @@ def test_faults_and_duplicates_lose_nothing_and_publish_nothing_unchecked(
         stack: tuple[DevStack, Settings], rate: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dev, settings = stack
-    assert dev.clients is not None and settings.queue_url is not None
+    assert dev.clients is not None
+    assert settings.queue_url is not None
     direct = dev.clients
     queue = settings.queue_url
     # Short visibility: an answer lost after the store handed out messages costs seconds.
