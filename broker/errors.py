@@ -66,6 +66,7 @@ class StorageError(BrokerError):
     status = 503
     code = "storage_unavailable"
     title = "Storage is unavailable"
+    retry_after = 5  # seconds: outages of the stores are usually short
 
 
 class MalformedRequest(BrokerError):
@@ -92,5 +93,6 @@ class TooManyRequests(BrokerError):
     title = "Too many requests"
 
     def __init__(self, detail: str, *, retry_after: int, code: str | None = None) -> None:
+        retry_after = max(1, retry_after)  # the header and the body say the same
         super().__init__(detail, code=code, retry_after=retry_after)
-        self.headers["Retry-After"] = str(max(1, retry_after))
+        self.headers["Retry-After"] = str(retry_after)

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from broker.web.schemas import (
+    CompanionParams,
     CreateUpload,
     Problem,
     ProfileList,
@@ -19,7 +20,21 @@ from broker.web.schemas import (
 )
 
 REF = "#/components/schemas/{model}"
-_ERRORS = {"401": "Missing, invalid or expired token", "404": "No such upload for this caller"}
+_ERRORS = {
+    "400": "The body cannot be read (malformed_json)",
+    "401": "Missing, invalid or expired token",
+    "403": "A session-cookie request from an origin that may not use it",
+    "404": "No such upload for this caller",
+    "409": "The upload is not in a state that allows this",
+    "415": "The body is not JSON",
+    "422": "A rule the client can fix; `code` says which",
+    "429": "Over the caller's limit; retry after `retry_after` seconds (also Retry-After)",
+    "503": "A store is unavailable; retry after `retry_after` seconds (also Retry-After)",
+}
+# Every authenticated call can meet these: no or bad credentials, a store outage.
+_AUTHENTICATED = ("401", "503")
+# A change authenticated by the session cookie is refused from another origin.
+_CHANGE = (*_AUTHENTICATED, "403")
 
 
 def _json(model: str, description: str) -> dict[str, Any]:
@@ -47,7 +62,7 @@ _ID = [{"name": "upload_id", "in": "path", "required": True, "schema": {"type": 
 @cache
 def openapi_document() -> dict[str, Any]:
     models: list[type[BaseModel]] = [CreateUpload, UploadCreated, UploadView, UploadPage,
-                                     ProfileList, SessionCreated, Problem]
+                                     ProfileList, SessionCreated, Problem, CompanionParams]
     _, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     return {
         "openapi": "3.1.0",
@@ -64,9 +79,9 @@ def openapi_document() -> dict[str, Any]:
             "/v1/uploads": {
                 "post": _op("Ask to upload a file; returns a presigned POST",
                             {"201": _json("UploadCreated", "Upload recorded; POST the file")},
-                            "400", "401", "415", "422", body="CreateUpload"),
+                            "400", *_CHANGE, "415", "422", "429", body="CreateUpload"),
                 "get": _op("The caller's uploads, newest first",
-                           {"200": _json("UploadPage", "One page")}, "401", "422")
+                           {"200": _json("UploadPage", "One page")}, *_AUTHENTICATED, "422")
                 | {"parameters": [
                     {"name": "limit", "in": "query", "schema": {
                         "type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
@@ -75,15 +90,15 @@ def openapi_document() -> dict[str, Any]:
             "/v1/uploads/{upload_id}": {
                 "parameters": _ID,
                 "get": _op("One upload", {"200": _json("UploadView", "The upload")},
-                           "401", "404"),
+                           *_AUTHENTICATED, "404"),
                 "delete": _op("Delete an upload and its stored file",
-                              {"204": {"description": "Deleted"}}, "401", "404", "409"),
+                              {"204": {"description": "Deleted"}}, *_CHANGE, "404", "409"),
             },
             "/v1/uploads/{upload_id}/download": {
                 "parameters": _ID,
                 "get": _op("Redirect to the file",
                            {"302": {"description": "To a presigned GET or the CDN URL"}},
-                           "401", "404", "409"),
+                           *_AUTHENTICATED, "404", "409"),
             },
             "/v1/profiles": {"get": _op(
                 "Upload profiles and their limits",
@@ -94,6 +109,20 @@ def openapi_document() -> dict[str, Any]:
                 "delete": _op("Clear the session cookie", {"204": {"description": "Cleared"}},
                               auth=False),
             },
+            "/s3/params": {"get": _op(
+                "Uppy Companion's S3 protocol: a presigned POST for one file",
+                {"200": _json("CompanionParams", "Companion's answer")},
+                *_CHANGE, "422", "429") | {"parameters": [
+                    {"name": "filename", "in": "query", "required": True,
+                     "schema": {"type": "string"}},
+                    {"name": "type", "in": "query", "required": True,
+                     "schema": {"type": "string"}},
+                    {"name": "metadata[profile]", "in": "query", "required": True,
+                     "schema": {"type": "string"}, "description": "The upload profile."},
+                    {"name": "metadata[size]", "in": "query",
+                     "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                     "description": "The file's size in bytes, when known: pinned exactly."},
+                ]}},
             "/healthz": {"get": _op("Health", {"200": {"description": "Healthy"}}, auth=False)},
         },
     }

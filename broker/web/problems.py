@@ -22,11 +22,14 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> Re
 
 
 def _broker_error(exc: BrokerError) -> Response:
-    response = problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
-    response.headers.update(exc.headers)
+    extra = dict(exc.extra)
     if isinstance(exc, StorageError):
         log.error("storage failure: %s", exc, exc_info=exc.__cause__)
-        response.headers["Retry-After"] = "5"
+        extra["retry_after"] = exc.retry_after
+    response = problem(exc.status, exc.code, exc.title, exc.detail, **extra)
+    response.headers.update(exc.headers)
+    if "retry_after" in extra:
+        response.headers["Retry-After"] = str(extra["retry_after"])
     if exc.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="uploads"'
     return response

@@ -113,7 +113,20 @@ class Problem(BaseModel):
     status: int
     detail: str
     code: str
-    errors: list[dict[str, str]] | None = None
+    errors: list[dict[str, str]] | None = Field(
+        default=None, description="422 validation_error: each field and what is wrong.")
+    retry_after: int | None = Field(
+        default=None, description="429 and 503: seconds to wait; the Retry-After header "
+                                  "says the same.")
+
+
+class CompanionParams(BaseModel):
+    """Uppy Companion's answer to `GET /s3/params`: POST `fields`, then the file, to `url`."""
+
+    method: Literal["POST"]
+    url: str = Field(description="Ends with '/': Uppy reports `url + fields.key`.")
+    fields: dict[str, str]
+    expires: int = Field(description="Seconds the upload permission is valid.")
 
 
 def render_upload(uploads: Uploads, record: UploadRecord) -> dict[str, object]:
