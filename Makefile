@@ -3,19 +3,28 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# `make run` needs only the package and its emulator: a fresh clone serves in seconds.
+RUN_STAMP := $(VENV)/.run-stamp
 PIP_QUIET := --quiet --disable-pip-version-check
 
 .PHONY: run test lint typecheck unit bench fuzz clean setup system-deps synth package
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(PIP_QUIET) --upgrade pip
-	$(BIN)/python -m pip install $(PIP_QUIET) -e '.[dev]'
-	touch $(STAMP)
 
-run: system-deps $(STAMP)
+# Everything the tests, lint, types, benchmarks and the CDK app need.
+$(STAMP): pyproject.toml $(VENV)/bin/python
+	$(BIN)/python -m pip install $(PIP_QUIET) -e '.[dev]'
+	touch $(STAMP) $(RUN_STAMP)
+
+$(RUN_STAMP): pyproject.toml $(VENV)/bin/python
+	$(BIN)/python -m pip install $(PIP_QUIET) -e '.[local]'
+	touch $(RUN_STAMP)
+
+run: system-deps $(RUN_STAMP)
 	$(BIN)/broker run $(RUN_ARGS)
 
 test: system-deps lint typecheck unit

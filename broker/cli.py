@@ -39,8 +39,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     origin = f"http://{args.host}:{args.port}"
     secret_file = load_settings(env="local").secret_file
     ensure_local_secret(secret_file)
+    overrides = _local_scanner()
     stack = DevStack(host=args.host, emulator_port=args.emulator_port, broker_origin=origin,
-                       push_port=args.push_port)
+                     push_port=args.push_port, overrides=overrides)
     settings = stack.start()
     try:
         app = create_app(settings.model_dump(), clients=stack.clients)
@@ -53,6 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"  Records and queue:      {settings.endpoint_url} (emulator)\n"
             f"  Events:                 {events}\n"
             f"  Public files:           {settings.public_url_for('<key>')}\n"
+            f"  Malware scan:           {_scan_banner(settings)}\n"
             f"  A token for user alice: .venv/bin/broker token alice\n"
             f"  Stop with Ctrl-C.\n",
             flush=True,
@@ -64,6 +66,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("\nstopping the broker, the validator worker and the emulator…", flush=True)
         stack.stop()
     return 0
+
+
+def _local_scanner() -> dict[str, Any]:
+    """Scan with the machine's clamd when one answers and BROKER_SCANNER says nothing."""
+    from broker.inspection.scanner import find_local_clamd
+
+    if "BROKER_SCANNER" in os.environ:
+        return {}
+    address = find_local_clamd()
+    return {"scanner": "clamd", "clamd_address": address} if address else {}
+
+
+def _scan_banner(settings: Any) -> str:
+    if settings.scanner == "clamd":
+        return f"on, clamd at {settings.clamd_address}"
+    return ("OFF: uploads are not scanned for malware (install clamav-daemon, or set "
+            "BROKER_SCANNER=clamd and BROKER_CLAMD_ADDRESS)")
 
 
 def cmd_provision(args: argparse.Namespace) -> int:

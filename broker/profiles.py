@@ -54,6 +54,19 @@ FORBIDDEN_TYPES = frozenset({
 })
 
 
+def human_size(size: int) -> str:
+    """Bytes as a person reads them, in the binary units the profiles use: '5 MiB'."""
+    if size == 1:
+        return "1 byte"
+    value: float = size
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            break
+        value /= 1024
+    text = f"{value:.1f}".removesuffix(".0") if unit != "bytes" else str(size)
+    return f"{text} {unit}"
+
+
 def normalize_type(content_type: str) -> str:
     """'Image/PNG; charset=x' -> 'image/png': parameters never decide a type."""
     return content_type.split(";", 1)[0].strip().lower()
@@ -136,8 +149,12 @@ class Profile(BaseModel):
         problem = self.size_problem(size)
         if problem is not None:
             limit = self.max_size if problem == "too_large" else self.min_size
+            this = human_size(size)
+            if this == human_size(limit):  # rounding would hide the difference
+                this = f"{size} bytes"
             raise InvalidRequest(
-                problem, f"'{self.name}' accepts {self.min_size} to {self.max_size} bytes.",
+                problem, f"'{self.name}' accepts files from {human_size(self.min_size)} to "
+                         f"{human_size(self.max_size)}; this one is {this}.",
                 limit=limit,
             )
 

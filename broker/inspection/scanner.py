@@ -128,3 +128,20 @@ def make_scanner(kind: str, address: str | None, timeout: float, stream_max: int
     if not address:
         raise ValueError("BROKER_CLAMD_ADDRESS is required when BROKER_SCANNER is clamd")
     return ClamdScanner(address, timeout, stream_max)
+
+
+# Where Debian's and most distributions' clamav-daemon listen.
+LOCAL_CLAMD_SOCKETS = ("/run/clamav/clamd.ctl", "/var/run/clamav/clamd.ctl",
+                       "/run/clamd.scan/clamd.sock")
+
+
+def find_local_clamd(candidates: Iterable[str] | None = None) -> str | None:
+    """The address of a clamd running on this machine that answers PING, if any."""
+    for path in LOCAL_CLAMD_SOCKETS if candidates is None else candidates:
+        address = f"unix://{path}"
+        try:
+            if ClamdScanner(address, timeout=2.0).ping():
+                return address
+        except (ScannerUnavailable, OSError, ValueError):
+            continue
+    return None

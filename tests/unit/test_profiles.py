@@ -86,3 +86,15 @@ def test_a_missing_profiles_file_is_named(tmp_path: Path) -> None:
 )
 def test_sizes_read_as_people_write_them(value: object, size: int) -> None:
     assert parse_size(value) == size
+
+
+@pytest.mark.parametrize(("size", "says"), [
+    (50 * 1024 * 1024, "accepts files from 1 byte to 5 MiB; this one is 50 MiB."),
+    (5 * 1024 * 1024 + 1, "accepts files from 1 byte to 5 MiB; this one is 5242881 bytes."),
+])
+def test_size_refusals_speak_in_human_units(size: int, says: str) -> None:
+    from broker.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest) as refused:
+        load_profiles().get("avatar").check_size(size)
+    assert refused.value.detail == f"'avatar' {says}"

@@ -11,7 +11,7 @@ from flask import Flask
 from broker.clients import AwsClients
 from broker.inspection import Declared, Verdict, inspect
 from broker.inspection.scanner import ClamdScanner, ScannerUnavailable
-from broker.settings import Settings
+from broker.settings import Settings, load_settings
 from lambdas.validator.batch import process_sqs_records
 from lambdas.validator.events import ObjectRef
 from lambdas.validator.process import Validator
@@ -133,3 +133,28 @@ def test_a_scanner_outage_retries_the_event_and_publishes_nothing(
     assert settled is not None
     assert settled.status == "ready"
     assert settled.sha256 == hashlib.sha256(png_bytes()).hexdigest()
+
+
+def test_a_clamd_running_on_the_machine_is_found(clamd_address: str, tmp_path: Path) -> None:
+    from broker.inspection.scanner import find_local_clamd
+
+    socket_path = clamd_address.removeprefix("unix://")
+    missing = str(tmp_path / "no-clamd.ctl")
+    assert find_local_clamd([missing, socket_path]) == clamd_address
+    assert find_local_clamd([missing]) is None
+
+
+def test_make_run_scans_with_the_machine_clamd_and_says_so(
+        clamd_address: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from broker import cli
+    from broker.inspection import scanner
+
+    monkeypatch.setattr(scanner, "LOCAL_CLAMD_SOCKETS",
+                        (clamd_address.removeprefix("unix://"),))
+    overrides = cli._local_scanner()
+    assert overrides == {"scanner": "clamd", "clamd_address": clamd_address}
+    settings = load_settings(env="local", **overrides)
+    assert cli._scan_banner(settings) == f"on, clamd at {clamd_address}"
+    monkeypatch.setenv("BROKER_SCANNER", "none")
+    assert cli._local_scanner() == {}
+    assert cli._scan_banner(load_settings(env="local")).startswith("OFF: uploads are not")
