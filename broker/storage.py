@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from broker.errors import StorageError
@@ -261,7 +262,7 @@ class Storage:
                 ExtraArgs={"ContentType": delivery.content_type,
                            "ContentDisposition": delivery.content_disposition,
                            "CacheControl": delivery.cache_control, "Metadata": metadata})
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
             raise StorageError(f"PUT s3://{bucket}/{key} failed: {exc}") from exc
 
     def delete(self, bucket: str, key: str) -> None:

@@ -101,18 +101,21 @@ def poll_once(validator: Validator, sqs: SQSClient, queue_url: str, wait_seconds
         QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds
     )
     messages = reply.get("Messages", [])
-    lease.hold(messages)
-    for message in messages:
-        if stop is not None and stop.is_set():
-            break
-        # The same shape Lambda hands the handler, so both run one code path.
-        record = {"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
-                  "body": message["Body"], "eventSource": "aws:sqs"}
-        if process_sqs_records(validator, [record]):
-            lease.retry_soon(message["MessageId"])
-        else:
-            lease.done(message["MessageId"])
-    lease.release_all()
+    try:
+        lease.hold(messages)
+        for message in messages:
+            if stop is not None and stop.is_set():
+                break
+            # The same shape Lambda hands the handler, so both run one code path.
+            record = {"messageId": message["MessageId"],
+                      "receiptHandle": message["ReceiptHandle"],
+                      "body": message["Body"], "eventSource": "aws:sqs"}
+            if process_sqs_records(validator, [record]):
+                lease.retry_soon(message["MessageId"])
+            else:
+                lease.done(message["MessageId"])
+    finally:
+        lease.release_all()  # a failing queue call must not leave messages leased forever
     return len(messages)
 
 

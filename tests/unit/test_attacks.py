@@ -200,3 +200,26 @@ def test_an_sdk_fault_in_the_validator_is_an_outage_to_retry(
                        Storage(Unreachable(error)), validator.scanner)  # type: ignore[arg-type]
     with pytest.raises(StorageError):
         faulty.process(ObjectRef("uploads-incoming", "incoming/up_" + "0" * 32))
+
+
+def test_a_failed_upload_of_a_rewritten_file_is_an_outage_to_retry(aws: Any) -> None:
+    from broker.errors import StorageError
+    from broker.storage import Delivery, Storage
+
+    delivery = Delivery("image/png", "inline", "public")
+    failing = Storage(aws.s3)
+    with pytest.raises(StorageError):  # boto3 wraps this one in S3UploadFailedError
+        failing.upload(iter([b"x"]), "no-such-bucket", "k", delivery, {})
+
+
+@pytest.mark.parametrize("claims", [
+    {"sub": "alice", "exp": NOW + 60, "nbf": 2**62},
+    {"sub": "alice", "exp": NOW + 60, "iat": 2**62},
+    {"sub": "alice", "exp": NOW + 60, "nbf": "soon"},
+    {"sub": "alice", "exp": "later"},
+    {"sub": "alice", "exp": None},
+], ids=["nbf-far", "iat-far", "nbf-text", "exp-text", "exp-null"])
+def test_tokens_with_absurd_times_are_refused(client: FlaskClient,
+                                              claims: dict[str, Any]) -> None:
+    reply = client.get("/v1/uploads", headers=signed(**claims))
+    assert problem_of(reply, 401)["code"] in ("invalid_token", "token_expired")
