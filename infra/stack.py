@@ -36,6 +36,17 @@ RUNTIME = lambda_.Runtime.PYTHON_3_12
 CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox"
 
 
+def _string_index(name: str, partition: str, sort: str, keys_only: bool = False
+                  ) -> dynamodb.GlobalSecondaryIndexPropsV2:
+    """A sparse index on two string attributes (records without them are not in it)."""
+    return dynamodb.GlobalSecondaryIndexPropsV2(
+        index_name=name,
+        partition_key=dynamodb.Attribute(name=partition, type=dynamodb.AttributeType.STRING),
+        sort_key=dynamodb.Attribute(name=sort, type=dynamodb.AttributeType.STRING),
+        projection_type=dynamodb.ProjectionType.KEYS_ONLY if keys_only
+        else dynamodb.ProjectionType.ALL)
+
+
 def private_bucket(scope: Construct, name: str, **extra: object) -> s3.Bucket:
     """Never public, encrypted, reachable over TLS only."""
     return s3.Bucket(scope, name, block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
@@ -100,26 +111,10 @@ class UploadBrokerStack(Stack):
                 point_in_time_recovery_enabled=True),
             removal_policy=RemovalPolicy.RETAIN,
             global_secondary_indexes=[
-                dynamodb.GlobalSecondaryIndexPropsV2(
-                    index_name=OWNER_INDEX,
-                    partition_key=dynamodb.Attribute(name="listed_owner",
-                                                     type=dynamodb.AttributeType.STRING),
-                    sort_key=dynamodb.Attribute(name="created_key",
-                                                type=dynamodb.AttributeType.STRING)),
-                dynamodb.GlobalSecondaryIndexPropsV2(
-                    index_name=PENDING_INDEX,
-                    partition_key=dynamodb.Attribute(name="pending_owner",
-                                                     type=dynamodb.AttributeType.STRING),
-                    sort_key=dynamodb.Attribute(name="expires_at",
-                                                type=dynamodb.AttributeType.STRING),
-                    projection_type=dynamodb.ProjectionType.KEYS_ONLY),
+                _string_index(OWNER_INDEX, "listed_owner", "created_key"),
+                _string_index(PENDING_INDEX, "pending_owner", "expires_at", keys_only=True),
                 # The sweeper's view: only records still pending or processing.
-                dynamodb.GlobalSecondaryIndexPropsV2(
-                    index_name=OPEN_INDEX,
-                    partition_key=dynamodb.Attribute(name="open_status",
-                                                     type=dynamodb.AttributeType.STRING),
-                    sort_key=dynamodb.Attribute(name="open_since",
-                                                type=dynamodb.AttributeType.STRING)),
+                _string_index(OPEN_INDEX, "open_status", "open_since"),
             ])
         self.jwt_secret = secretsmanager.Secret(
             self, "JwtSecret", description="Signs the broker's bearer tokens (HS256).",
