@@ -149,3 +149,22 @@ def test_a_lease_hands_back_what_was_not_started(aws: AwsClients, queue_url: str
     assert counts(aws, queue_url) == (0, 1)
     lease.release_all()
     assert counts(aws, queue_url) == (1, 0)
+
+
+def test_a_lease_keeps_a_long_judged_message_from_a_second_worker(
+        aws: AwsClients, queue_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from lambdas.validator import worker
+
+    monkeypatch.setattr(worker, "LEASE_SECONDS", 2)
+    monkeypatch.setattr(worker, "RENEW_EVERY_SECONDS", 0.5)
+    aws.sqs.purge_queue(QueueUrl=queue_url)
+    aws.sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"Records": []}))
+    messages = aws.sqs.receive_message(QueueUrl=queue_url)["Messages"]
+    with Lease(aws.sqs, queue_url) as lease:
+        lease.hold(messages)
+        time.sleep(3.5)  # longer than one lease: only the renewals keep it hidden
+        assert counts(aws, queue_url) == (0, 1)
+        assert aws.sqs.receive_message(QueueUrl=queue_url).get("Messages", []) == []
+    assert counts(aws, queue_url) == (1, 0)  # handed back when the worker stops
