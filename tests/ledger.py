@@ -58,8 +58,11 @@ def count(s3: Any, records: Records, settings: Settings, uploads: dict[str, byte
             ready[(bucket, record.stored_key or "")] = record
             if record.sha256 != _sha(original):
                 ledger.unchecked.append(f"{upload_id}: judged other bytes than stored")
+    ours = tuple(uploads)  # other tests may share the store: count only these uploads
     for bucket in (settings.public_bucket, settings.private_bucket):
         for key, data in _objects(s3, bucket).items():
+            if not key.startswith(ours):
+                continue
             record = ready.get((bucket, key))
             if record is None:
                 ledger.leaked.append(f"s3://{bucket}/{key}: no ready upload serves it")
@@ -68,5 +71,6 @@ def count(s3: Any, records: Records, settings: Settings, uploads: dict[str, byte
                 ledger.unchecked.append(f"s3://{bucket}/{key}: not the file judged")
     versions = s3.list_object_versions(Bucket=settings.incoming_bucket,
                                        Prefix=settings.incoming_prefix)
-    ledger.leaked += [f"incoming version {v['Key']}" for v in versions.get("Versions", [])]
+    ledger.leaked += [f"incoming version {v['Key']}" for v in versions.get("Versions", [])
+                      if v["Key"].removeprefix(settings.incoming_prefix).startswith(ours)]
     return ledger
