@@ -9,8 +9,14 @@ refuses anything else (where it enforces them; the validator re-checks).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError
+
+from broker.errors import StorageError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -32,6 +38,15 @@ class PresignedUpload:
     def as_dict(self) -> dict[str, Any]:
         return {"method": self.method, "url": self.url, "fields": self.fields,
                 "headers": self.headers}
+
+
+@contextmanager
+def signing() -> Iterator[None]:
+    """Signing needs no network, only credentials: their absence is an outage (503)."""
+    try:
+        yield
+    except BotoCoreError as exc:
+        raise StorageError(f"cannot sign for storage: {exc}") from exc
 
 
 def presign_post(
@@ -58,20 +73,22 @@ def presign_post(
         {"success_action_status": SUCCESS_STATUS},
         ["content-length-range", min_size, max_size],
     ]
-    reply = client.generate_presigned_post(
-        Bucket=bucket, Key=key, Fields=fields, Conditions=conditions, ExpiresIn=ttl
-    )
+    with signing():
+        reply = client.generate_presigned_post(
+            Bucket=bucket, Key=key, Fields=fields, Conditions=conditions, ExpiresIn=ttl
+        )
     return PresignedUpload(url=reply["url"], fields=dict(reply["fields"]))
 
 
 def presign_put(client: S3Client, *, bucket: str, key: str, content_type: str, size: int,
                 ttl: int) -> PresignedUpload:
     """Sign a PUT of exactly this key, type and length (browsers set Content-Length)."""
-    url = client.generate_presigned_url(
-        "put_object",
-        Params={"Bucket": bucket, "Key": key, "ContentType": content_type,
-                "ContentLength": size},
-        ExpiresIn=ttl,
-    )
+    with signing():
+        url = client.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": bucket, "Key": key, "ContentType": content_type,
+                    "ContentLength": size},
+            ExpiresIn=ttl,
+        )
     return PresignedUpload(url=url, fields={}, method="PUT",
                            headers={"Content-Type": content_type})

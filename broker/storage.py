@@ -301,11 +301,14 @@ class Storage:
 
     def presign_get(self, bucket: str, key: str, ttl: int, disposition: str) -> str:
         """A short-lived download link that makes the browser save the file."""
-        return self.client.generate_presigned_url(
-            "get_object",  # signing is local: no store call, nothing to classify
-            Params={"Bucket": bucket, "Key": key, "ResponseContentDisposition": disposition},
-            ExpiresIn=ttl,
-        )
+        try:
+            return self.client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": bucket, "Key": key, "ResponseContentDisposition": disposition},
+                ExpiresIn=ttl,
+            )
+        except BotoCoreError as exc:  # signing is local: only missing credentials fail it
+            raise StorageError(f"cannot sign a download: {exc}") from exc
 
     @staticmethod
     def _raise(exc: ClientError, verb: str, bucket: str, key: str) -> Any:

@@ -224,3 +224,17 @@ def test_tokens_with_absurd_times_are_refused(client: FlaskClient,
                                               claims: dict[str, Any]) -> None:
     reply = client.get("/v1/uploads", headers=signed(**claims))
     assert problem_of(reply, 401)["code"] in ("invalid_token", "token_expired")
+
+
+def test_no_credentials_to_sign_with_is_a_503(app: Flask, monkeypatch: pytest.MonkeyPatch
+                                              ) -> None:
+    from botocore.exceptions import NoCredentialsError
+
+    s3 = app.extensions["broker"].uploads.s3
+
+    def no_credentials(*args: Any, **kwargs: Any) -> Any:
+        raise NoCredentialsError
+
+    monkeypatch.setattr(s3, "generate_presigned_post", no_credentials)
+    reply = app.test_client().post("/v1/uploads", json=GOOD_UPLOAD, headers=auth("alice"))
+    assert problem_of(reply, 503)["code"] == "storage_unavailable"
