@@ -72,7 +72,14 @@ def inspect(source: ObjectSource, profile: Profile, declared: Declared,
     if problem := _size_problem(profile, declared, size):
         return Inspection(Verdict.reject(problem, size))
     declared_type = normalize_type(declared.content_type)
-    detected = effective_type(sniff(source.head(HEAD_BYTES)), declared_type)
+    try:
+        sniffed = sniff(source.head(HEAD_BYTES))
+    except OUTAGES:
+        raise
+    except Exception as exc:  # libmagic choking on hostile bytes is a verdict too
+        log.warning("libmagic failed; judged malformed", exc_info=True)
+        return Inspection(Verdict.reject("malformed", size, None, f"libmagic: {exc}"[:500]))
+    detected = effective_type(sniffed, declared_type)
     if detected in _ENCRYPTED_OFFICE and declared_type in OOXML_TYPES:
         return Inspection(Verdict.reject("encrypted", size, detected))
     if detected != declared_type:

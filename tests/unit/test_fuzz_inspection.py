@@ -38,3 +38,18 @@ def test_every_mutant_gets_a_verdict(sample: Sample) -> None:
             # What will be served is produced from the same bytes, and must not fail either.
             served = b"".join(inspection.rewrite(source))
             assert served, (index, how)
+
+
+def test_a_failing_type_detector_is_a_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    import broker.inspection as inspection
+
+    def choke(head: bytes) -> str:
+        raise RuntimeError("magic: corrupt database entry")
+
+    monkeypatch.setattr(inspection, "sniff", choke)
+    (sample,) = [s for s in BENIGN if s.name == "PNG"]
+    data = sample.data()
+    verdict = inspect(BytesSource(data), PROFILES.get("avatar"),
+                      Declared("me.png", "image/png", len(data)), NoScanner()).verdict
+    assert verdict.reason is not None
+    assert verdict.reason.code == "malformed"
