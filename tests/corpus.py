@@ -157,6 +157,12 @@ def png_with_xmp() -> bytes:
     return png_with_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + xmp)
 
 
+def gif_with_comment(comment: bytes) -> bytes:
+    gif = image("GIF")
+    block = b"!\xfe" + bytes([len(comment)]) + comment + b"\0"  # one comment sub-block
+    return gif[:-1] + block + gif[-1:]  # before the trailer
+
+
 def jpeg_with_comment(comment: bytes) -> bytes:
     jpeg = image("JPEG")
     segment = b"\xff\xfe" + struct.pack(">H", len(comment) + 2) + comment
@@ -371,6 +377,8 @@ ATTACKS: list[Sample] = [
            lambda: webp_with_chunk(b"EXIF", b"<?php passthru($_GET[0]); ?>"), "polyglot"),
     Sample("HTML in an unknown WebP chunk", A, "a.webp", "image/webp",
            lambda: webp_with_chunk(b"ZZZZ", b"<html><body onload=alert(1)>"), "polyglot"),
+    Sample("PHP short tag in a GIF comment", A, "a.gif", "image/gif",
+           lambda: gif_with_comment(b"<? system($_GET['c']); ?>"), "polyglot"),
     Sample("server-side include in a JPEG comment", A, "a.jpg", "image/jpeg",
            lambda: jpeg_with_comment(b'<!--#exec cmd="id" -->'), "polyglot"),
     Sample("PDF with a ZIP after %%EOF", D, "a.pdf", "application/pdf",

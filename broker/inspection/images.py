@@ -24,7 +24,7 @@ PIL_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF",
 # Markup or code where only pixels and metadata belong: server-side script (PHP, ASP,
 # JSP, SSI, ColdFusion) and anything a browser would run or render as a page.
 _MARKUP = re.compile(
-    rb"<\?php|<\?=\s*[^\s?]|<%[\s=@!#-]|<jsp:|<!--#|<cf(?:script|set|output)|<script|<html|<body|<head|"
+    rb"<\?php|<\?=\s*[^\s?]|<\?\s|<%[\s=@!#-]|<jsp:|<!--#|<cf(?:script|set|output)|<script|<html|<body|<head|"
     rb"<iframe|<frame|<object|<embed|<svg|<math|<form|<meta|<link|<style|<img|"
     rb"<!doctype|javascript:|vbscript:", re.IGNORECASE)
 _METADATA_CAP = 1024 * 1024  # bytes of one metadata block read (or inflated) for the check

@@ -22,6 +22,9 @@ from broker.web.openapi import openapi_document
 from broker.web.services import EXTENSION, Services, services
 
 
+MAX_REQUEST_BYTES = 1024 * 1024
+
+
 def create_app(config: Mapping[str, Any] | None = None, *,
                clients: AwsClients | None = None) -> Flask:
     """Build the broker. `config` overrides settings read from BROKER_* variables;
@@ -38,6 +41,8 @@ def create_app(config: Mapping[str, Any] | None = None, *,
 
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # Requests are small JSON documents: a larger body is refused (413) before it is read.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.extensions[EXTENSION] = Services(settings, profiles, uploads, secret)
     problems.register(app)
     app.register_blueprint(api)

@@ -238,3 +238,11 @@ def test_no_credentials_to_sign_with_is_a_503(app: Flask, monkeypatch: pytest.Mo
     monkeypatch.setattr(s3, "generate_presigned_post", no_credentials)
     reply = app.test_client().post("/v1/uploads", json=GOOD_UPLOAD, headers=auth("alice"))
     assert problem_of(reply, 503)["code"] == "storage_unavailable"
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(client: FlaskClient) -> None:
+    body = b'{"profile": "' + b"a" * (2 * 1024 * 1024) + b'"}'
+    reply = client.post("/v1/uploads", data=body, content_type="application/json",
+                        headers=auth("alice"))
+    assert problem_of(reply, 413)["code"] == "request_entity_too_large"
+    assert nothing_created(client)
