@@ -21,7 +21,6 @@ from broker.web.limits import install_limits
 from broker.web.openapi import openapi_document
 from broker.web.services import EXTENSION, Services, services
 
-
 MAX_REQUEST_BYTES = 1024 * 1024
 
 
