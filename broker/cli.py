@@ -81,8 +81,9 @@ def _local_scanner() -> dict[str, Any]:
 def _scan_banner(settings: Any) -> str:
     if settings.scanner == "clamd":
         return f"on, clamd at {settings.clamd_address}"
-    return ("OFF: uploads are not scanned for malware (install clamav-daemon, or set "
-            "BROKER_SCANNER=clamd and BROKER_CLAMD_ADDRESS)")
+    return ("OFF: uploads are not scanned for malware (no clamd answered at "
+            "/run/clamav/clamd.ctl: start clamav-daemon, or set BROKER_SCANNER=clamd and "
+            "BROKER_CLAMD_ADDRESS)")
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
