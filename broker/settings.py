@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # time), and runs this often in the worker.
     stuck_after: int = Field(default=900, ge=60)
     sweep_interval: int = Field(default=60, gt=0)
+    # Objects the long-running worker judges at once (threads; boto3 clients are shared).
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
     # How the validator hears of new objects: an SQS queue, or HTTP push (Ceph RGW,
     # MinIO) to the worker's receiver, which requires this token.
     events: Literal["sqs", "http"] = "sqs"

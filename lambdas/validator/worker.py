@@ -1,4 +1,5 @@
-"""The long-running validator: long-polls the queue and runs the Lambda's batch code.
+"""The long-running validator: long-polls the queue and runs the Lambda's batch code,
+judging several objects at once (BROKER_WORKER_CONCURRENCY threads).
 
 Each message is deleted as soon as it is done, and every message received but not
 yet done is kept invisible by a short lease renewed while the worker lives: after a
@@ -12,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from lambdas.validator.batch import process_sqs_records
@@ -92,6 +94,17 @@ class Lease:
                          for i, (_, handle) in enumerate(items[start:start + 10])])
 
 
+def _settle(validator: Validator, lease: Lease, message: MessageTypeDef) -> None:
+    """Judge what one message announces, then delete it or bring it back soon."""
+    # The same shape Lambda hands the handler, so both run one code path.
+    record = {"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
+              "body": message["Body"], "eventSource": "aws:sqs"}
+    if process_sqs_records(validator, [record]):
+        lease.retry_soon(message["MessageId"])
+    else:
+        lease.done(message["MessageId"])
+
+
 def poll_once(validator: Validator, sqs: SQSClient, queue_url: str, wait_seconds: int,
               lease: Lease | None = None, stop: threading.Event | None = None) -> int:
     """Receive up to 10 messages and settle each in turn. Returns messages seen.
@@ -106,28 +119,58 @@ def poll_once(validator: Validator, sqs: SQSClient, queue_url: str, wait_seconds
         for message in messages:
             if stop is not None and stop.is_set():
                 break
-            # The same shape Lambda hands the handler, so both run one code path.
-            record = {"messageId": message["MessageId"],
-                      "receiptHandle": message["ReceiptHandle"],
-                      "body": message["Body"], "eventSource": "aws:sqs"}
-            if process_sqs_records(validator, [record]):
-                lease.retry_soon(message["MessageId"])
-            else:
-                lease.done(message["MessageId"])
+            _settle(validator, lease, message)
     finally:
         lease.release_all()  # a failing queue call must not leave messages leased forever
     return len(messages)
 
 
+class _Slots:
+    """How many more objects the worker may judge at once."""
+
+    def __init__(self, size: int) -> None:
+        self._free = threading.BoundedSemaphore(size)
+
+    def take(self, most: int, stop: threading.Event) -> int:
+        """Wait for one free slot (or the stop), then take up to `most` in all."""
+        while not self._free.acquire(timeout=0.5):
+            if stop.is_set():
+                return 0
+        taken = 1
+        while taken < most and self._free.acquire(blocking=False):
+            taken += 1
+        return taken
+
+    def give_back(self, count: int = 1) -> None:
+        for _ in range(count):
+            self._free.release()
+
+
 def run_worker(validator: Validator, sqs: SQSClient, queue_url: str,
-               stop: threading.Event, wait_seconds: int = 2) -> None:
-    """Poll until `stop` is set, sweeping now and then; a failing poll is logged and
-    retried, never fatal."""
-    log.info("validator worker polling %s", queue_url)
+               stop: threading.Event, wait_seconds: int = 10,
+               concurrency: int | None = None) -> None:
+    """Long-poll until `stop` is set, judging up to `concurrency` objects at once
+    (BROKER_WORKER_CONCURRENCY) and sweeping now and then. A failing poll is logged and
+    retried, never fatal; on stop, what is being judged is finished first."""
+    size = concurrency or validator.settings.worker_concurrency
+    log.info("validator worker polling %s, judging up to %d at once", queue_url, size)
     dead_letters = validator.settings.dead_letter_queue_url
     next_sweep = 0.0
-    with Lease(sqs, queue_url) as lease:
+    slots = _Slots(size)
+
+    def judge(message: MessageTypeDef) -> None:
+        try:
+            _settle(validator, lease, message)
+        except Exception:
+            log.exception("settling message %s failed; it comes back after its lease",
+                          message["MessageId"])
+        finally:
+            slots.give_back()
+
+    with Lease(sqs, queue_url) as lease, \
+            ThreadPoolExecutor(size, thread_name_prefix="judge") as pool:
         while not stop.is_set():
+            taken = 0
             try:
                 if time.monotonic() >= next_sweep:
                     dead_letters = dead_letters or dead_letter_url_of(sqs, queue_url)
@@ -135,7 +178,17 @@ def run_worker(validator: Validator, sqs: SQSClient, queue_url: str,
                     if report.expired or report.redriven:
                         log.info("sweep: %s", report.as_dict())
                     next_sweep = time.monotonic() + validator.settings.sweep_interval
-                poll_once(validator, sqs, queue_url, wait_seconds, lease, stop)
+                taken = slots.take(min(10, size), stop)
+                if not taken:
+                    continue
+                messages = sqs.receive_message(
+                    QueueUrl=queue_url, MaxNumberOfMessages=taken, WaitTimeSeconds=wait_seconds
+                ).get("Messages", [])
+                lease.hold(messages)
+                for message in messages:
+                    pool.submit(judge, message)
+                slots.give_back(taken - len(messages))
             except Exception:
+                slots.give_back(taken)
                 log.exception("polling the queue failed; retrying")
                 stop.wait(RETRY_DELAY_SECONDS)

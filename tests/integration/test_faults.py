@@ -5,6 +5,7 @@ The real worker loop runs through a fault-injecting proxy; then the ledger is co
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -19,11 +20,12 @@ from broker.settings import Settings
 from broker.web import create_app
 from lambdas.validator.process import Validator
 from lambdas.validator.sweep import dead_letter_url_of, redrive, sweep
-from lambdas.validator.worker import Lease, poll_once
+from lambdas.validator.worker import Lease, poll_once, run_worker
 from tests.fault_proxy import fault_proxy
 from tests.integration.conftest import free_port
 from tests.ledger import count
 from tests.samples import HTML_AS_PNG, SECRET, pdf_bytes, png_bytes
+from tests.unit.test_validator import Stage
 
 pytestmark = pytest.mark.integration
 
@@ -130,3 +132,47 @@ def all_settled(validator: Validator, uploads: dict[str, bytes]) -> bool:
                    and r.status in ("ready", "rejected") for i in uploads)
     except Exception:
         return False
+
+
+def test_the_worker_judges_several_objects_at_once_and_stops_cleanly(
+        stack: tuple[DevStack, Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+    # On the emulator server: moto in-process is not safe for concurrent callers.
+    dev, settings = stack
+    assert dev.clients is not None
+    assert settings.queue_url is not None
+    aws, queue_url = dev.clients, settings.queue_url
+    drain(aws.sqs, queue_url)
+    app = create_app(settings.model_dump(), clients=aws)
+    validator = Validator.build(settings, aws)
+    stage = Stage(app, aws, validator)
+    records = [stage.upload(png_bytes(8 + i, 8), owner="concurrent") for i in range(8)]
+    real_process = Validator.process
+    busy, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_process(self: Validator, ref: Any) -> Any:
+        with lock:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+        try:
+            time.sleep(0.3)  # a slow store: judging overlaps only if the worker runs several
+            return real_process(self, ref)
+        finally:
+            with lock:
+                busy[0] -= 1
+
+    monkeypatch.setattr(Validator, "process", slow_process)
+    stop = threading.Event()
+    worker = threading.Thread(target=run_worker, args=(validator, aws.sqs, queue_url, stop),
+                              kwargs={"wait_seconds": 0, "concurrency": 4})
+    worker.start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(
+            stage.reread(r).status != "ready" for r in records):
+        time.sleep(0.1)
+    stop.set()
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+    assert [stage.reread(r).status for r in records] == ["ready"] * 8
+    assert most[0] == 4
+    assert queue_empty(aws.sqs, queue_url)  # every message deleted, none left leased

@@ -168,3 +168,4 @@ def test_a_lease_keeps_a_long_judged_message_from_a_second_worker(
         assert counts(aws, queue_url) == (0, 1)
         assert aws.sqs.receive_message(QueueUrl=queue_url).get("Messages", []) == []
     assert counts(aws, queue_url) == (1, 0)  # handed back when the worker stops
+
