@@ -48,6 +48,51 @@ def stack() -> Iterator[tuple[DevStack, Settings]]:
         stack.stop()
 
 
+def test_the_worker_judges_several_objects_at_once_and_stops_cleanly(
+        stack: tuple[DevStack, Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+    # On the emulator server: moto in-process is not safe for concurrent callers. First in
+    # this module, so the queue holds nothing of the fault tests' duplicates.
+    dev, settings = stack
+    assert dev.clients is not None
+    assert settings.queue_url is not None
+    aws, queue_url = dev.clients, settings.queue_url
+    drain(aws.sqs, queue_url)
+    app = create_app(settings.model_dump(), clients=aws)
+    validator = Validator.build(settings, aws)
+    stage = Stage(app, aws, validator)
+    records = [stage.upload(png_bytes(8 + i, 8), owner="concurrent") for i in range(8)]
+    real_process = Validator.process
+    busy, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_process(self: Validator, ref: Any) -> Any:
+        with lock:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+        try:
+            time.sleep(0.3)  # a slow store: judging overlaps only if the worker runs several
+            return real_process(self, ref)
+        finally:
+            with lock:
+                busy[0] -= 1
+
+    monkeypatch.setattr(Validator, "process", slow_process)
+    stop = threading.Event()
+    worker = threading.Thread(target=run_worker, args=(validator, aws.sqs, queue_url, stop),
+                              kwargs={"wait_seconds": 0, "concurrency": 4})
+    worker.start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(
+            stage.reread(r).status != "ready" for r in records):
+        time.sleep(0.1)
+    stop.set()
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+    assert [stage.reread(r).status for r in records] == ["ready"] * 8
+    assert most[0] == 4
+    assert queue_empty(aws.sqs, queue_url)  # every message deleted, none left leased
+
+
 @pytest.mark.parametrize("rate", [0.3, 0.6])
 def test_faults_and_duplicates_lose_nothing_and_publish_nothing_unchecked(
         stack: tuple[DevStack, Settings], rate: float, monkeypatch: pytest.MonkeyPatch
@@ -133,46 +178,3 @@ def all_settled(validator: Validator, uploads: dict[str, bytes]) -> bool:
     except Exception:
         return False
 
-
-def test_the_worker_judges_several_objects_at_once_and_stops_cleanly(
-        stack: tuple[DevStack, Settings], monkeypatch: pytest.MonkeyPatch) -> None:
-    # On the emulator server: moto in-process is not safe for concurrent callers.
-    dev, settings = stack
-    assert dev.clients is not None
-    assert settings.queue_url is not None
-    aws, queue_url = dev.clients, settings.queue_url
-    drain(aws.sqs, queue_url)
-    app = create_app(settings.model_dump(), clients=aws)
-    validator = Validator.build(settings, aws)
-    stage = Stage(app, aws, validator)
-    records = [stage.upload(png_bytes(8 + i, 8), owner="concurrent") for i in range(8)]
-    real_process = Validator.process
-    busy, most = [0], [0]
-    lock = threading.Lock()
-
-    def slow_process(self: Validator, ref: Any) -> Any:
-        with lock:
-            busy[0] += 1
-            most[0] = max(most[0], busy[0])
-        try:
-            time.sleep(0.3)  # a slow store: judging overlaps only if the worker runs several
-            return real_process(self, ref)
-        finally:
-            with lock:
-                busy[0] -= 1
-
-    monkeypatch.setattr(Validator, "process", slow_process)
-    stop = threading.Event()
-    worker = threading.Thread(target=run_worker, args=(validator, aws.sqs, queue_url, stop),
-                              kwargs={"wait_seconds": 0, "concurrency": 4})
-    worker.start()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and any(
-            stage.reread(r).status != "ready" for r in records):
-        time.sleep(0.1)
-    stop.set()
-    worker.join(timeout=10)
-    assert not worker.is_alive()
-    assert [stage.reread(r).status for r in records] == ["ready"] * 8
-    assert most[0] == 4
-    assert queue_empty(aws.sqs, queue_url)  # every message deleted, none left leased
