@@ -4,6 +4,7 @@
    both under gunicorn (one sync worker each) on loopback, requests interleaved.
 2. Validator wall time and peak memory per object for 1 MiB and 100 MiB objects
    against the emulator, each in a fresh process.
+3. Verdict latency on `broker run`: uploads one at a time, then many clients at once.
 """
 
 from __future__ import annotations
@@ -243,6 +244,19 @@ def main() -> None:
                       "(flat means ~1)")
         if clamd is None:
             print("  (clamd is not installed: apt-get install clamav-daemon adds the scan rows)")
+    from bench.verdicts import ALONE, CLIENTS, UNDER_LOAD, bench_verdicts
+
+    verdicts = bench_verdicts(free_port(), free_port(), free_port())
+    print(f"\nverdict latency on `broker run` (storage's 201 to `ready`, 256x256 PNG avatars,"
+          f"\nworker concurrency {os.environ.get('BROKER_WORKER_CONCURRENCY', '4')}):")
+    print(f"  one at a time ({ALONE}): p50 {verdicts['alone_p50'] * 1000:.0f} ms")
+    print(f"  {UNDER_LOAD} uploads from {CLIENTS} clients: p50 "
+          f"{verdicts['load_p50'] * 1000:.0f} ms, p99 {verdicts['load_p99'] * 1000:.0f} ms "
+          f"({verdicts['load_p99'] / verdicts['alone_p50']:.1f}x the single median)")
+    cores = os.cpu_count() or 1
+    print(f"  judged {verdicts['per_second']:.1f} uploads/s on {cores} cores: "
+          f"{verdicts['per_second'] / cores:.1f} per core (broker, emulator and worker share "
+          "one process)")
 
 
 if __name__ == "__main__":
