@@ -129,12 +129,18 @@ class Records:
         self.table = table
 
     def create(self, record: UploadRecord) -> None:
-        self._call(
-            "put_item",
-            TableName=self.table,
-            Item=record.to_item(),
-            ConditionExpression="attribute_not_exists(id)",
-        )
+        """Write a new record; an id already taken is an error, unless it is this very
+        record (an earlier attempt succeeded and its answer was lost)."""
+        try:
+            self.client.put_item(TableName=self.table, Item=record.to_item(),
+                                 ConditionExpression="attribute_not_exists(id)")
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "ConditionalCheckFailedException" and self.get(record.id) == record:
+                return
+            raise StorageError("the upload records are unavailable (put_item)") from exc
+        except BotoCoreError as exc:
+            raise StorageError("the upload records are unavailable (put_item)") from exc
 
     def get(self, upload_id: str) -> UploadRecord | None:
         """The record, or None when there is none (deleted records included)."""

@@ -21,7 +21,7 @@ from broker.records import Records, UploadRecord
 from broker.storage import ObjectChanged, ObjectInfo, Storage
 from lambdas.validator.events import ObjectRef
 from lambdas.validator.process import Validator
-from tests.samples import HTML_AS_PNG, pdf_bytes, png_bytes
+from tests.samples import HTML_AS_PNG, auth, pdf_bytes, png_bytes
 from tests.unit.test_validator import INCOMING, Stage
 
 
@@ -245,3 +245,13 @@ def test_delete_judged_keeps_a_newer_object_on_a_store_without_versions(
     stage.store(record, HTML_AS_PNG)
     assert stage.validator.storage.delete_judged(judged) is False
     assert stage.keys(INCOMING, "incoming/") == [record.incoming_key]
+
+
+def test_a_create_whose_answer_was_lost_is_not_an_error(app: Flask) -> None:
+    uploads = app.extensions["broker"].uploads
+    uploads.records = Records(LostAnswers(uploads.records.client),  # type: ignore[arg-type]
+                              uploads.records.table)
+    reply = app.test_client().post("/v1/uploads", headers=auth("alice"), json={
+        "profile": "avatar", "filename": "me.png", "content_type": "image/png", "size": 99})
+    assert reply.status_code == 201, reply.get_json()
+    assert uploads.records.get(reply.get_json()["id"]).status == "pending"
