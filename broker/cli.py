@@ -160,13 +160,13 @@ def cmd_redrive(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """The broker alone, for development against your own services (use gunicorn in
-    production: gunicorn 'broker.web:create_app()')."""
-    from werkzeug.serving import run_simple
-
+    """The broker alone under gunicorn, for production on your own servers."""
+    from broker.serving import serve
     from broker.web import create_app
 
-    run_simple(args.host, args.port, create_app(), threaded=True)
+    load_settings()  # a bad setting stops here with its name, before any worker starts
+    serve(create_app, host=args.host, port=args.port, workers=args.workers,
+          threads=args.threads, timeout=args.timeout, graceful_timeout=args.graceful_timeout)
     return 0
 
 
@@ -183,6 +183,13 @@ def _stop_on_signals() -> None:
 
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,9 +229,17 @@ def build_parser() -> argparse.ArgumentParser:
                                   help="send dead-lettered events back to the queue")
     redrive.set_defaults(func=cmd_redrive)
 
-    serve = commands.add_parser("serve", help="run the broker alone (development server)")
+    serve = commands.add_parser("serve", help="run the broker alone under gunicorn")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=_positive, default=2,
+                       help="worker processes (default 2; about one per core)")
+    serve.add_argument("--threads", type=_positive, default=4,
+                       help="threads per worker (default 4)")
+    serve.add_argument("--timeout", type=_positive, default=30,
+                       help="seconds a request may take before its worker is restarted")
+    serve.add_argument("--graceful-timeout", type=_positive, default=20,
+                       help="seconds requests in flight get to finish on SIGTERM")
     serve.set_defaults(func=cmd_serve)
     return parser
 

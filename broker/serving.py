@@ -1,0 +1,39 @@
+"""The broker under gunicorn: `broker serve`, the production process for self-hosting.
+
+Each worker process builds the app once (clients, profiles, secret) and serves it on
+threads; SIGTERM lets requests in flight finish within the graceful timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    """gunicorn, configured from arguments rather than a config file or its argv."""
+
+    def __init__(self, factory: Callable[[], Any], options: dict[str, Any]) -> None:
+        self._factory = factory
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for name, value in self._options.items():
+            self.cfg.set(name, value)
+
+    def load(self) -> Any:
+        return self._factory()
+
+
+def serve(factory: Callable[[], Any], *, host: str, port: int, workers: int, threads: int,
+          timeout: int, graceful_timeout: int) -> None:
+    """Run `factory()`'s WSGI app under gunicorn until SIGTERM or SIGINT."""
+    _Gunicorn(factory, {
+        "bind": f"{host}:{port}", "workers": workers, "threads": threads,
+        "worker_class": "gthread" if threads > 1 else "sync", "timeout": timeout,
+        "graceful_timeout": graceful_timeout, "accesslog": "-", "errorlog": "-",
+        "proc_name": "upload-broker",
+    }).run()
