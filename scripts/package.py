@@ -23,11 +23,14 @@ PLATFORM = "manylinux2014_x86_64"
 SOURCES = ("broker", "lambdas")
 EXTRA = {"validator": ["pylibmagic>=0.5"], "broker": ["apig-wsgi>=2.18"]}
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
+# Servers for self-hosting: on Lambda, the runtime is the server.
+NOT_ON_LAMBDA = ("gunicorn",)
 
 
 def requirements(function: str) -> list[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return [*project["dependencies"], *EXTRA[function]]
+    wanted = [d for d in project["dependencies"] if not d.startswith(NOT_ON_LAMBDA)]
+    return [*wanted, *EXTRA[function]]
 
 
 def install(function: str, target: Path) -> None:
