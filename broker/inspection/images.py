@@ -56,7 +56,7 @@ def reencoded(data: bytes, content_type: str) -> bytes:
     with Image.open(io.BytesIO(data), formats=[PIL_FORMATS[content_type]]) as image:
         frames = getattr(image, "n_frames", 1)
         if frames == 1:
-            _pixels_only(ImageOps.exif_transpose(image)).save(out, **_SAVE[content_type])
+            _pixels_only(_upright(image)).save(out, **_SAVE[content_type])
         else:
             _save_animation(image, content_type, out)
     return out.getvalue()
@@ -82,12 +82,33 @@ def _pixels_only(image: Image.Image) -> Image.Image:
     return clean
 
 
+def _upright(image: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says; as it is when that EXIF is broken."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about damaged tags it skips
+            return ImageOps.exif_transpose(image)
+    except Exception:  # a damaged EXIF block only loses the orientation
+        return image
+
+
+# What GIF and WebP can store: 16-bit frame times (ms) and loop counts.
+_MAX_16_BIT = 0xFFFF
+
+
+def _bounded(value: object, default: int) -> int:
+    if not isinstance(value, int | float) or value != value:  # absent, odd or NaN
+        return default
+    return int(min(max(value, 0), _MAX_16_BIT))
+
+
 def _save_animation(image: Image.Image, content_type: str, out: io.BytesIO) -> None:
     frames = [_pixels_only(frame.convert("RGBA")) for frame in ImageSequence.Iterator(image)]
-    durations = [int(frame.info.get("duration", 100)) for frame in ImageSequence.Iterator(image)]
+    durations = [_bounded(frame.info.get("duration", 100), 100)
+                 for frame in ImageSequence.Iterator(image)]
     first, *rest = frames
     first.save(out, **_SAVE[content_type], save_all=True, append_images=rest,
-               duration=durations, loop=int(image.info.get("loop", 0)))
+               duration=durations, loop=_bounded(image.info.get("loop", 0), 0))
 
 
 def _decode(fp: BinaryIO, content_type: str, max_pixels: int, max_frames: int

@@ -53,3 +53,32 @@ def test_a_failing_type_detector_is_a_verdict(monkeypatch: pytest.MonkeyPatch) -
                       Declared("me.png", "image/png", len(data)), NoScanner()).verdict
     assert verdict.reason is not None
     assert verdict.reason.code == "malformed"
+
+
+def test_animation_timings_are_kept_to_what_the_format_stores() -> None:
+    from broker.inspection.images import _bounded
+
+    assert _bounded(10**30, 0) == 0xFFFF  # found by make fuzz: a mutated frame time
+    assert _bounded(-5, 0) == 0
+    assert _bounded(float("nan"), 3) == 3
+    assert _bounded("forever", 7) == 7
+    assert _bounded(40, 100) == 40
+
+
+def test_a_damaged_exif_block_costs_only_the_orientation(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import warnings
+
+    from PIL import Image, ImageOps
+
+    from broker.inspection.images import reencoded
+
+    def damaged(image: Image.Image) -> Image.Image:
+        warnings.warn("Tag data larger than file. Skipping tag 4", UserWarning, stacklevel=1)
+        raise SyntaxError("not a TIFF file")  # as Pillow answers some broken EXIF blocks
+
+    monkeypatch.setattr(ImageOps, "exif_transpose", damaged)
+    (sample,) = [s for s in BENIGN if s.name == "JPEG with EXIF"]
+    with Image.open(io.BytesIO(reencoded(sample.data(), "image/jpeg"))) as image:
+        assert image.size == (64, 48)  # served as it was drawn, not turned
