@@ -142,11 +142,17 @@ def _ensure_queue(clients: AwsClients, name: str) -> tuple[str, str]:
     sqs = clients.sqs
     dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
     dlq_arn = _queue_arn(clients, dlq_url)
-    queue_url = sqs.create_queue(QueueName=name, Attributes={
+    attributes = {
         "VisibilityTimeout": "60",
         "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
                                      "maxReceiveCount": str(MAX_RECEIVES)}),
-    })["QueueUrl"]
+    }
+    try:
+        queue_url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    except sqs.exceptions.QueueNameExists:
+        # There already, with other attributes (changed by hand): provisioning sets ours.
+        queue_url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        sqs.set_queue_attributes(QueueUrl=queue_url, Attributes=attributes)
     return queue_url, _queue_arn(clients, queue_url)
 
 

@@ -109,3 +109,14 @@ def test_the_worker_leaves_a_failed_message_for_a_retry(
     attrs = aws.sqs.get_queue_attributes(
         QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
     assert attrs["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "1"
+
+
+def test_provisioning_again_resets_a_queue_changed_by_hand(
+        aws: AwsClients, settings: Any, queue_url: str) -> None:
+    from broker.provision import provision_queue
+
+    aws.sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"VisibilityTimeout": "3"})
+    assert provision_queue(aws, settings, "uploads-events") == queue_url
+    attributes = aws.sqs.get_queue_attributes(QueueUrl=queue_url,
+                                              AttributeNames=["VisibilityTimeout"])
+    assert attributes["Attributes"]["VisibilityTimeout"] == "60"
