@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         GlobalSecondaryIndexTypeDef,
     )
     from mypy_boto3_s3.type_defs import NotificationConfigurationFilterTypeDef
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def _ensure_queue(clients: AwsClients, name: str) -> tuple[str, str]:
     sqs = clients.sqs
     dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
     dlq_arn = _queue_arn(clients, dlq_url)
-    attributes = {
+    attributes: dict[QueueAttributeNameType, str] = {
         "VisibilityTimeout": "60",
         "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
                                      "maxReceiveCount": str(MAX_RECEIVES)}),
