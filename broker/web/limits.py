@@ -16,8 +16,9 @@ LIMITED_VIEWS = ("api.create_upload", "companion.params")
 
 
 def _owner_key() -> str:
-    # Authenticates first: an anonymous flood gets 401 without touching the counters.
-    return f"owner:{current_owner()}"
+    # Authenticates first: an anonymous flood gets 401, and a cross-site request riding
+    # the cookie 403, without touching the counters (every limited view creates uploads).
+    return f"owner:{current_owner(changes=True)}"
 
 
 def install_limits(app: Flask, settings: Settings) -> Limiter:

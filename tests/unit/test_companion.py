@@ -75,3 +75,12 @@ def test_what_the_profile_refuses_is_refused(client: FlaskClient) -> None:
         reply = client.get(f"/s3/params?{query}", headers=auth("alice"))
         assert reply.status_code == 422
         assert reply.get_json()["code"] == code
+
+
+def test_cross_site_requests_do_not_use_up_the_users_rate_limit(client: FlaskClient) -> None:
+    client.post("/v1/session", headers=auth("alice"))
+    for _ in range(80):  # more than the default 60 a minute
+        assert client.get(f"/s3/params?{QUERY}",
+                          headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    assert client.get(f"/s3/params?{QUERY}",
+                      headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
