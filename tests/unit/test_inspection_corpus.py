@@ -7,6 +7,8 @@ import struct
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from broker.inspection import Declared, Inspection, inspect
@@ -125,3 +127,24 @@ def test_neutralizing_changes_nothing_but_the_formula_cells() -> None:
     (sample,) = [s for s in BENIGN if s.name == "CSV with formulas in a neutralizing profile"]
     served = rewritten(sample.name)
     assert served.replace(b"'=", b"=") == sample.data()
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(text=st.text(alphabet=",;\t|\r\n=+-@\"' a1.x", max_size=400),
+       sizes=st.lists(st.integers(1, 90), min_size=1, max_size=20))
+def test_formula_marking_does_not_depend_on_how_the_stream_is_cut(
+        text: str, sizes: list[int]) -> None:
+    from broker.inspection.text import FormulaMarker, marked_csv
+
+    def marked(pieces: list[str]) -> tuple[str, int]:
+        marker = FormulaMarker()
+        return "".join(marked_csv(pieces, marker)), marker.formulas
+
+    pieces, at = [], 0
+    for size in sizes * (len(text) // max(1, sum(sizes)) + 1):
+        pieces.append(text[at:at + size])
+        at += size
+    whole_text, whole_count = marked([text])
+    cut_text, cut_count = marked(pieces)
+    assert (cut_text, cut_count) == (whole_text, whole_count)
+    assert whole_text.replace("'", "") == text.replace("'", "")  # only apostrophes added
