@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template
 from flask_cors import CORS
 
+from broker import readiness
 from broker.clients import AwsClients, fetch_secret, make_clients
 from broker.profiles import load_profiles
 from broker.records import Records
@@ -60,6 +61,15 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     @app.get("/healthz")
     def healthz() -> Response:
         return jsonify({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        uploads = services().uploads
+        checks = readiness.check(uploads.storage, settings.private_bucket, uploads.records)
+        ready = all(state == "ok" for state in checks.values())
+        response = jsonify({"status": "ready" if ready else "unavailable", "checks": checks})
+        response.headers["Cache-Control"] = "no-store"
+        return response, 200 if ready else 503
 
     @app.get("/openapi.json")
     def openapi() -> Response:

@@ -124,5 +124,10 @@ def openapi_document() -> dict[str, Any]:
                      "description": "The file's size in bytes, when known: pinned exactly."},
                 ]}},
             "/healthz": {"get": _op("Health", {"200": {"description": "Healthy"}}, auth=False)},
+            "/readyz": {"get": _op(
+                "Readiness: storage and records answer",
+                {"200": {"description": "Ready; `checks` names each dependency"},
+                 "503": {"description": "A dependency does not answer; `checks` says which"}},
+                auth=False)},
         },
     }

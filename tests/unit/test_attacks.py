@@ -246,3 +246,26 @@ def test_an_oversized_body_is_refused_before_it_is_read(client: FlaskClient) -> 
                         headers=auth("alice"))
     assert problem_of(reply, 413)["code"] == "request_entity_too_large"
     assert nothing_created(client)
+
+
+def test_readiness_says_ready_when_storage_and_records_answer(client: FlaskClient) -> None:
+    reply = client.get("/readyz")
+    assert reply.status_code == 200
+    assert reply.get_json() == {"status": "ready",
+                                "checks": {"storage": "ok", "records": "ok"}}
+
+
+@pytest.mark.parametrize("service", ["storage", "records"])
+def test_readiness_names_the_service_that_does_not_answer(app: Flask, service: str) -> None:
+    uploads = app.extensions["broker"].uploads
+    down = Unreachable(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
+    if service == "storage":
+        uploads.storage.client = down
+    else:
+        uploads.records.client = down
+    reply = app.test_client().get("/readyz")
+    assert reply.status_code == 503
+    body = reply.get_json()
+    assert body["status"] == "unavailable"
+    assert body["checks"][service].startswith("unreachable")
+    assert [v for k, v in body["checks"].items() if k != service] == ["ok"]
