@@ -24,6 +24,8 @@ from pathlib import Path
 
 import requests
 
+from tests.waiting import wait_for_http
+
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-" + "b" * 40
 ROUNDS, PER_ROUND, WARMUP = 5, 100, 30
@@ -37,23 +39,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
 @contextmanager
 def process(args: list[str], env: dict[str, str], ready_url: str):  # type: ignore[no-untyped-def]
     proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        wait_for(ready_url)
+        wait_for_http(ready_url)
         yield proc
     finally:
         proc.terminate()

@@ -15,6 +15,8 @@ from pathlib import Path
 import requests
 from PIL import Image
 
+from tests.waiting import wait_for_http
+
 ROOT = Path(__file__).resolve().parent.parent
 ALONE, UNDER_LOAD, CLIENTS = 10, 300, 20
 
@@ -56,7 +58,7 @@ def bench_verdicts(port: int, emulator_port: int, push_port: int) -> dict[str, f
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait(f"{base}/healthz")
+        wait_for_http(f"{base}/healthz", timeout=60)
         token = subprocess.run([broker, "token", "bench-load"], capture_output=True,
                                text=True, check=True, cwd=ROOT, env=env).stdout.strip()
         alone = [_upload_and_wait(base, token, i) for i in range(ALONE)]
@@ -72,13 +74,3 @@ def bench_verdicts(port: int, emulator_port: int, push_port: int) -> dict[str, f
             "load_p99": loaded[int(len(loaded) * 0.99) - 1],
             "per_second": len(loaded) / wall}
 
-
-def _wait(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")

@@ -121,6 +121,10 @@ def _decode_cursor(cursor: str, owner: str) -> dict[str, Any]:
     return {k: _serialize(v) for k, v in plain.items()}
 
 
+class _ConditionFailed(Exception):
+    """A conditional write found the record in another state (callers decide why)."""
+
+
 class Records:
     """Create, read, list and move upload records through their states."""
 
@@ -132,15 +136,11 @@ class Records:
         """Write a new record; an id already taken is an error, unless it is this very
         record (an earlier attempt succeeded and its answer was lost)."""
         try:
-            self.client.put_item(TableName=self.table, Item=record.to_item(),
-                                 ConditionExpression="attribute_not_exists(id)")
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code == "ConditionalCheckFailedException" and self.get(record.id) == record:
-                return
-            raise StorageError("the upload records are unavailable (put_item)") from exc
-        except BotoCoreError as exc:
-            raise StorageError("the upload records are unavailable (put_item)") from exc
+            self._call("put_item", TableName=self.table, Item=record.to_item(),
+                       ConditionExpression="attribute_not_exists(id)")
+        except _ConditionFailed:
+            if self.get(record.id) != record:
+                raise StorageError(f"upload id {record.id} is already taken") from None
 
     def get(self, upload_id: str) -> UploadRecord | None:
         """The record, or None when there is none (deleted records included)."""
@@ -221,19 +221,11 @@ class Records:
             values[":etag"] = _serialize(claimed_etag)
         item = updated.to_item()
         try:
-            self.client.put_item(
-                TableName=self.table,
-                Item=item,
-                ConditionExpression=f"attribute_exists(id) AND {condition}",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return self._already_written(updated)
-            raise StorageError(f"updating upload {record.id} failed") from exc
-        except BotoCoreError as exc:
-            raise StorageError(f"updating upload {record.id} failed: {exc}") from exc
+            self._call("put_item", TableName=self.table, Item=item,
+                       ConditionExpression=f"attribute_exists(id) AND {condition}",
+                       ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+        except _ConditionFailed:
+            return self._already_written(updated)
         return updated
 
     def _already_written(self, updated: UploadRecord) -> UploadRecord | None:
@@ -248,7 +240,10 @@ class Records:
         try:
             result: dict[str, Any] = getattr(self.client, operation)(**kwargs)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ValidationException":
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "ConditionalCheckFailedException":
+                raise _ConditionFailed from exc
+            if code == "ValidationException":
                 # A value the store cannot hold (a key too long, a malformed cursor):
                 # the request's fault, and no retry will change it.
                 raise InvalidRequest("invalid_request", "The request holds a value the "

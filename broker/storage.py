@@ -72,6 +72,24 @@ class Delivery:
     cache_control: str
 
 
+class HashedStream:
+    """Passes a stream of chunks through, counting and hashing what goes by."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = chunks
+        self.size = 0
+        self._digest = hashlib.sha256()
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self.size += len(chunk)
+            self._digest.update(chunk)
+            yield chunk
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
 class _ChunkReader(io.RawIOBase):
     """A readable file over an iterator of chunks, for upload_fileobj."""
 
@@ -248,10 +266,10 @@ class Storage:
         obj = self.head(bucket, key)
         if obj is None:
             return None
-        digest = hashlib.sha256()
-        for chunk in self.iter_chunks(obj, STREAM_CHUNK):
-            digest.update(chunk)
-        return digest.hexdigest()
+        hashed = HashedStream(self.iter_chunks(obj, STREAM_CHUNK))
+        for _ in hashed:
+            pass
+        return hashed.hexdigest()
 
     def upload(self, chunks: Iterable[bytes], bucket: str, key: str, delivery: Delivery,
                metadata: dict[str, str]) -> None:

@@ -9,7 +9,6 @@ Every step reads bounded pieces or streams: memory does not grow with the file.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from broker.inspection.svg import check_svg, check_xml, sanitized_svg
 from broker.inspection.text import neutralized_csv, scan_text
 from broker.inspection.verdict import Declared, Finding, Verdict
 from broker.profiles import FORBIDDEN_TYPES, Profile, normalize_type
-from broker.storage import ObjectChanged
+from broker.storage import HashedStream, ObjectChanged
 
 __all__ = ["HEAD_BYTES", "Declared", "Inspection", "ObjectSource", "ScannerUnavailable",
            "Verdict", "inspect"]
@@ -167,22 +166,13 @@ def _scan(source: ObjectSource, scanner: Scanner, content_type: str) -> Verdict:
     if scanner.stream_max is not None and size > scanner.stream_max:
         return Verdict.reject("too_large_to_scan", size, content_type,
                               f"{size} bytes; the scanner takes {scanner.stream_max}")
-    digest = hashlib.sha256()
-    seen = 0
-
-    def hashed() -> Iterator[bytes]:
-        nonlocal seen
-        for chunk in source.chunks():
-            digest.update(chunk)
-            seen += len(chunk)
-            yield chunk
-
-    stream = hashed()
+    hashed = HashedStream(source.chunks())
+    stream = iter(hashed)
     result = scanner.scan(stream)
     if not result.clean:
         return Verdict.reject("malware", size, content_type, result.signature or "")
     for _ in stream:  # what the scanner left unread still counts: the hash pins the bytes
         pass
-    if seen != size:
-        raise ObjectChanged(f"read {seen} bytes of an object of {size}")
-    return Verdict.accept(content_type, size, digest.hexdigest())
+    if hashed.size != size:
+        raise ObjectChanged(f"read {hashed.size} bytes of an object of {size}")
+    return Verdict.accept(content_type, size, hashed.hexdigest())

@@ -10,9 +10,8 @@ repaired by the retry; nothing is published that was not accepted.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -27,7 +26,14 @@ from broker.keys import delivered_key, quarantine_key, upload_id_from_key
 from broker.profiles import Profiles, load_profiles
 from broker.records import Records, UploadRecord
 from broker.settings import Settings
-from broker.storage import Delivery, ObjectChanged, ObjectInfo, Storage, StoredObject
+from broker.storage import (
+    Delivery,
+    HashedStream,
+    ObjectChanged,
+    ObjectInfo,
+    Storage,
+    StoredObject,
+)
 from lambdas.validator.events import ObjectRef
 
 log = logging.getLogger(__name__)
@@ -168,13 +174,13 @@ class Validator:
             return Served(inspection.verdict.size, judged)
         # Served changed (re-encoded, neutralised, sanitized): made from the judged bytes only.
         source = _JudgedObject(self.storage, obj, judged)
-        counter = _Counted(inspection.rewrite(source))
+        served = HashedStream(inspection.rewrite(source))
         try:
-            self.storage.upload(counter, bucket, key, delivery, metadata)
+            self.storage.upload(served, bucket, key, delivery, metadata)
         except ObjectChanged:
             self.storage.delete(bucket, key)
             raise
-        return Served(counter.size, counter.digest.hexdigest())
+        return Served(served.size, served.hexdigest())
 
     def _reject(self, record: UploadRecord, obj: ObjectInfo, verdict: Verdict) -> Outcome:
         assert verdict.reason is not None
@@ -224,24 +230,7 @@ class _JudgedObject(StoredObject):
     sha256: str = ""
 
     def chunks(self) -> Iterator[bytes]:
-        digest = hashlib.sha256()
-        for chunk in super().chunks():
-            digest.update(chunk)
-            yield chunk
-        if digest.hexdigest() != self.sha256:
+        hashed = HashedStream(super().chunks())
+        yield from hashed
+        if hashed.hexdigest() != self.sha256:
             raise ObjectChanged(f"{self.info.key} is not the object that was judged")
-
-
-class _Counted:
-    """Passes a stream through, counting and hashing what it yields."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = chunks
-        self.size = 0
-        self.digest = hashlib.sha256()
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._chunks:
-            self.size += len(chunk)
-            self.digest.update(chunk)
-            yield chunk

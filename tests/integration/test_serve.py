@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from broker.local import DevStack
 from broker.settings import Settings
 from tests.integration.conftest import free_port
 from tests.samples import SECRET, auth
+from tests.waiting import wait_for_http
 
 pytestmark = pytest.mark.integration
 BROKER = str(Path(sys.executable).parent / "broker")
@@ -40,22 +40,11 @@ def start_serve(settings: Settings, port: int, *extra: str) -> subprocess.Popen[
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise AssertionError(f"broker serve did not come up: {proc.poll()}")
-
-
 def test_broker_serve_answers_under_gunicorn_and_stops_gracefully(emulator: Settings) -> None:
     port = free_port()
     proc = start_serve(emulator, port, "--workers", "2", "--threads", "2")
     try:
-        wait_up(f"http://127.0.0.1:{port}/healthz", proc)
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", process=proc)
         created = requests.post(f"http://127.0.0.1:{port}/v1/uploads", headers=auth("serve"),
                                 timeout=10, json={"profile": "avatar", "filename": "a.png",
                                                   "content_type": "image/png", "size": 10})
