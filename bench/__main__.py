@@ -123,7 +123,7 @@ def stage_object(size: int) -> str:
     """Record an upload and store `size` bytes of UTF-8 text, as a browser would."""
     from broker.clients import make_clients
     from broker.profiles import load_profiles
-    from broker.records import Records
+    from broker.records import open_records
     from broker.settings import load_settings
     from broker.storage import Storage
     from broker.uploads import Uploads
@@ -131,7 +131,7 @@ def stage_object(size: int) -> str:
     settings = load_settings()
     clients = make_clients(settings)
     uploads = Uploads(settings, load_profiles(settings.profiles_file),
-                      Records(clients.dynamodb, settings.table), Storage(clients.s3), clients.s3)
+                      open_records(settings, clients), Storage(clients.s3), clients.s3)
     record = uploads.create("bench", "bench", "log.txt", "text/plain", size).record
     path = ROOT / "bench" / ".object.tmp"
     line = "2026-11-24 12:00:00 INFO request served in 4 ms, naïve café ✓\n".encode()

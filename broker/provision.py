@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from broker.clients import AwsClients
-from broker.records import OPEN_INDEX, OWNER_INDEX, PENDING_INDEX
+from broker.records.dynamodb import OPEN_INDEX, OWNER_INDEX
 from broker.settings import Settings
 
 if TYPE_CHECKING:
@@ -199,8 +199,6 @@ def _create_table(clients: AwsClients, table: str) -> None:
             {"AttributeName": "id", "AttributeType": "S"},
             {"AttributeName": "listed_owner", "AttributeType": "S"},
             {"AttributeName": "created_key", "AttributeType": "S"},
-            {"AttributeName": "pending_owner", "AttributeType": "S"},
-            {"AttributeName": "expires_at", "AttributeType": "S"},
             *_OPEN_INDEX_ATTRIBUTES,
         ],
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
@@ -209,11 +207,6 @@ def _create_table(clients: AwsClients, table: str) -> None:
             "KeySchema": [{"AttributeName": "listed_owner", "KeyType": "HASH"},
                           {"AttributeName": "created_key", "KeyType": "RANGE"}],
             "Projection": {"ProjectionType": "ALL"},
-        }, {
-            "IndexName": PENDING_INDEX,
-            "KeySchema": [{"AttributeName": "pending_owner", "KeyType": "HASH"},
-                          {"AttributeName": "expires_at", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "KEYS_ONLY"},
         }, _OPEN_INDEX],
     )
     db.get_waiter("table_exists").wait(TableName=table)

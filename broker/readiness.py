@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from broker.records import Records
+from broker.errors import StorageError
+from broker.records import RecordStore
 from broker.storage import Storage
 
 PROBE_KEY = "readiness-probe"
@@ -22,16 +23,13 @@ def _answered(exc: ClientError) -> bool:
     return status < 500
 
 
-def check(storage: Storage, bucket: str, records: Records) -> dict[str, str]:
+def check(storage: Storage, bucket: str, records: RecordStore) -> dict[str, str]:
     """Each dependency's state: "ok", or why it is not."""
     def storage_probe() -> None:
         storage.client.head_object(Bucket=bucket, Key=PROBE_KEY)
 
-    def records_probe() -> None:
-        records.client.get_item(TableName=records.table, Key={"id": {"S": PROBE_KEY}})
-
     probes: dict[str, Callable[[], None]] = {"storage": storage_probe,
-                                             "records": records_probe}
+                                             "records": records.ping}
     results: dict[str, str] = {}
     for name, probe in probes.items():
         try:
@@ -41,4 +39,6 @@ def check(storage: Storage, bucket: str, records: Records) -> dict[str, str]:
             results[name] = "ok" if _answered(exc) else f"error: {exc}"[:200]
         except BotoCoreError as exc:
             results[name] = f"unreachable: {exc}"[:200]
+        except StorageError as exc:
+            results[name] = str(exc)[:200]
     return results

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     incoming_prefix: str = "incoming/"
     quarantine_prefix: str = "quarantine/"
     table: str = "uploads"
+    # PostgreSQL for the records instead of DynamoDB (postgresql://user:pass@host/db),
+    # with this many pooled connections per process.
+    database_url: SecretStr | None = None
+    database_pool_size: int = Field(default=10, ge=1, le=200)
     queue_url: str | None = None
     # Where events that failed every retry wait; read from the queue's redrive policy
     # when not set.
@@ -81,6 +85,14 @@ class Settings(BaseSettings):
     clamd_address: str | None = None
     clamd_timeout: float = Field(default=60.0, gt=0)
     clamd_stream_max: int = Field(default=25 * 1024 * 1024, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _is_postgresql(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+                ("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
 
     @field_validator("incoming_prefix", "quarantine_prefix")
     @classmethod

@@ -15,7 +15,7 @@ from broker.filenames import clean_filename, content_disposition
 from broker.keys import incoming_key, is_upload_id
 from broker.presign import PresignedUpload, presign_post, presign_put
 from broker.profiles import Profiles, normalize_type
-from broker.records import Records, Status, UploadRecord
+from broker.records import PendingCapReached, RecordStore, Status, UploadRecord
 from broker.settings import Settings
 from broker.storage import Storage
 
@@ -37,7 +37,7 @@ class NewUpload:
 class Uploads:
     """Create, read, list, download and delete one owner's uploads."""
 
-    def __init__(self, settings: Settings, profiles: Profiles, records: Records,
+    def __init__(self, settings: Settings, profiles: Profiles, records: RecordStore,
                  storage: Storage, s3: S3Client) -> None:
         self.settings = settings
         self.profiles = profiles
@@ -58,7 +58,6 @@ class Uploads:
         clean = clean_filename(filename) or f"upload.{extensions[0]}"
         profile.check_declared(clean, content_type, profile.max_size if size is None else size)
         created = clock.now()
-        self._check_pending_cap(owner, created)
 
         upload_id = clock.new_upload_id()
         expires = created + timedelta(seconds=self.settings.presign_ttl)
@@ -70,7 +69,7 @@ class Uploads:
             created_at=clock.isoformat(created),
             updated_at=clock.isoformat(created), expires_at=clock.isoformat(expires),
         )
-        self.records.create(record)
+        self._record_within_cap(record, created)
         bucket, ttl = self.settings.incoming_bucket, self.settings.presign_ttl
         if method == "PUT" and size is not None:
             post = presign_put(self.s3, bucket=bucket, key=key, content_type=content_type,
@@ -84,15 +83,17 @@ class Uploads:
             )
         return NewUpload(record, post)
 
-    def _check_pending_cap(self, owner: str, now: datetime) -> None:
-        """Refuse a new upload while the owner has too many still waiting for their file."""
-        cap = self.settings.max_pending_uploads
-        pending = self.records.live_pending(owner, clock.isoformat(now), cap)
-        if len(pending) >= cap:
-            wait = clock.parse_iso(pending[0]) - now
+    def _record_within_cap(self, record: UploadRecord, now: datetime) -> None:
+        """Record the upload, refused while the owner has too many still waiting for
+        their file (the store checks the cap as it writes)."""
+        try:
+            self.records.create(record, pending_cap=self.settings.max_pending_uploads)
+        except PendingCapReached as full:
+            wait = clock.parse_iso(full.soonest_expiry) - now
             raise TooManyRequests(
-                f"You have {cap} uploads waiting for their file; finish or let them expire.",
-                code="too_many_pending", retry_after=int(wait.total_seconds()) + 1)
+                f"You have {full.cap} uploads waiting for their file; finish or let them "
+                "expire.", code="too_many_pending",
+                retry_after=int(wait.total_seconds()) + 1) from None
 
     def get(self, owner: str, upload_id: str) -> UploadRecord:
         """The owner's upload; anyone else's, or none, is NotFound alike."""

@@ -27,7 +27,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from broker.records import OPEN_INDEX, OWNER_INDEX, PENDING_INDEX
+from broker.records.dynamodb import OPEN_INDEX, OWNER_INDEX
 from infra.stages import Stage
 
 INCOMING_PREFIX = "incoming/"
@@ -112,7 +112,9 @@ class UploadBrokerStack(Stack):
             removal_policy=RemovalPolicy.RETAIN,
             global_secondary_indexes=[
                 _string_index(OWNER_INDEX, "listed_owner", "created_key"),
-                _string_index(PENDING_INDEX, "pending_owner", "expires_at", keys_only=True),
+                # No longer written (the pending cap lives in owner items) and so empty;
+                # kept for one release, as CloudFormation changes one index per update.
+                _string_index("pending_by_owner", "pending_owner", "expires_at", keys_only=True),
                 # The sweeper's view: only records still pending or processing.
                 _string_index(OPEN_INDEX, "open_status", "open_since"),
             ])
@@ -184,7 +186,9 @@ class UploadBrokerStack(Stack):
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[
                 self.incoming.arn_for_objects(f"{QUARANTINE_PREFIX}*"),
                 self.public.arn_for_objects("*"), self.private.arn_for_objects("*")]),
-            iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:PutItem"],
+            # A claim leaves pending: the record and its owner's pending entry, together.
+            iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:PutItem",
+                                         "dynamodb:UpdateItem"],
                                 resources=[self.table.table_arn]),
             # The sweeper: unsettled records, and how many events wait in the DLQ.
             iam.PolicyStatement(actions=["dynamodb:Query"],
@@ -217,9 +221,11 @@ class UploadBrokerStack(Stack):
             iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[
                 self.incoming.arn_for_objects(f"{INCOMING_PREFIX}*"),
                 self.public.arn_for_objects("*"), self.private.arn_for_objects("*")]),
+            # A create writes the record and its owner's pending count in one transaction.
             iam.PolicyStatement(
-                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
-                resources=[self.table.table_arn, f"{self.table.table_arn}/index/*"]),
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                         "dynamodb:Query"],
+                resources=[self.table.table_arn, f"{self.table.table_arn}/index/{OWNER_INDEX}"]),
             iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"],
                                 resources=[self.jwt_secret.secret_arn]),
         ):

@@ -23,8 +23,8 @@ PLATFORM = "manylinux2014_x86_64"
 SOURCES = ("broker", "lambdas")
 EXTRA = {"validator": ["pylibmagic>=0.5"], "broker": ["apig-wsgi>=2.18"]}
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
-# Servers for self-hosting: on Lambda, the runtime is the server.
-NOT_ON_LAMBDA = ("gunicorn",)
+# Self-hosting only: on Lambda the runtime is the server and DynamoDB holds the records.
+NOT_ON_LAMBDA = ("gunicorn", "psycopg")
 
 
 def requirements(function: str) -> list[str]:

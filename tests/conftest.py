@@ -107,6 +107,18 @@ def clamd_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield address
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server (Debian's package), one for the session, migrated."""
+    from broker.records.schema import migrate
+    from tests.postgres_server import postgres_installed, running_postgres
+
+    require_system("PostgreSQL", postgres_installed(), "apt-get install postgresql")
+    with running_postgres() as url:
+        migrate(url)
+        yield url
+
+
 # -- a real browser: Debian's headless Chromium driven by Playwright ----------------
 # Defined once here: a second session of Playwright's sync API cannot start inside
 # the first one's event loop.

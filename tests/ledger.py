@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.records import Records
+from broker.records import RecordStore
 from broker.settings import Settings
 
 
@@ -42,7 +42,7 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def count(s3: Any, records: Records, settings: Settings, uploads: dict[str, bytes]) -> Ledger:
+def count(s3: Any, records: RecordStore, settings: Settings, uploads: dict[str, bytes]) -> Ledger:
     """Check every upload (id -> the bytes its owner stored) and every stored object."""
     ledger = Ledger()
     ready: dict[tuple[str, str], Any] = {}

@@ -11,7 +11,7 @@ from flask_cors import CORS
 from broker import readiness
 from broker.clients import AwsClients, fetch_secret, make_clients
 from broker.profiles import load_profiles
-from broker.records import Records
+from broker.records import open_records
 from broker.settings import load_settings
 from broker.storage import Storage
 from broker.uploads import Uploads
@@ -36,7 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     clients = clients or make_clients(settings)
     profiles = load_profiles(settings.profiles_file)
     storage = Storage(clients.s3)
-    uploads = Uploads(settings, profiles, Records(clients.dynamodb, settings.table),
+    uploads = Uploads(settings, profiles, open_records(settings, clients),
                       storage, clients.s3)
 
     app = Flask(__name__)

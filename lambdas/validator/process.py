@@ -24,7 +24,7 @@ from broker.inspection import OUTAGES, Declared, Inspection, Verdict, inspect
 from broker.inspection.scanner import Scanner, make_scanner
 from broker.keys import delivered_key, quarantine_key, upload_id_from_key
 from broker.profiles import Profiles, load_profiles
-from broker.records import Records, UploadRecord
+from broker.records import RecordStore, UploadRecord, open_records
 from broker.settings import Settings
 from broker.storage import (
     Delivery,
@@ -56,7 +56,7 @@ class Validator:
 
     settings: Settings
     profiles: Profiles
-    records: Records
+    records: RecordStore
     storage: Storage
     scanner: Scanner
 
@@ -67,7 +67,7 @@ class Validator:
         return cls(
             settings=settings,
             profiles=load_profiles(settings.profiles_file),
-            records=Records(clients.dynamodb, settings.table),
+            records=open_records(settings, clients),
             storage=Storage(clients.s3),
             scanner=scanner or make_scanner(settings.scanner, settings.clamd_address,
                                             settings.clamd_timeout, settings.clamd_stream_max),

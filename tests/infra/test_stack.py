@@ -155,7 +155,7 @@ def test_each_role_may_do_only_what_its_code_does(synthesized: Any) -> None:
         "s3:GetObject", "s3:DeleteObject", "s3:ListBucket", "s3:PutObject",
         # Versioned incoming bucket: the judged version is read and removed by its id.
         "s3:GetObjectVersion", "s3:DeleteObjectVersion",
-        "dynamodb:GetItem", "dynamodb:PutItem",
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
         # The sweeper: the index of unsettled records (Query), the DLQ's depth.
         "dynamodb:Query",
         # From the SQS event source: receive and settle its messages.
@@ -163,7 +163,8 @@ def test_each_role_may_do_only_what_its_code_does(synthesized: Any) -> None:
         "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
     assert role_actions(doc, "BrokerServiceRole") == {
         "s3:PutObject", "s3:GetObject", "s3:DeleteObject", "dynamodb:GetItem",
-        "dynamodb:PutItem", "dynamodb:Query", "secretsmanager:GetSecretValue"}
+        "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
+        "secretsmanager:GetSecretValue"}
 
 
 def test_the_sweeper_runs_on_a_schedule_against_the_validator(synthesized: Any) -> None:

@@ -15,7 +15,7 @@ from flask import Flask
 
 from broker import clock
 from broker.clients import AwsClients
-from broker.records import Records
+from broker.records import DynamoRecords
 from broker.settings import Settings
 from broker.storage import Storage
 from lambdas.validator.events import ObjectRef
@@ -55,7 +55,7 @@ class Counting:
 
 
 def validator_with(base: Validator, calls: list[str], crash_at: int | None) -> Validator:
-    records = Records(Counting(base.records.client, calls, crash_at),  # type: ignore[arg-type]
+    records = DynamoRecords(Counting(base.records.client, calls, crash_at),  # type: ignore[arg-type]
                       base.records.table)
     storage = Storage(Counting(base.storage.client, calls, crash_at))  # type: ignore[arg-type]
     return Validator(base.settings, base.profiles, records, storage, base.scanner)

@@ -17,7 +17,7 @@ from flask import Flask
 from PIL import Image
 
 from broker.clients import AwsClients
-from broker.records import Records, UploadRecord
+from broker.records import DynamoRecords, UploadRecord
 from broker.storage import ObjectChanged, ObjectInfo, Storage
 from lambdas.validator.events import ObjectRef
 from lambdas.validator.process import Validator
@@ -217,7 +217,7 @@ class LostAnswers:
 
 def test_a_write_retried_after_a_lost_answer_is_recognised(stage: Stage) -> None:
     records = stage.validator.records
-    flaky = Records(LostAnswers(records.client), records.table)  # type: ignore[arg-type]
+    flaky = DynamoRecords(LostAnswers(records.client), records.table)  # type: ignore[arg-type]
     object.__setattr__(stage.validator, "records", flaky)
     record = stage.upload(png_bytes())
     assert stage.process(record) == "accepted"
@@ -249,7 +249,7 @@ def test_delete_judged_keeps_a_newer_object_on_a_store_without_versions(
 
 def test_a_create_whose_answer_was_lost_is_not_an_error(app: Flask) -> None:
     uploads = app.extensions["broker"].uploads
-    uploads.records = Records(LostAnswers(uploads.records.client),  # type: ignore[arg-type]
+    uploads.records = DynamoRecords(LostAnswers(uploads.records.client),  # type: ignore[arg-type]
                               uploads.records.table)
     reply = app.test_client().post("/v1/uploads", headers=auth("alice"), json={
         "profile": "avatar", "filename": "me.png", "content_type": "image/png", "size": 99})

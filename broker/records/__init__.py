@@ -1,0 +1,27 @@
+"""Upload records: one contract (`RecordStore`), two stores. DynamoDB is the AWS
+default and the emulator's; PostgreSQL (BROKER_DATABASE_URL) is for self-hosting."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from broker.records.dynamodb import DynamoRecords
+from broker.records.model import MAX_PAGE, PendingCapReached, Status, UploadRecord
+from broker.records.store import RecordStore
+
+if TYPE_CHECKING:
+    from broker.clients import AwsClients
+    from broker.settings import Settings
+
+__all__ = ["MAX_PAGE", "DynamoRecords", "PendingCapReached", "RecordStore", "Status",
+           "UploadRecord", "open_records"]
+
+
+def open_records(settings: Settings, clients: AwsClients) -> RecordStore:
+    """The store the settings name: PostgreSQL when BROKER_DATABASE_URL is set."""
+    if settings.database_url is not None:
+        from broker.records.postgres import PostgresRecords  # psycopg only when used
+
+        return PostgresRecords.connect(settings.database_url.get_secret_value(),
+                                       pool_size=settings.database_pool_size)
+    return DynamoRecords(clients.dynamodb, settings.table)

@@ -1,0 +1,246 @@
+"""Upload records in one DynamoDB table: the AWS default and the emulator's.
+
+Every state change is a conditional write. Listings use a sparse index on
+`listed_owner`, removed from deleted records. The sweeper finds unsettled records
+through a sparse index on `open_status` (pending or processing), sorted by
+`open_since` (expiry for pending, last change for processing), so it reads only what
+it may have to move on.
+
+The pending cap lives in one item per owner (`owner#<id>`): a string set of
+`<expiry>#<upload id>` entries, one per pending upload. A create writes the record
+and adds its entry in one transaction, on condition that the set is below the cap,
+so concurrent creates cannot overshoot it; leaving pending removes the entry in the
+same transaction. Entries whose permission lapsed unswept are pruned when the cap
+is reached, so only uploads still open count.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, fields
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from broker.errors import InvalidRequest, StorageError
+from broker.records.model import (
+    MAX_PAGE,
+    PendingCapReached,
+    Status,
+    UploadRecord,
+    decode_cursor,
+    encode_cursor,
+)
+from broker.records.store import RecordStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+OWNER_INDEX = "by_owner"
+OPEN_INDEX = "open_by_status"
+PROBE_KEY = "readiness-probe"
+_TRANSACTION_ATTEMPTS = 8  # conflicting transactions on one owner item are retried
+
+_serialize = TypeSerializer().serialize
+_deserialize = TypeDeserializer().deserialize
+_NUMBERS = ("declared_size", "size", "served_size")
+
+
+def to_item(record: UploadRecord) -> dict[str, Any]:
+    item = {k: _serialize(v) for k, v in asdict(record).items()}  # None is stored as NULL
+    if record.status != "deleted":
+        item["listed_owner"] = _serialize(record.owner)
+        item["created_key"] = _serialize(record.listing_key)
+    if record.status in ("pending", "processing"):
+        item["open_status"] = _serialize(record.status)
+        since = record.expires_at if record.status == "pending" else record.updated_at
+        item["open_since"] = _serialize(since)
+    return item
+
+
+def from_item(item: dict[str, Any]) -> UploadRecord:
+    names = {f.name for f in fields(UploadRecord)}
+    values = {k: _deserialize(v) for k, v in item.items() if k in names}
+    for number in _NUMBERS:
+        if values.get(number) is not None:
+            values[number] = int(values[number])
+    return UploadRecord(**values)
+
+
+def _owner_key(owner: str) -> dict[str, Any]:
+    return {"id": _serialize(f"owner#{owner}")}
+
+
+def _pending_entry(record: UploadRecord) -> str:
+    return f"{record.expires_at}#{record.id}"
+
+
+class _ConditionFailed(Exception):
+    """A conditional write found the record in another state (callers decide why)."""
+
+
+class _Cancelled(Exception):
+    """A transaction was refused; `reasons` has one code per item ("None": not at fault)."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__(", ".join(reasons))
+        self.reasons = reasons
+
+
+class DynamoRecords(RecordStore):
+    """The records contract on a DynamoDB table and its three sparse indexes."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    def get(self, upload_id: str) -> UploadRecord | None:
+        reply = self._call("get_item", TableName=self.table, Key={"id": _serialize(upload_id)},
+                           ConsistentRead=True)
+        item = reply.get("Item")
+        return from_item(item) if item else None
+
+    def list_by_owner(
+        self, owner: str, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[UploadRecord], str | None]:
+        query: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": "listed_owner = :owner",
+            "ExpressionAttributeValues": {":owner": _serialize(owner)},
+            "ScanIndexForward": False,
+            "Limit": max(1, min(limit, MAX_PAGE)),
+        }
+        if cursor:
+            position = decode_cursor(cursor, owner)
+            query["ExclusiveStartKey"] = {k: _serialize(v) for k, v in position.items()}
+        reply = self._call("query", **query)
+        records = [from_item(item) for item in reply.get("Items", [])]
+        last = reply.get("LastEvaluatedKey")
+        if not last:
+            return records, None
+        plain = {k: str(_deserialize(v)) for k, v in last.items()}
+        return records, encode_cursor(plain["id"], plain["listed_owner"], plain["created_key"])
+
+    def open_before(self, status: Status, cutoff: str, limit: int = 100
+                    ) -> list[UploadRecord]:
+        reply = self._call(
+            "query", TableName=self.table, IndexName=OPEN_INDEX,
+            KeyConditionExpression="open_status = :status AND open_since < :cutoff",
+            ExpressionAttributeValues={":status": _serialize(status),
+                                       ":cutoff": _serialize(cutoff)},
+            Limit=limit)
+        return [from_item(item) for item in reply.get("Items", [])]
+
+    def ping(self) -> None:
+        try:
+            self.client.get_item(TableName=self.table, Key={"id": _serialize(PROBE_KEY)})
+        except ClientError as exc:
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
+            if status >= 500:  # a 4xx (no such table, access denied) is an answer: it is up
+                raise StorageError(f"error: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"unreachable: {exc}") from exc
+
+    def _insert(self, record: UploadRecord, pending_cap: int) -> bool:
+        entry = _pending_entry(record)
+        put = {"Put": {"TableName": self.table, "Item": to_item(record),
+                       "ConditionExpression": "attribute_not_exists(id)"}}
+        count = {"Update": {
+            "TableName": self.table, "Key": _owner_key(record.owner),
+            "UpdateExpression": "ADD pending :entry",
+            "ConditionExpression": "attribute_not_exists(pending) OR size(pending) < :cap",
+            "ExpressionAttributeValues": {":entry": {"SS": [entry]},
+                                          ":cap": _serialize(pending_cap)}}}
+        for attempt in range(_TRANSACTION_ATTEMPTS):
+            try:
+                self._transact([put, count])
+                return True
+            except _Cancelled as refused:
+                record_refused, cap_refused = refused.reasons[:2]
+                if record_refused == "ConditionalCheckFailed":
+                    return False
+                if cap_refused == "ConditionalCheckFailed" and \
+                        not self._prune_lapsed(record.owner, record.created_at, pending_cap):
+                    raise PendingCapReached(pending_cap, self._soonest(record.owner)) from None
+                time.sleep(0.01 * attempt)  # a concurrent create on this owner: try again
+        raise StorageError("the upload records are too busy for this owner; try again")
+
+    def _pending_entries(self, owner: str) -> list[str]:
+        reply = self._call("get_item", TableName=self.table, Key=_owner_key(owner),
+                           ConsistentRead=True, ProjectionExpression="pending")
+        return sorted(_deserialize(reply.get("Item", {}).get("pending", {"SS": ["-"]})) - {"-"})
+
+    def _prune_lapsed(self, owner: str, now: str, pending_cap: int) -> bool:
+        """Drop entries of uploads whose permission lapsed by `now`; True if any were."""
+        lapsed = [e for e in self._pending_entries(owner) if e.split("#")[0] <= now]
+        if lapsed:
+            self._call("update_item", TableName=self.table, Key=_owner_key(owner),
+                       UpdateExpression="DELETE pending :lapsed",
+                       ExpressionAttributeValues={":lapsed": {"SS": lapsed}})
+        return bool(lapsed)
+
+    def _soonest(self, owner: str) -> str:
+        entries = self._pending_entries(owner)
+        return entries[0].split("#")[0] if entries else ""
+
+    def _replace(self, updated: UploadRecord, allowed_from: tuple[Status, ...],
+                 claimed_etag: str | None) -> bool:
+        names = {"#status": "status"}
+        values = {f":from{i}": _serialize(s) for i, s in enumerate(allowed_from)}
+        condition = f"#status IN ({', '.join(values)})"
+        if claimed_etag is not None:
+            condition += " AND etag = :etag"
+            values[":etag"] = _serialize(claimed_etag)
+        put = {"TableName": self.table, "Item": to_item(updated),
+               "ConditionExpression": f"attribute_exists(id) AND {condition}",
+               "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
+        if "pending" not in allowed_from or updated.status == "pending":
+            try:
+                self._call("put_item", **put)
+            except _ConditionFailed:
+                return False
+            return True
+        # Leaving pending: the owner's entry goes in the same transaction.
+        uncount = {"Update": {
+            "TableName": self.table, "Key": _owner_key(updated.owner),
+            "UpdateExpression": "DELETE pending :entry",
+            "ExpressionAttributeValues": {":entry": {"SS": [_pending_entry(updated)]}}}}
+        for attempt in range(_TRANSACTION_ATTEMPTS):
+            try:
+                self._transact([{"Put": put}, uncount])
+                return True
+            except _Cancelled as refused:
+                if refused.reasons[0] == "ConditionalCheckFailed":
+                    return False
+                time.sleep(0.01 * attempt)
+        raise StorageError("the upload records are too busy for this owner; try again")
+
+    def _transact(self, items: list[dict[str, Any]]) -> None:
+        try:
+            self._call("transact_write_items", TransactItems=items)
+        except _Cancelled:
+            raise
+        except _ConditionFailed as exc:  # pragma: no cover - transactions cancel instead
+            raise _Cancelled(["ConditionalCheckFailed"] * len(items)) from exc
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = getattr(self.client, operation)(**kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "ConditionalCheckFailedException":
+                raise _ConditionFailed from exc
+            if code == "TransactionCanceledException":
+                reasons = exc.response.get("CancellationReasons", [])
+                raise _Cancelled([str(r.get("Code", "None")) for r in reasons]) from exc
+            if code == "ValidationException":
+                # A value the store cannot hold (a key too long, a malformed cursor):
+                # the request's fault, and no retry will change it.
+                raise InvalidRequest("invalid_request", "The request holds a value the "
+                                     "upload records cannot store.") from exc
+            raise StorageError(f"the upload records are unavailable ({operation})") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"the upload records are unavailable ({operation})") from exc
+        return result

@@ -1,0 +1,206 @@
+"""Upload records in PostgreSQL (psycopg 3 and a connection pool), for self-hosting.
+
+The same contract as the DynamoDB store: every state change is a conditional UPDATE,
+listings are newest first with the same opaque cursors, and the pending cap is
+checked and the record written in one transaction, serialized per owner by an
+advisory lock so concurrent creates cannot overshoot it. Timestamps are
+`timestamptz` in the database and RFC 3339 strings in the records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, fields
+from typing import Any, LiteralString, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from broker import clock
+from broker.errors import InvalidRequest, StorageError
+from broker.records import schema
+from broker.records.model import (
+    MAX_PAGE,
+    PendingCapReached,
+    Status,
+    UploadRecord,
+    decode_cursor,
+    encode_cursor,
+)
+from broker.records.store import RecordStore
+
+T = TypeVar("T")
+Connection = psycopg.Connection[dict[str, Any]]
+
+_COLUMNS = [f.name for f in fields(UploadRecord)]
+_TIMES = ("created_at", "updated_at", "expires_at")
+# Column lists composed from the record's own fields, never from input.
+_NAMES = sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
+_VALUES = sql.SQL(", ").join(map(sql.Placeholder, _COLUMNS))
+_ASSIGNMENTS = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(c))
+                                  for c in _COLUMNS if c != "id")
+
+_INSERT_UNDER_CAP = sql.SQL("""
+WITH open AS (
+    SELECT expires_at FROM uploads
+    WHERE owner = %(owner)s AND status = 'pending' AND expires_at > %(created_at)s
+    ORDER BY expires_at LIMIT %(cap)s
+), inserted AS (
+    INSERT INTO uploads ({names})
+    SELECT {values} WHERE (SELECT count(*) FROM open) < %(cap)s
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM inserted) AS inserted,
+       (SELECT count(*) FROM open) AS pending,
+       (SELECT min(expires_at) FROM open) AS soonest
+""").format(names=_NAMES, values=_VALUES)
+_REPLACE = sql.SQL("UPDATE uploads SET {} WHERE id = %(id)s AND status = ANY(%(allowed)s)"
+                   ).format(_ASSIGNMENTS)
+_ETAG_CLAIMED = sql.SQL(" AND etag = %(claimed)s")
+_LISTING = sql.SQL("SELECT * FROM uploads WHERE owner = %(owner)s AND status <> 'deleted' "
+                   "{} ORDER BY created_at DESC, id DESC LIMIT %(limit)s")
+_AFTER = sql.SQL("AND (created_at, id) < (%(after_time)s, %(after_id)s)")
+_OPEN: dict[str, LiteralString] = {
+    "pending": "SELECT * FROM uploads WHERE status = 'pending' AND expires_at < %s"
+               " ORDER BY expires_at LIMIT %s",
+    "processing": "SELECT * FROM uploads WHERE status = 'processing' AND updated_at < %s"
+                  " ORDER BY updated_at LIMIT %s",
+}
+
+
+def _to_row(record: UploadRecord) -> dict[str, Any]:
+    row = asdict(record)
+    for name in _TIMES:
+        row[name] = clock.parse_iso(row[name])
+    return row
+
+
+def _from_row(row: dict[str, Any]) -> UploadRecord:
+    values = {name: row[name] for name in _COLUMNS}
+    for name in _TIMES:
+        values[name] = clock.isoformat(values[name])
+    return UploadRecord(**values)
+
+
+class PostgresRecords(RecordStore):
+    """The records contract on the `uploads` table (see sql/ for its schema)."""
+
+    def __init__(self, pool: ConnectionPool[Connection]) -> None:
+        self.pool = pool
+
+    @classmethod
+    def connect(cls, url: str, *, pool_size: int = 10, timeout: float = 10.0) -> PostgresRecords:
+        """A pool on the database at `url`, whose schema must be this release's."""
+        pool: ConnectionPool[Connection] = ConnectionPool(
+            url, min_size=1, max_size=pool_size, timeout=timeout, open=False,
+            kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5},
+            name="broker-records")
+        try:
+            pool.open(wait=True, timeout=timeout)
+        except PoolTimeout as exc:
+            pool.close()
+            raise StorageError(f"the records database does not answer: {exc}") from exc
+        store = cls(pool)
+        try:
+            store._run(lambda conn: schema.check_current(conn))
+        except StorageError:
+            pool.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def get(self, upload_id: str) -> UploadRecord | None:
+        def read(conn: Connection) -> UploadRecord | None:
+            row = conn.execute("SELECT * FROM uploads WHERE id = %s", [upload_id]).fetchone()
+            return _from_row(row) if row else None
+        return self._run(read)
+
+    def list_by_owner(self, owner: str, limit: int = 20, cursor: str | None = None
+                      ) -> tuple[list[UploadRecord], str | None]:
+        limit = max(1, min(limit, MAX_PAGE))
+        params: dict[str, Any] = {"owner": owner, "limit": limit + 1}
+        after = sql.SQL("")
+        if cursor:
+            position = decode_cursor(cursor, owner)
+            try:
+                params["after_time"] = clock.parse_iso(position["created_key"].split("#")[0])
+            except ValueError:
+                raise InvalidRequest("invalid_cursor",
+                                     "The cursor is not one this API returned.") from None
+            params["after_id"] = position["id"]
+            after = _AFTER
+
+        def read(conn: Connection) -> list[UploadRecord]:
+            rows = conn.execute(_LISTING.format(after), params).fetchall()
+            return [_from_row(row) for row in rows]
+        records = self._run(read)
+        if len(records) <= limit:
+            return records, None
+        last = records[limit - 1]
+        return records[:limit], encode_cursor(last.id, owner, last.listing_key)
+
+    def open_before(self, status: Status, cutoff: str, limit: int = 100
+                    ) -> list[UploadRecord]:
+        query = _OPEN[status]
+
+        def read(conn: Connection) -> list[UploadRecord]:
+            rows = conn.execute(query, [clock.parse_iso(cutoff), limit]).fetchall()
+            return [_from_row(row) for row in rows]
+        return self._run(read)
+
+    def ping(self) -> None:
+        self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    def _insert(self, record: UploadRecord, pending_cap: int) -> bool:
+        params = {**_to_row(record), "cap": pending_cap}
+
+        def write(conn: Connection) -> dict[str, Any] | None:
+            # One round trip: the lock, the insert and the commit go out as one pipeline.
+            with conn.pipeline(), conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                             [record.owner])
+                cursor = conn.execute(_INSERT_UNDER_CAP, params)
+            return cursor.fetchone()
+        row = self._run(write)
+        assert row is not None
+        if row["inserted"]:
+            return True
+        if row["pending"] >= pending_cap:
+            raise PendingCapReached(pending_cap, clock.isoformat(row["soonest"]))
+        return False
+
+    def _replace(self, updated: UploadRecord, allowed_from: tuple[Status, ...],
+                 claimed_etag: str | None) -> bool:
+        query, params = _REPLACE, {**_to_row(updated), "allowed": list(allowed_from)}
+        if claimed_etag is not None:
+            query += _ETAG_CLAIMED
+            params["claimed"] = claimed_etag
+
+        def write(conn: Connection) -> int:
+            return conn.execute(query, params).rowcount
+        return self._run(write) == 1
+
+    def _run(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` on a pooled connection. A connection found broken (the server
+        restarted) is dropped and the work tried once more on a fresh one: every
+        operation here is safe to repeat, as lost answers are recognised."""
+        for attempt in (1, 2):
+            try:
+                with self.pool.connection() as conn:
+                    return work(conn)
+            except (psycopg.DataError, UnicodeEncodeError) as exc:
+                # A value the database cannot hold (a NUL character, an unpaired
+                # surrogate): the request's fault, and no retry will change it.
+                raise InvalidRequest("invalid_request", "The request holds a value the "
+                                     "upload records cannot store.") from exc
+            except psycopg.OperationalError as exc:
+                if attempt == 2:
+                    raise StorageError("the upload records are unavailable") from exc
+            except (psycopg.Error, PoolTimeout) as exc:
+                raise StorageError("the upload records are unavailable") from exc
+        raise AssertionError("unreachable")

@@ -1,0 +1,82 @@
+"""The records contract every store keeps, and the logic the stores share.
+
+A store supplies the primitives (a conditional insert, a conditional replace, reads);
+this class turns them into the operations the broker and the validator use, so the
+rules about retried writes and state changes are written once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import replace
+from typing import Any
+
+from broker import clock
+from broker.errors import StorageError
+from broker.records.model import Status, UploadRecord
+
+
+class RecordStore(ABC):
+    """Create, read, list and move upload records through their states."""
+
+    def create(self, record: UploadRecord, *, pending_cap: int) -> None:
+        """Write a new pending record, unless its owner already has `pending_cap` pending
+        uploads still open at its creation (PendingCapReached). An id already taken is an
+        error, unless it is this very record (an earlier attempt's answer was lost)."""
+        if not self._insert(record, pending_cap) and self.get(record.id) != record:
+            raise StorageError(f"upload id {record.id} is already taken")
+
+    def transition(
+        self,
+        record: UploadRecord,
+        to: Status,
+        *,
+        allowed_from: tuple[Status, ...],
+        claimed_etag: str | None = None,
+        **changes: Any,
+    ) -> UploadRecord | None:
+        """Move a record to `to` if it is still in one of `allowed_from` (and, when
+        `claimed_etag` is given, still claimed for that object version).
+        None when it was not: someone else moved it first."""
+        updated = replace(record, status=to, updated_at=clock.isoformat(clock.now()), **changes)
+        if self._replace(updated, allowed_from, claimed_etag):
+            return updated
+        return self._already_written(updated)
+
+    def _already_written(self, updated: UploadRecord) -> UploadRecord | None:
+        """A failed condition can mean an earlier attempt of this very write succeeded
+        (its answer lost, the client retried): then it is done, not superseded."""
+        current = self.get(updated.id)
+        if current is not None and replace(current, updated_at=updated.updated_at) == updated:
+            return current
+        return None
+
+    @abstractmethod
+    def get(self, upload_id: str) -> UploadRecord | None:
+        """The record, or None when there is none (deleted records included)."""
+
+    @abstractmethod
+    def list_by_owner(self, owner: str, limit: int = 20, cursor: str | None = None
+                      ) -> tuple[list[UploadRecord], str | None]:
+        """One page of the owner's uploads (deleted ones left out), newest first, and the
+        cursor of the next page (None on the last)."""
+
+    @abstractmethod
+    def open_before(self, status: Status, cutoff: str, limit: int = 100
+                    ) -> list[UploadRecord]:
+        """Up to `limit` records still `status` (pending or processing) whose expiry
+        (pending) or last change (processing) is before `cutoff`, oldest first."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise StorageError unless the store answers (readiness)."""
+
+    @abstractmethod
+    def _insert(self, record: UploadRecord, pending_cap: int) -> bool:
+        """Insert if the id is free and the cap allows; False when the id is taken."""
+
+    @abstractmethod
+    def _replace(self, updated: UploadRecord, allowed_from: tuple[Status, ...],
+                 claimed_etag: str | None) -> bool:
+        """Replace the stored record by `updated` if its status is one of `allowed_from`
+        (and its etag `claimed_etag`, when given); False when it was not."""

@@ -1,0 +1,29 @@
+"""Every records test runs on each store the product supports: DynamoDB (the
+emulator in-process) and PostgreSQL (a real server from Debian's package)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from broker.clients import AwsClients
+from broker.records import DynamoRecords, RecordStore
+from broker.settings import Settings
+
+
+@pytest.fixture(params=["dynamodb", "postgresql"])
+def store(request: pytest.FixtureRequest, settings: Settings) -> Iterator[RecordStore]:
+    if request.param == "dynamodb":
+        aws: AwsClients = request.getfixturevalue("aws")
+        yield DynamoRecords(aws.dynamodb, settings.table)
+        return
+    from broker.records.postgres import PostgresRecords
+
+    url: str = request.getfixturevalue("postgres_url")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE uploads")
+    records = PostgresRecords.connect(url, pool_size=8)
+    yield records
+    records.close()

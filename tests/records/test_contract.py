@@ -1,0 +1,251 @@
+"""The records contract, as the broker and the validator rely on it, on every store."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from broker import clock
+from broker.errors import InvalidRequest, StorageError
+from broker.records import DynamoRecords, PendingCapReached, RecordStore, UploadRecord
+
+BASE = clock.parse_iso("2026-06-01T12:00:00Z")
+
+
+def make(owner: str = "alice", n: int = 0, status: str = "pending", **changes: object
+         ) -> UploadRecord:
+    """The n-th upload of an owner, created n seconds after BASE."""
+    created = BASE + timedelta(seconds=n)
+    record = UploadRecord(
+        id=f"up_{owner[:8]}{n:024x}"[:35], owner=owner, profile="avatar", visibility="public",
+        status=status, filename=f"photo {n}.png",  # type: ignore[arg-type]
+        declared_type="image/png", declared_size=1000 + n, incoming_key=f"incoming/{n}",
+        created_at=clock.isoformat(created), updated_at=clock.isoformat(created),
+        expires_at=clock.isoformat(created + timedelta(minutes=5)))
+    return replace(record, **changes)  # type: ignore[arg-type]
+
+
+def test_a_record_reads_back_exactly_as_written(store: RecordStore) -> None:
+    bare = make(declared_size=None)
+    full = make(n=1, status="ready", content_type="image/png", size=2 ** 40, etag='"abc"',
+                stored_key="public/x.png", reason_code=None, sha256="ab" * 32,
+                served_size=187, served_sha256="cd" * 32, transport="put",
+                filename="résumé 日本.png")
+    for record in (bare, full):
+        store.create(record, pending_cap=10)
+        assert store.get(record.id) == record
+    assert store.get("up_" + "0" * 32) is None
+
+
+def test_a_repeated_create_of_the_same_record_is_done_but_a_taken_id_is_refused(
+        store: RecordStore) -> None:
+    record = make()
+    store.create(record, pending_cap=10)
+    store.create(record, pending_cap=10)  # the first answer was lost; the retry is fine
+    with pytest.raises(StorageError, match="already taken"):
+        store.create(replace(record, owner="mallory"), pending_cap=10)
+    assert store.get(record.id) == record
+
+
+def test_the_pending_cap_counts_only_this_owners_uploads_still_open(
+        store: RecordStore) -> None:
+    for n in range(3):
+        store.create(make(n=n), pending_cap=3)
+    store.create(make("bob", n=0), pending_cap=3)  # another owner's count is its own
+    with pytest.raises(PendingCapReached) as full:
+        store.create(make(n=3), pending_cap=3)
+    assert full.value.soonest_expiry == make(n=0).expires_at
+    assert store.get(make(n=3).id) is None
+
+    # One leaves pending: there is room again.
+    first = make(n=0)
+    assert store.transition(first, "processing", allowed_from=("pending",)) is not None
+    store.create(make(n=3), pending_cap=3)
+    # Pending uploads whose permission lapsed before this one's creation do not count.
+    late = make(n=3 + 6 * 60)
+    store.create(late, pending_cap=1)
+    assert store.get(late.id) == late
+
+
+class OneRequestAtATime:
+    """The in-process emulator is not thread-safe; a real store is linearizable, which
+    this models: requests from many threads interleave, each one applied whole."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return method(*args, **kwargs)
+        return call
+
+
+def test_concurrent_creates_cannot_overshoot_the_pending_cap(store: RecordStore) -> None:
+    if isinstance(store, DynamoRecords):
+        store = DynamoRecords(OneRequestAtATime(store.client), store.table)  # type: ignore[arg-type]
+    cap, tries = 5, 24
+    created: list[str] = []
+    refused: list[str] = []
+    failed: list[Exception] = []
+    start = threading.Barrier(8)
+
+    def create(batch: range) -> None:
+        start.wait()
+        for n in batch:
+            try:
+                store.create(make("carol", n=n), pending_cap=cap)
+                created.append(str(n))
+            except PendingCapReached:
+                refused.append(str(n))
+            except Exception as exc:
+                failed.append(exc)
+
+    threads = [threading.Thread(target=create, args=(range(i, tries, 8),)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failed == []
+    assert len(created) == cap
+    assert len(refused) == tries - cap
+
+
+def test_a_transition_happens_only_from_the_states_it_names(store: RecordStore) -> None:
+    record = make()
+    store.create(record, pending_cap=10)
+    assert store.transition(record, "ready", allowed_from=("processing",)) is None
+    assert store.get(record.id) == record
+
+    claimed = store.transition(record, "processing", allowed_from=("pending",), etag='"v1"')
+    assert claimed is not None
+    assert claimed.status == "processing"
+    assert claimed.etag == '"v1"'
+    assert store.get(record.id) == claimed
+    # Another version's claim cannot settle it; this version's can.
+    assert store.transition(claimed, "ready", allowed_from=("processing",),
+                            claimed_etag='"v2"') is None
+    settled = store.transition(claimed, "ready", allowed_from=("processing",),
+                               claimed_etag='"v1"', size=42, stored_key="public/k")
+    assert settled is not None
+    assert store.get(record.id) == settled
+    assert (settled.size, settled.stored_key) == (42, "public/k")
+
+
+def test_a_transition_whose_answer_was_lost_is_recognised_as_done(
+        store: RecordStore) -> None:
+    record = make()
+    store.create(record, pending_cap=10)
+    first = store.transition(record, "processing", allowed_from=("pending",), etag='"v1"')
+    # The retry of the very same write finds the record already moved, by itself.
+    again = store.transition(record, "processing", allowed_from=("pending",), etag='"v1"')
+    assert again == first
+    # A different write from the same starting point has been superseded.
+    assert store.transition(record, "expired", allowed_from=("pending",)) is None
+
+
+def test_listing_is_newest_first_paginated_and_leaves_out_deleted_and_others(
+        store: RecordStore) -> None:
+    mine = [make(n=n) for n in range(7)]
+    for record in mine:
+        store.create(record, pending_cap=100)
+    store.create(make("bob", n=100), pending_cap=100)
+    gone = mine.pop(3)
+    assert store.transition(gone, "deleted", allowed_from=("pending",)) is not None
+
+    seen: list[UploadRecord] = []
+    cursor: str | None = None
+    for _ in range(10):
+        page, cursor = store.list_by_owner("alice", limit=2, cursor=cursor)
+        assert len(page) <= 2
+        seen += page
+        if cursor is None:
+            break
+    assert [r.id for r in seen] == [r.id for r in reversed(mine)]
+
+
+def test_uploads_created_in_the_same_second_are_all_listed_once(store: RecordStore) -> None:
+    same_second = [make(n=0, id=f"up_{i:032x}") for i in range(5)]
+    for record in same_second:
+        store.create(record, pending_cap=100)
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        page, cursor = store.list_by_owner("alice", limit=2, cursor=cursor)
+        seen += [r.id for r in page]
+        if cursor is None:
+            break
+    assert seen == sorted((r.id for r in same_second), reverse=True)
+
+
+@pytest.mark.parametrize("cursor", ["", "garbage", "eyJ9", "eyJpZCI6MX0="])
+def test_a_cursor_this_api_did_not_return_is_refused(store: RecordStore, cursor: str) -> None:
+    if not cursor:
+        assert store.list_by_owner("alice", cursor=cursor) == ([], None)
+        return
+    with pytest.raises(InvalidRequest) as refused:
+        store.list_by_owner("alice", cursor=cursor)
+    assert refused.value.code == "invalid_cursor"
+
+
+def test_another_owners_cursor_is_refused(store: RecordStore) -> None:
+    for n in range(3):
+        store.create(make("bob", n=n), pending_cap=100)
+    _, cursor = store.list_by_owner("bob", limit=1)
+    assert cursor is not None
+    with pytest.raises(InvalidRequest):
+        store.list_by_owner("alice", cursor=cursor)
+
+
+def test_open_records_are_found_oldest_first_by_expiry_or_last_change(
+        store: RecordStore) -> None:
+    for n in range(4):
+        store.create(make(n=n * 60), pending_cap=100)
+    moved = store.transition(make(n=0), "processing", allowed_from=("pending",))
+    assert moved is not None
+    store.create(make(n=1000, status="ready"), pending_cap=100)
+
+    cutoff = clock.isoformat(BASE + timedelta(minutes=5, seconds=150))  # past two expiries
+    lapsed = store.open_before("pending", cutoff)
+    assert [r.id for r in lapsed] == [make(n=60).id, make(n=120).id]
+    assert store.open_before("pending", cutoff, limit=1) == lapsed[:1]
+    far = clock.isoformat(clock.parse_iso(moved.updated_at) + timedelta(seconds=1))
+    assert [r.id for r in store.open_before("processing", far)] == [moved.id]
+    assert store.open_before("processing", moved.updated_at) == []
+
+
+def test_a_store_that_answers_is_ready(store: RecordStore) -> None:
+    store.ping()
+
+
+# Text of every kind, control characters, NUL and unpaired surrogates included.
+_ANY_TEXT = st.text(st.characters(codec=None), max_size=40)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(filename=_ANY_TEXT, reason=_ANY_TEXT)
+def test_any_value_is_stored_exactly_or_refused_as_the_requests_fault(
+        store: RecordStore, filename: str, reason: str) -> None:
+    record = make(n=hash((filename, reason)) % 10 ** 6, filename=filename)
+    try:
+        store.create(record, pending_cap=10 ** 6)
+    except InvalidRequest as refused:
+        assert refused.code == "invalid_request"  # noqa: PT017 - either outcome is allowed
+        return
+    assert store.get(record.id) == record
+    try:
+        settled = store.transition(record, "rejected", allowed_from=("pending",),
+                                   reason_code="malformed", reason_message=reason)
+    except InvalidRequest:
+        return
+    assert store.get(record.id) == settled
