@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from broker.auth import issue_token
+from broker.errors import StorageError
 from broker.settings import SettingsError, load_settings
 
 
@@ -42,8 +43,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = _local_scanner()
     stack = DevStack(host=args.host, emulator_port=args.emulator_port, broker_origin=origin,
                      push_port=args.push_port, overrides=overrides)
-    settings = stack.start()
+    settings = stack.start(with_worker=False)
     try:
+        _migrate_records(settings)
+        stack.start_worker()
         app = create_app(settings.model_dump(), clients=stack.clients)
         server = make_server(args.host, args.port, app, threaded=True)
         events = ("SQS queue (emulator)" if settings.events == "sqs"
@@ -51,7 +54,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(
             f"\n  Broker and upload page: {origin}/\n"
             f"  Storage:                {settings.endpoint_for('s3')}\n"
-            f"  Records and queue:      {settings.endpoint_url} (emulator)\n"
+            f"  Records:                {_records_banner(settings)}\n"
+            f"  Queue:                  {settings.endpoint_url} (emulator)\n"
             f"  Events:                 {events}\n"
             f"  Public files:           {settings.public_url_for('<key>')}\n"
             f"  Malware scan:           {_scan_banner(settings)}\n"
@@ -65,6 +69,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         print("\nstopping the broker, the validator worker and the emulator…", flush=True)
         stack.stop()
+    return 0
+
+
+def _migrate_records(settings: Any) -> None:
+    """Bring a PostgreSQL records schema up to this release's, saying what changed."""
+    if settings.database_url is None:
+        return
+    from broker.records.schema import migrate
+
+    for migration in migrate(settings.database_url.get_secret_value()):
+        print(f"records: applied migration {migration.version:04d} {migration.name}",
+              flush=True)
+
+
+def _records_banner(settings: Any) -> str:
+    if settings.database_url is None:
+        return f"{settings.endpoint_url} (emulator, in memory: lost when this stops)"
+    from psycopg.conninfo import conninfo_to_dict
+
+    where = conninfo_to_dict(settings.database_url.get_secret_value())
+    return f"PostgreSQL {where.get('host', 'localhost')}:{where.get('port', 5432)}" \
+        f"/{where.get('dbname', '')}"
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply the PostgreSQL records' migrations that the database lacks."""
+    from broker.records.schema import latest_version
+
+    settings = load_settings()
+    if settings.database_url is None:
+        raise ValueError("BROKER_DATABASE_URL is not set: the records are in DynamoDB, "
+                         "which needs no migrations")
+    _migrate_records(settings)
+    print(f"records: the schema is at version {latest_version()}, this release's")
     return 0
 
 
@@ -95,7 +133,10 @@ def cmd_provision(args: argparse.Namespace) -> int:
     clients = make_clients(settings)
     provision_storage(clients, settings, args.origin)
     queue_url = provision_queue(clients, settings, args.queue)
-    ensure_table(clients, settings.table)
+    if settings.database_url is None:
+        ensure_table(clients, settings.table)
+    else:
+        _migrate_records(settings)
     print(f"export BROKER_QUEUE_URL={queue_url}")  # for: eval "$(broker provision)"
     return 0
 
@@ -164,7 +205,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from broker.serving import serve
     from broker.web import create_app
 
-    load_settings()  # a bad setting stops here with its name, before any worker starts
+    # A bad setting stops here with its name, before any worker starts.
+    _migrate_records(load_settings())
     serve(create_app, host=args.host, port=args.port, workers=args.workers,
           threads=args.threads, timeout=args.timeout, graceful_timeout=args.graceful_timeout)
     return 0
@@ -229,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
                                   help="send dead-lettered events back to the queue")
     redrive.set_defaults(func=cmd_redrive)
 
+    migrate = commands.add_parser(
+        "migrate", help="bring the PostgreSQL records schema up to this release's")
+    migrate.set_defaults(func=cmd_migrate)
+
     serve = commands.add_parser("serve", help="run the broker alone under gunicorn")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -254,6 +300,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, ValueError) as exc:
         print(f"broker: {exc}", file=sys.stderr)
         return 2
+    except StorageError as exc:  # a store that does not answer, or a schema behind
+        print(f"broker: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -81,7 +81,8 @@ class DevStack:
         clients = make_clients(base)
         origins = (self.broker_origin, self.broker_origin.replace("127.0.0.1", "localhost"))
         provision_storage(clients, base, origins, serve_public_bucket=True)
-        ensure_table(clients, base.table)
+        if base.database_url is None:  # else the records are in PostgreSQL
+            ensure_table(clients, base.table)
         updates: dict[str, Any] = {"allowed_origins": base.allowed_origins or origins}
         if base.events == "sqs":
             updates["queue_url"] = provision_queue(clients, base, QUEUE_NAME)

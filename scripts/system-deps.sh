@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # System packages the product and its test suites need, installed with apt-get
 # when missing and we are root. Outside CI only libmagic is required; the suites
-# that need the rest (ClamAV, Ceph RGW, Chromium) skip, and say so loudly. Under CI=true
-# everything is installed.
+# that need the rest (ClamAV, Ceph RGW, Chromium, PostgreSQL) skip, and say so loudly.
+# Under CI=true everything is installed.
 set -euo pipefail
 
 missing=()
@@ -12,6 +12,7 @@ if [ "${CI:-}" = "true" ]; then
   command -v radosgw >/dev/null && command -v ceph-osd >/dev/null \
     || missing+=(radosgw ceph-mon ceph-osd)
   [ -x /usr/bin/chromium ] || missing+=(chromium chromium-driver)
+  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -114,9 +114,9 @@ def postgres_url() -> Iterator[str]:
     from tests.postgres_server import postgres_installed, running_postgres
 
     require_system("PostgreSQL", postgres_installed(), "apt-get install postgresql")
-    with running_postgres() as url:
-        migrate(url)
-        yield url
+    with running_postgres() as server:
+        migrate(server.url)
+        yield server.url
 
 
 # -- a real browser: Debian's headless Chromium driven by Playwright ----------------

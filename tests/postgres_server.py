@@ -46,51 +46,79 @@ def _as_owner(command: list[str]) -> list[str]:
     return command
 
 
-@contextmanager
-def running_postgres() -> Iterator[str]:
-    """Start a cluster; yield the URL of its `broker` database; stop and remove it."""
-    bin_dir = postgres_bin()
-    assert bin_dir is not None, "PostgreSQL is not installed"
-    workdir = Path(tempfile.mkdtemp(prefix="broker-pg-"))
-    data = workdir / "data"
-    if os.geteuid() == 0:
-        owner = pwd.getpwnam("postgres")
-        os.chown(workdir, owner.pw_uid, owner.pw_gid)
-    port = _free_port()
-    process: subprocess.Popen[bytes] | None = None
-    log = (workdir / "server.log").open("wb")
-    try:
+class PostgresServer:
+    """One cluster in a folder of its own; it can be stopped and started again on the
+    same data and port (a database restart, as operators do them)."""
+
+    def __init__(self) -> None:
+        bin_dir = postgres_bin()
+        assert bin_dir is not None, "PostgreSQL is not installed"
+        self.bin = bin_dir
+        self.workdir = Path(tempfile.mkdtemp(prefix="broker-pg-"))
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.workdir, owner.pw_uid, owner.pw_gid)
+        self.port = _free_port()
+        self.url = f"postgresql://{USER}@127.0.0.1:{self.port}/broker"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log = self.workdir / "server.log"
+
+    def create(self) -> None:
         subprocess.run(
-            _as_owner([str(bin_dir / "initdb"), "-D", str(data), "-U", USER,
+            _as_owner([str(self.bin / "initdb"), "-D", str(self.workdir / "data"), "-U", USER,
                        "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]),
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        process = subprocess.Popen(
-            _as_owner([str(bin_dir / "postgres"), "-D", str(data), "-p", str(port),
-                       "-c", "listen_addresses=127.0.0.1",
-                       "-c", f"unix_socket_directories={workdir}",
-                       "-c", "fsync=off", "-c", "synchronous_commit=off",
-                       "-c", "full_page_writes=off", "-c", "max_connections=200"]),
-            stdout=subprocess.DEVNULL, stderr=log)
-        _wait_until_accepting(bin_dir, port, process, workdir / "server.log")
-        subprocess.run(_as_owner([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p",
-                                  str(port), "-U", USER, "broker"]), check=True)
-        yield f"postgresql://{USER}@127.0.0.1:{port}/broker"
+        self.start()
+        subprocess.run(_as_owner([str(self.bin / "createdb"), "-h", "127.0.0.1", "-p",
+                                  str(self.port), "-U", USER, "broker"]), check=True)
+
+    def start(self) -> None:
+        with self._log.open("ab") as log:
+            self._process = subprocess.Popen(
+                _as_owner([str(self.bin / "postgres"), "-D", str(self.workdir / "data"),
+                           "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
+                           "-c", f"unix_socket_directories={self.workdir}",
+                           "-c", "fsync=off", "-c", "synchronous_commit=off",
+                           "-c", "full_page_writes=off", "-c", "max_connections=200"]),
+                stdout=subprocess.DEVNULL, stderr=log)
+        self._wait_until_accepting()
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None
+
+    def stop(self) -> None:
+        if self._process is not None:
+            # A fast shutdown (sessions ended, data kept), as a service restart does.
+            subprocess.run(_as_owner([str(self.bin / "pg_ctl"), "stop", "-m", "fast", "-D",
+                                      str(self.workdir / "data")]),
+                           check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self._process.wait(timeout=30)
+            self._process = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _wait_until_accepting(self) -> None:
+        deadline = time.monotonic() + 60
+        while True:
+            ready = subprocess.run([str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p",
+                                    str(self.port), "-q"], check=False)
+            if ready.returncode == 0:
+                return
+            assert self._process is not None
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL did not start:\n{self._log.read_text()}")
+            time.sleep(0.1)
+
+
+@contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """Create and start a cluster with a `broker` database; remove it afterwards."""
+    server = PostgresServer()
+    try:
+        server.create()
+        yield server
     finally:
-        if process is not None:
-            process.terminate()
-            process.wait(timeout=30)
-        log.close()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _wait_until_accepting(bin_dir: Path, port: int, process: subprocess.Popen[bytes],
-                          log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        ready = subprocess.run([str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p",
-                                str(port), "-q"], check=False)
-        if ready.returncode == 0:
-            return
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"PostgreSQL did not start:\n{log.read_text()}")
-        time.sleep(0.1)
+        server.remove()

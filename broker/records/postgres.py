@@ -92,7 +92,7 @@ class PostgresRecords(RecordStore):
         self.pool = pool
 
     @classmethod
-    def connect(cls, url: str, *, pool_size: int = 10, timeout: float = 10.0) -> PostgresRecords:
+    def connect(cls, url: str, *, pool_size: int = 10, timeout: float = 3.0) -> PostgresRecords:
         """A pool on the database at `url`, whose schema must be this release's."""
         pool: ConnectionPool[Connection] = ConnectionPool(
             url, min_size=1, max_size=pool_size, timeout=timeout, open=False,

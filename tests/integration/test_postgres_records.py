@@ -1,0 +1,163 @@
+"""Records in PostgreSQL (BROKER_DATABASE_URL), as a self-hoster runs them: through
+`make run`'s stack, across restarts of the stack and of the database, and with the
+schema managed by `broker migrate`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+
+from broker.errors import StorageError
+from broker.local import DevStack
+from broker.records.schema import latest_version, migrate
+from broker.web import create_app
+from tests.conftest import require_system
+from tests.integration.conftest import free_port, serving
+from tests.postgres_server import PostgresServer, postgres_installed, running_postgres
+from tests.samples import SECRET, auth, png_bytes, settle
+
+pytestmark = pytest.mark.integration
+BROKER = str(Path(sys.executable).parent / "broker")
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[PostgresServer]:
+    """A server of this module's own: its tests stop and start it."""
+    require_system("PostgreSQL", postgres_installed(), "apt-get install postgresql")
+    with running_postgres() as server:
+        migrate(server.url)
+        yield server
+
+
+def new_database(server: PostgresServer, name: str) -> str:
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    return server.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def upload_avatar(broker: str, user: str) -> dict[str, object]:
+    data = png_bytes()
+    created = requests.post(f"{broker}/v1/uploads", headers=auth(user), timeout=10, json={
+        "profile": "avatar", "filename": "me.png", "content_type": "image/png",
+        "size": len(data)})
+    assert created.status_code == 201, created.text
+    upload = created.json()["upload"]
+    stored = requests.post(upload["url"], data=upload["fields"], timeout=10,
+                           files={"file": ("me.png", data, "image/png")})
+    assert stored.status_code in (200, 201, 204), stored.text
+    return settle(broker, user, created.json()["id"])
+
+
+def test_the_local_stack_keeps_its_records_in_postgresql_across_a_restart(
+        database: PostgresServer) -> None:
+    seen = []
+    for _ in range(2):  # the stack, then the stack started again on the same database
+        port = free_port()
+        stack = DevStack(emulator_port=free_port(), broker_origin=f"http://127.0.0.1:{port}",
+                         overrides={"jwt_secret": SECRET, "database_url": database.url})
+        settings = stack.start()
+        try:
+            with serving(create_app(settings.model_dump(), clients=stack.clients),
+                         port) as broker:
+                if not seen:
+                    ready = upload_avatar(broker, "pg-restart")
+                    assert ready["status"] == "ready"
+                seen.append(requests.get(f"{broker}/v1/uploads", headers=auth("pg-restart"),
+                                         timeout=10).json()["items"])
+        finally:
+            stack.stop()
+    before, after = seen
+    assert len(before) == 1
+
+    def lasting(upload: dict[str, object]) -> dict[str, object]:  # the links name the store
+        return {k: v for k, v in upload.items() if k not in ("url", "download_url")}
+    # The emulator's memory is gone; the records are not.
+    assert [lasting(u) for u in after] == [lasting(u) for u in before]
+    with psycopg.connect(database.url) as conn:
+        row = conn.execute("SELECT status, sha256 FROM uploads WHERE owner = 'pg-restart'"
+                           ).fetchone()
+    assert row == ("ready", before[0]["sha256"])
+
+
+def test_the_broker_rides_out_a_database_restart(database: PostgresServer) -> None:
+    stack = DevStack(emulator_port=free_port(), broker_origin="http://127.0.0.1:1",
+                     overrides={"jwt_secret": SECRET, "database_url": database.url})
+    settings = stack.start(with_worker=False)
+    client = create_app(settings.model_dump(), clients=stack.clients).test_client()
+    request = {"profile": "avatar", "filename": "a.png", "content_type": "image/png",
+               "size": 10}
+    try:
+        assert client.post("/v1/uploads", json=request, headers=auth("pg-blip")
+                            ).status_code == 201
+        database.stop()
+        down = client.post("/v1/uploads", json=request, headers=auth("pg-blip"))
+        assert down.status_code == 503
+        assert down.content_type == "application/problem+json"
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json["checks"]["storage"] == "ok"  # type: ignore[index]
+        assert ready.json["checks"]["records"] != "ok"  # type: ignore[index]
+        database.start()
+        # The pool drops the connections the restart broke and opens new ones.
+        assert client.get("/readyz").status_code == 200
+        assert client.post("/v1/uploads", json=request, headers=auth("pg-blip")
+                           ).status_code == 201
+        listed = client.get("/v1/uploads", headers=auth("pg-blip")).json["items"]  # type: ignore[index]
+        assert len(listed) == 2  # the refused request left nothing behind
+    finally:
+        if not database.running:
+            database.start()
+        stack.stop()
+
+
+def run_broker(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")} | {
+        "BROKER_DATABASE_URL": url, "BROKER_JWT_SECRET": SECRET}
+    return subprocess.run([BROKER, *args], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def test_broker_migrate_brings_an_empty_database_up_to_this_release(
+        database: PostgresServer) -> None:
+    url = new_database(database, "fresh")
+    # A broker refuses a database whose schema is behind, saying what to run.
+    with pytest.raises(StorageError, match="broker migrate"):
+        create_app({"jwt_secret": SECRET, "database_url": url})
+
+    first = run_broker("migrate", url=url)
+    assert first.returncode == 0, first.stderr
+    assert "applied migration 0001 uploads" in first.stdout
+    again = run_broker("migrate", url=url)
+    assert again.returncode == 0
+    assert "applied" not in again.stdout  # nothing left to apply
+    assert f"version {latest_version()}" in again.stdout
+    create_app({"jwt_secret": SECRET, "database_url": url})  # now it starts
+
+
+def test_a_schema_newer_than_this_release_is_refused_not_touched(
+        database: PostgresServer) -> None:
+    url = new_database(database, "ahead")
+    migrate(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO broker_schema (version, name) VALUES (9999, 'future')")
+    done = run_broker("migrate", url=url)
+    assert done.returncode == 1
+    assert "newer than this release" in done.stderr
+    with pytest.raises(StorageError, match="upgrade the broker"):
+        create_app({"jwt_secret": SECRET, "database_url": url})
+
+
+def test_broker_migrate_without_a_database_says_why(database: PostgresServer) -> None:
+    unreachable = f"postgresql://broker@127.0.0.1:{free_port()}/broker"
+    done = run_broker("migrate", url=unreachable)
+    assert done.returncode == 1
+    assert "could not be migrated" in done.stderr
+    assert "Traceback" not in done.stderr
