@@ -206,7 +206,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from broker.web import create_app
 
     # A bad setting stops here with its name, before any worker starts.
-    _migrate_records(load_settings())
+    settings = load_settings()
+    _migrate_records(settings)
+    if args.workers > 1 and settings.rate_limit_storage.startswith("memory"):
+        logging.getLogger("broker.serve").warning(
+            "rate limits are counted in each of the %d worker processes on its own: share "
+            "them with BROKER_RATE_LIMIT_STORAGE=redis://host:6379", args.workers)
     serve(create_app, host=args.host, port=args.port, workers=args.workers,
           threads=args.threads, timeout=args.timeout, graceful_timeout=args.graceful_timeout)
     return 0

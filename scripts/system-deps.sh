@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System packages the product and its test suites need, installed with apt-get
 # when missing and we are root. Outside CI only libmagic is required; the suites
-# that need the rest (ClamAV, Ceph RGW, Chromium, PostgreSQL) skip, and say so loudly.
+# that need the rest (ClamAV, Ceph RGW, Chromium, PostgreSQL,
+# Redis) skip, and say so loudly.
 # Under CI=true everything is installed.
 set -euo pipefail
 
@@ -13,6 +14,7 @@ if [ "${CI:-}" = "true" ]; then
     || missing+=(radosgw ceph-mon ceph-osd)
   [ -x /usr/bin/chromium ] || missing+=(chromium chromium-driver)
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
+  command -v redis-server >/dev/null || missing+=(redis-server)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -31,8 +31,11 @@ def install_limits(app: Flask, settings: Settings) -> Limiter:
             response.headers.pop("Retry-After", None)
         return response
 
+    # Should the shared store (Redis) fail, each process goes on limiting on its own
+    # rather than refusing every upload or letting every one through.
     limiter = Limiter(key_func=_owner_key, app=app, storage_uri=settings.rate_limit_storage,
-                      strategy="moving-window", headers_enabled=True)
+                      strategy="moving-window", headers_enabled=True,
+                      in_memory_fallback_enabled=True)
     for endpoint in LIMITED_VIEWS:
         view = app.view_functions[endpoint]
         # Flask-Limiter's decorator is typed to admit async views too; ours are plain.

@@ -32,10 +32,11 @@ def emulator() -> Iterator[Settings]:
         stack.stop()
 
 
-def start_serve(settings: Settings, port: int, *extra: str) -> subprocess.Popen[bytes]:
+def start_serve(settings: Settings, port: int, *extra: str, **settings_env: str
+                ) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")} | {
         "BROKER_ENDPOINT_URL": settings.endpoint_url or "", "BROKER_JWT_SECRET": SECRET,
-        "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+        "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"} | settings_env
     return subprocess.Popen([BROKER, "serve", "--port", str(port), *extra], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
@@ -67,3 +68,49 @@ def test_broker_serve_refuses_a_bad_setting_by_name(emulator: Settings) -> None:
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert "BROKER_PRESIGN_TTL" in done.stderr
+
+
+def create(port: int, user: str) -> requests.Response:
+    return requests.post(f"http://127.0.0.1:{port}/v1/uploads", headers=auth(user), timeout=10,
+                         json={"profile": "avatar", "filename": "a.png",
+                               "content_type": "image/png", "size": 10})
+
+
+def test_two_brokers_sharing_redis_enforce_one_users_limit_together(
+        emulator: Settings) -> None:
+    from tests.conftest import require_system
+    from tests.redis_server import redis_installed, running_redis
+
+    require_system("Redis", redis_installed(), "apt-get install redis-server")
+    with running_redis(free_port()) as redis:
+        limits = {"BROKER_RATE_LIMIT_STORAGE": redis.url, "BROKER_UPLOAD_RATE_LIMIT": "6/minute"}
+        ports = [free_port(), free_port()]
+        brokers = [start_serve(emulator, port, "--workers", "2", **limits) for port in ports]
+        try:
+            for port, proc in zip(ports, brokers, strict=True):
+                wait_for_http(f"http://127.0.0.1:{port}/healthz", process=proc)
+            # Alternating between the two brokers (and their workers): one count.
+            answers = [create(ports[n % 2], "shared-limit").status_code for n in range(10)]
+            assert answers == [201] * 6 + [429] * 4
+            assert create(ports[0], "someone-else").status_code == 201  # per user
+
+            # Redis goes away: each process goes on limiting on its own, nothing breaks.
+            redis.stop()
+            fallback = [create(ports[0], "redis-down").status_code for _ in range(20)]
+            assert fallback.count(201) >= 6
+            assert 429 in fallback
+        finally:
+            for proc in brokers:
+                proc.send_signal(signal.SIGTERM)
+                proc.communicate(timeout=30)
+
+
+def test_broker_serve_warns_that_memory_limits_are_per_worker(emulator: Settings) -> None:
+    port = free_port()
+    proc = start_serve(emulator, port, "--workers", "2")
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", process=proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=30)[0].decode()
+    assert "BROKER_RATE_LIMIT_STORAGE" in output
