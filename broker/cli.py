@@ -155,6 +155,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     clients = make_clients(settings)
     stop = threading.Event()
     _stop_on_signals()
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr=args.metrics_host)
     try:
         run_worker(Validator.build(settings, clients), clients.sqs, settings.queue_url, stop)
     except KeyboardInterrupt:
@@ -202,7 +206,9 @@ def cmd_redrive(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """The broker alone under gunicorn, for production on your own servers."""
-    from broker.serving import serve
+    from broker.serving import serve, share_metrics_between_processes
+
+    share_metrics_between_processes()
     from broker.web import create_app
 
     # A bad setting stops here with its name, before any worker starts.
@@ -213,7 +219,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "rate limits are counted in each of the %d worker processes on its own: share "
             "them with BROKER_RATE_LIMIT_STORAGE=redis://host:6379", args.workers)
     serve(create_app, host=args.host, port=args.port, workers=args.workers,
-          threads=args.threads, timeout=args.timeout, graceful_timeout=args.graceful_timeout)
+          threads=args.threads, timeout=args.timeout, graceful_timeout=args.graceful_timeout,
+          log_format=settings.log_format, log_level=settings.log_level)
     return 0
 
 
@@ -266,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     provision.set_defaults(func=cmd_provision)
 
     worker = commands.add_parser("worker", help="run the validator, polling BROKER_QUEUE_URL")
+    worker.add_argument("--metrics-port", type=int, default=None,
+                        help="serve Prometheus metrics at http://HOST:PORT/metrics")
+    worker.add_argument("--metrics-host", default="127.0.0.1")
     worker.set_defaults(func=cmd_worker)
 
     sweep = commands.add_parser(
@@ -296,9 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # Every emulator call would be logged as a request line: keep the broker's story readable.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    from broker.logs import configure
+
+    # Read before the settings, which log as they load; a bad value is refused by
+    # name with the other settings.
+    log_format = os.environ.get("BROKER_LOG_FORMAT", "text")
+    configure("json" if log_format == "json" else "text",
+              os.environ.get("BROKER_LOG_LEVEL", "INFO").upper())
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

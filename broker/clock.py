@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import UTC, datetime
 
 
 def now() -> datetime:
     """The current time, timezone-aware UTC, to the second (records compare by it)."""
     return datetime.now(UTC).replace(microsecond=0)
+
+
+def monotonic() -> float:
+    """Seconds on a clock that only moves forward, for durations."""
+    return time.monotonic()
 
 
 def new_upload_id() -> str:

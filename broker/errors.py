@@ -10,6 +10,7 @@ BrokerError
  ├── InvalidRequest      the request breaks a rule a client can fix (422, with a reason code)
  ├── TooManyRequests     over a per-user limit; retry after `retry_after` seconds (429)
  └── StorageError        an outside service failed in a way we cannot fix here (503)
+      └── RecordsUnavailable   the upload records' store, in particular
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ class StorageError(BrokerError):
     code = "storage_unavailable"
     title = "Storage is unavailable"
     retry_after = 5  # seconds: outages of the stores are usually short
+    service = "storage"  # which outside service failed, for metrics
+
+
+class RecordsUnavailable(StorageError):
+    service = "records"
 
 
 class MalformedRequest(BrokerError):

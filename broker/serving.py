@@ -6,10 +6,16 @@ threads; SIGTERM lets requests in flight finish within the graceful timeout.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+
+from broker.logs import logging_config
+
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -28,12 +34,27 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return self._factory()
 
 
+def share_metrics_between_processes() -> None:
+    """Worker processes write their metrics to one folder that a scrape sums; must run
+    before prometheus-client is first imported."""
+    if METRICS_DIR not in os.environ:
+        os.environ[METRICS_DIR] = tempfile.mkdtemp(prefix="broker-metrics-")
+
+
+def _forget_dead_worker(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
 def serve(factory: Callable[[], Any], *, host: str, port: int, workers: int, threads: int,
-          timeout: int, graceful_timeout: int) -> None:
+          timeout: int, graceful_timeout: int, log_format: str = "text",
+          log_level: str = "INFO") -> None:
     """Run `factory()`'s WSGI app under gunicorn until SIGTERM or SIGINT."""
     _Gunicorn(factory, {
         "bind": f"{host}:{port}", "workers": workers, "threads": threads,
         "worker_class": "gthread" if threads > 1 else "sync", "timeout": timeout,
         "graceful_timeout": graceful_timeout, "accesslog": "-", "errorlog": "-",
-        "proc_name": "upload-broker",
+        "proc_name": "upload-broker", "child_exit": _forget_dead_worker,
+        "logconfig_dict": logging_config(log_format, log_level),
     }).run()

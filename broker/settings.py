@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
     env: Literal["local", "production"] = "production"
+    # Lines for people ("text"), or one JSON object a line for log pipelines ("json").
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     jwt_secret: SecretStr | None = None
     # On AWS: a Secrets Manager secret holding it, read once at start.
     jwt_secret_arn: str | None = None

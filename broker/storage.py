@@ -38,6 +38,8 @@ _BAD_VERSION = {"400", "InvalidArgument", "NoSuchVersion"}
 class ObjectChanged(Exception):
     """The object was replaced between two reads: what was checked is not what is there."""
 
+    service = "storage_changed"
+
 
 @dataclass(frozen=True)
 class ObjectInfo:

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from broker import clock
+from broker import clock, metrics
 from broker.errors import Conflict, InvalidRequest, NotFound, TooManyRequests
 from broker.filenames import clean_filename, content_disposition
 from broker.keys import incoming_key, is_upload_id
+from broker.logs import set_upload
 from broker.presign import PresignedUpload, presign_post, presign_put
 from broker.profiles import Profiles, normalize_type
 from broker.records import PendingCapReached, RecordStore, Status, UploadRecord
@@ -70,6 +71,8 @@ class Uploads:
             updated_at=clock.isoformat(created), expires_at=clock.isoformat(expires),
         )
         self._record_within_cap(record, created)
+        set_upload(upload_id)
+        metrics.UPLOADS_CREATED.labels(profile=profile.name).inc()
         bucket, ttl = self.settings.incoming_bucket, self.settings.presign_ttl
         if method == "PUT" and size is not None:
             post = presign_put(self.s3, bucket=bucket, key=key, content_type=content_type,

@@ -21,6 +21,8 @@ DEFAULT_STREAM_MAX = 25 * 1024 * 1024
 class ScannerUnavailable(Exception):
     """The scanner could not give a verdict; try again later."""
 
+    service = "scanner"
+
 
 @dataclass(frozen=True)
 class ScanResult:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from broker.errors import InvalidRequest, StorageError
+from broker.errors import InvalidRequest, RecordsUnavailable
 from broker.records.model import (
     MAX_PAGE,
     PendingCapReached,
@@ -139,9 +139,9 @@ class DynamoRecords(RecordStore):
         except ClientError as exc:
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
             if status >= 500:  # a 4xx (no such table, access denied) is an answer: it is up
-                raise StorageError(f"error: {exc}") from exc
+                raise RecordsUnavailable(f"error: {exc}") from exc
         except BotoCoreError as exc:
-            raise StorageError(f"unreachable: {exc}") from exc
+            raise RecordsUnavailable(f"unreachable: {exc}") from exc
 
     def _insert(self, record: UploadRecord, pending_cap: int) -> bool:
         entry = _pending_entry(record)
@@ -165,7 +165,7 @@ class DynamoRecords(RecordStore):
                         not self._prune_lapsed(record.owner, record.created_at, pending_cap):
                     raise PendingCapReached(pending_cap, self._soonest(record.owner)) from None
                 time.sleep(0.01 * attempt)  # a concurrent create on this owner: try again
-        raise StorageError("the upload records are too busy for this owner; try again")
+        raise RecordsUnavailable("the upload records are too busy for this owner; try again")
 
     def _pending_entries(self, owner: str) -> list[str]:
         reply = self._call("get_item", TableName=self.table, Key=_owner_key(owner),
@@ -215,7 +215,7 @@ class DynamoRecords(RecordStore):
                 if refused.reasons[0] == "ConditionalCheckFailed":
                     return False
                 time.sleep(0.01 * attempt)
-        raise StorageError("the upload records are too busy for this owner; try again")
+        raise RecordsUnavailable("the upload records are too busy for this owner; try again")
 
     def _transact(self, items: list[dict[str, Any]]) -> None:
         try:
@@ -240,7 +240,7 @@ class DynamoRecords(RecordStore):
                 # the request's fault, and no retry will change it.
                 raise InvalidRequest("invalid_request", "The request holds a value the "
                                      "upload records cannot store.") from exc
-            raise StorageError(f"the upload records are unavailable ({operation})") from exc
+            raise RecordsUnavailable(f"the upload records are unavailable ({operation})") from exc
         except BotoCoreError as exc:
-            raise StorageError(f"the upload records are unavailable ({operation})") from exc
+            raise RecordsUnavailable(f"the upload records are unavailable ({operation})") from exc
         return result

@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from broker import clock
-from broker.errors import InvalidRequest, StorageError
+from broker.errors import InvalidRequest, RecordsUnavailable
 from broker.records import schema
 from broker.records.model import (
     MAX_PAGE,
@@ -102,11 +102,11 @@ class PostgresRecords(RecordStore):
             pool.open(wait=True, timeout=timeout)
         except PoolTimeout as exc:
             pool.close()
-            raise StorageError(f"the records database does not answer: {exc}") from exc
+            raise RecordsUnavailable(f"the records database does not answer: {exc}") from exc
         store = cls(pool)
         try:
             store._run(lambda conn: schema.check_current(conn))
-        except StorageError:
+        except RecordsUnavailable:
             pool.close()
             raise
         return store
@@ -200,7 +200,7 @@ class PostgresRecords(RecordStore):
                                      "upload records cannot store.") from exc
             except psycopg.OperationalError as exc:
                 if attempt == 2:
-                    raise StorageError("the upload records are unavailable") from exc
+                    raise RecordsUnavailable("the upload records are unavailable") from exc
             except (psycopg.Error, PoolTimeout) as exc:
-                raise StorageError("the upload records are unavailable") from exc
+                raise RecordsUnavailable("the upload records are unavailable") from exc
         raise AssertionError("unreachable")

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from broker.errors import StorageError
+from broker.errors import RecordsUnavailable
 
 # Any constant shared by every process of the product: "broker" in ASCII.
 _MIGRATION_LOCK = 0x62726F6B6572
@@ -72,7 +72,7 @@ def migrate(url: str) -> list[Migration]:
                                  [migration.version, migration.name])
                 applied.append(migration)
     except psycopg.Error as exc:
-        raise StorageError(f"the records database could not be migrated: {exc}") from exc
+        raise RecordsUnavailable(f"the records database could not be migrated: {exc}") from exc
     return applied
 
 
@@ -81,11 +81,11 @@ def check_current(conn: psycopg.Connection[Any]) -> None:
     have, want = current_version(conn), latest_version()
     _refuse_newer(have)
     if have < want:
-        raise StorageError(f"the records database is at schema version {have}, this release "
+        raise RecordsUnavailable(f"the records database is at schema version {have}, this release "
                            f"needs {want}: run `broker migrate`")
 
 
 def _refuse_newer(have: int) -> None:
     if have > latest_version():
-        raise StorageError(f"the records database is at schema version {have}, newer than "
+        raise RecordsUnavailable(f"the records database is at schema version {have}, newer than "
                            f"this release knows ({latest_version()}): upgrade the broker")

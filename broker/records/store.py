@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from broker import clock
-from broker.errors import StorageError
+from broker.errors import RecordsUnavailable
 from broker.records.model import Status, UploadRecord
 
 
@@ -24,7 +24,7 @@ class RecordStore(ABC):
         uploads still open at its creation (PendingCapReached). An id already taken is an
         error, unless it is this very record (an earlier attempt's answer was lost)."""
         if not self._insert(record, pending_cap) and self.get(record.id) != record:
-            raise StorageError(f"upload id {record.id} is already taken")
+            raise RecordsUnavailable(f"upload id {record.id} is already taken")
 
     def transition(
         self,

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template
+from flask import Flask, Response, jsonify, render_template, request
 from flask_cors import CORS
 
-from broker import readiness
+from broker import metrics, readiness
 from broker.clients import AwsClients, fetch_secret, make_clients
+from broker.logs import set_upload
 from broker.profiles import load_profiles
 from broker.records import open_records
 from broker.settings import load_settings
@@ -53,6 +54,16 @@ def create_app(config: Mapping[str, Any] | None = None, *,
         CORS(app, resources={r"/v1/*": {}, r"/s3/*": {}}, origins=list(settings.allowed_origins),
              allow_headers=["Authorization", "Content-Type"],
              expose_headers=["Location", "Retry-After"], max_age=3600)
+
+    @app.before_request
+    def name_the_upload() -> None:
+        # Every line logged while handling /uploads/<upload_id>… names the upload.
+        set_upload((request.view_args or {}).get("upload_id"))
+
+    @app.get("/metrics")
+    def metrics_page() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, content_type=content_type, headers={"Cache-Control": "no-store"})
 
     @app.get("/")
     def index() -> str:

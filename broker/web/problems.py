@@ -9,6 +9,7 @@ from flask import Flask, Response, json
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from broker import metrics
 from broker.errors import BrokerError, StorageError
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,8 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> Re
 def _broker_error(exc: BrokerError) -> Response:
     extra = dict(exc.extra)
     if isinstance(exc, StorageError):
-        log.error("storage failure: %s", exc, exc_info=exc.__cause__)
+        metrics.count_outage(exc)
+        log.error("%s failure: %s", exc.service, exc, exc_info=exc.__cause__)
         extra["retry_after"] = exc.retry_after
     response = problem(exc.status, exc.code, exc.title, exc.detail, **extra)
     response.headers.update(exc.headers)

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from broker import metrics
 from broker.inspection import OUTAGES
 from lambdas.validator.events import MalformedEvent, refs_from_sqs_body
 from lambdas.validator.process import Validator
@@ -30,6 +31,7 @@ def process_sqs_records(validator: Validator, records: Iterable[dict[str, Any]])
             log.error("message %s cannot be read, leaving it for the DLQ: %s", message_id, exc)
             failed.append(message_id)
         except OUTAGES as exc:
+            metrics.count_outage(exc)
             log.warning("message %s will be retried: %s", message_id, exc)
             failed.append(message_id)
         except Exception:

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-from broker import clock
+from broker import clock, metrics
 from broker.clients import AwsClients
 from broker.errors import InvalidRequest
 from broker.filenames import content_disposition
 from broker.inspection import OUTAGES, Declared, Inspection, Verdict, inspect
 from broker.inspection.scanner import Scanner, make_scanner
 from broker.keys import delivered_key, quarantine_key, upload_id_from_key
+from broker.logs import about_upload
 from broker.profiles import Profiles, load_profiles
 from broker.records import RecordStore, UploadRecord, open_records
 from broker.settings import Settings
@@ -78,6 +79,11 @@ class Validator:
         s = self.settings
         if ref.bucket != s.incoming_bucket or not ref.key.startswith(s.incoming_prefix):
             return "ignored"
+        with about_upload(upload_id_from_key(s.incoming_prefix, ref.key)):
+            return self._process(ref)
+
+    def _process(self, ref: ObjectRef) -> Outcome:
+        s = self.settings
         obj = self.storage.head(ref.bucket, ref.key, ref.version_id)
         if obj is None:
             return "gone"  # already processed and removed, or deleted by its owner
@@ -102,7 +108,13 @@ class Validator:
         )
         if claimed is None:
             return "superseded"  # another delivery settled it first
+        started = clock.monotonic()
+        metrics.QUEUE_LAG_SECONDS.observe(max(0.0, (clock.now() - obj.last_modified
+                                                    ).total_seconds()))
         inspection = self._inspect(claimed, obj)
+        metrics.INSPECTION_SECONDS.labels(
+            content_type=inspection.verdict.content_type or "unknown",
+        ).observe(clock.monotonic() - started)
         if inspection.verdict.accepted:
             return self._promote(claimed, obj, inspection)
         return self._reject(claimed, obj, inspection.verdict)
@@ -155,6 +167,7 @@ class Validator:
             self._abandon_copy(record, obj, bucket, key)
             return "superseded"
         self.storage.delete_judged(obj)
+        metrics.VERDICTS.labels(status="ready", code="accepted").inc()
         log.info("accepted %s as %s into s3://%s/%s", record.id, verdict.content_type,
                  bucket, key)
         return "accepted"
@@ -195,6 +208,7 @@ class Validator:
         )
         if settled is not None:
             self.storage.delete_judged(obj)
+            metrics.VERDICTS.labels(status="rejected", code=verdict.reason.code).inc()
         log.info("rejected %s: %s %s", record.id, verdict.reason.code, verdict.detail)
         return "rejected" if settled else "superseded"
 

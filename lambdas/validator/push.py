@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
+from broker import metrics
 from broker.inspection import OUTAGES
 from broker.parsing import UnreadableJson, parse_json
 from lambdas.validator.events import MalformedEvent, refs_from_notification
@@ -70,6 +71,7 @@ class PushReceiver:
         try:
             outcomes = [self.validator.process(ref) for ref in refs]
         except OUTAGES as exc:
+            metrics.count_outage(exc)
             log.warning("push notification will be redelivered: %s", exc)
             return _answer(503, error="try again")
         except Exception:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,11 +12,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from broker.local import DevStack
 from broker.settings import Settings
 from tests.integration.conftest import free_port
-from tests.samples import SECRET, auth
+from tests.samples import SECRET, auth, settle
 from tests.waiting import wait_for_http
 
 pytestmark = pytest.mark.integration
@@ -27,6 +29,7 @@ def emulator() -> Iterator[Settings]:
     stack = DevStack(emulator_port=free_port(), broker_origin="http://127.0.0.1:1",
                      overrides={"jwt_secret": SECRET})
     try:
+        # The emulator's queue is provisioned; no worker runs unless a test starts one.
         yield stack.start(with_worker=False)
     finally:
         stack.stop()
@@ -114,3 +117,63 @@ def test_broker_serve_warns_that_memory_limits_are_per_worker(emulator: Settings
         proc.send_signal(signal.SIGTERM)
         output = proc.communicate(timeout=30)[0].decode()
     assert "BROKER_RATE_LIMIT_STORAGE" in output
+
+
+def counted_creates(port: int) -> float:
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "broker_uploads_created_total" and \
+                    sample.labels.get("profile") == "avatar":
+                return sample.value
+    return 0.0
+
+
+def test_broker_serve_sums_metrics_over_its_workers_and_logs_json(emulator: Settings) -> None:
+    port = free_port()
+    proc = start_serve(emulator, port, "--workers", "2", "--threads", "1",
+                       BROKER_LOG_FORMAT="json")
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", process=proc)
+        for n in range(6):
+            assert create(port, f"metrics-{n}").status_code == 201
+        # Whichever worker answers the scrape, it counts what both did.
+        assert {counted_creates(port) for _ in range(6)} == {6.0}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=30)[0].decode()
+    logged = [json.loads(line) for line in output.splitlines() if line.strip()]
+    assert any(line["logger"] == "gunicorn.access" for line in logged)
+    assert all({"time", "level", "logger", "message"} <= line.keys() for line in logged)
+
+
+def test_broker_worker_judges_on_its_own_and_serves_its_metrics(emulator: Settings) -> None:
+    from tests.samples import png_bytes
+
+    app_port, metrics_port = free_port(), free_port()
+    proc = start_serve(emulator, app_port, "--workers", "1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")} | {
+        "BROKER_ENDPOINT_URL": emulator.endpoint_url or "", "BROKER_JWT_SECRET": SECRET,
+        "BROKER_QUEUE_URL": emulator.queue_url or "", "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local"}
+    worker = subprocess.Popen([BROKER, "worker", "--metrics-port", str(metrics_port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for_http(f"http://127.0.0.1:{app_port}/healthz", process=proc)
+        wait_for_http(f"http://127.0.0.1:{metrics_port}/metrics", process=worker)
+        data = png_bytes()
+        created = requests.post(f"http://127.0.0.1:{app_port}/v1/uploads",
+                                headers=auth("worker"), timeout=10,
+                                json={"profile": "avatar", "filename": "a.png",
+                                      "content_type": "image/png", "size": len(data)}).json()
+        requests.post(created["upload"]["url"], data=created["upload"]["fields"], timeout=10,
+                      files={"file": ("a.png", data, "image/png")})
+        assert settle(f"http://127.0.0.1:{app_port}", "worker", created["id"]
+                      )["status"] == "ready"
+        text = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        assert 'broker_verdicts_total{code="accepted",status="ready"} 1.0' in text
+    finally:
+        for process in (proc, worker):
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=30)
+    assert worker.returncode == 0
