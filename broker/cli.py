@@ -125,44 +125,88 @@ def _scan_banner(settings: Any) -> str:
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
-    """Create the buckets, queue, notification and table where the settings point."""
+    """Create the buckets, the event route and the table where the settings point."""
     from broker.clients import make_clients
-    from broker.provision import ensure_table, provision_queue, provision_storage
+    from broker.provision import ensure_table, provision_push, provision_queue, provision_storage
 
     settings = load_settings()
     clients = make_clients(settings)
-    provision_storage(clients, settings, args.origin)
-    queue_url = provision_queue(clients, settings, args.queue)
+    provision_storage(clients, settings, args.origin,
+                      serve_public_bucket=args.public_read)
     if settings.database_url is None:
         ensure_table(clients, settings.table)
     else:
         _migrate_records(settings)
+    if settings.events == "http":
+        if not args.push_url:
+            raise ValueError("BROKER_EVENTS=http: give --push-url, the address the store "
+                             "POSTs notifications to (http://validator:9101/events/<token>)")
+        topic = provision_push(clients, settings, args.queue, args.push_url)
+        print(f"# the store pushes ObjectCreated events through {topic}")
+        return 0
+    queue_url = provision_queue(clients, settings, args.queue)
     print(f"export BROKER_QUEUE_URL={queue_url}")  # for: eval "$(broker provision)"
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """The long-running validator: poll BROKER_QUEUE_URL until stopped."""
+    """The long-running validator: poll BROKER_QUEUE_URL, or (BROKER_EVENTS=http) receive
+    pushed notifications under gunicorn, until stopped."""
+    settings = load_settings()
+    if settings.events == "http":
+        return _serve_push(settings, args)
+
     import threading
 
     from broker.clients import make_clients
     from lambdas.validator.process import Validator
     from lambdas.validator.worker import run_worker
 
-    settings = load_settings()
     if settings.queue_url is None:
         raise ValueError("BROKER_QUEUE_URL is not set: run `broker provision` first")
+    _migrate_records(settings)
     clients = make_clients(settings)
     stop = threading.Event()
     _stop_on_signals()
     if args.metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(args.metrics_port, addr=args.metrics_host)
+        start_http_server(args.metrics_port, addr=args.host)
     try:
         run_worker(Validator.build(settings, clients), clients.sqs, settings.queue_url, stop)
     except KeyboardInterrupt:
         stop.set()
+    return 0
+
+
+def _serve_push(settings: Any, args: argparse.Namespace) -> int:
+    """The push receiver under gunicorn: each worker process judges on its threads and
+    runs a sweeper (sweeps are conditional writes, so several are harmless)."""
+    from broker.serving import serve, share_metrics_between_processes
+
+    if settings.event_token is None:
+        raise ValueError("BROKER_EVENT_TOKEN is not set: the receiver needs the token the "
+                         "store's push endpoint URL carries")
+    share_metrics_between_processes()
+    _migrate_records(settings)
+
+    def receiver() -> Any:
+        import threading
+
+        from broker.clients import make_clients
+        from lambdas.validator.process import Validator
+        from lambdas.validator.push import PushReceiver
+        from lambdas.validator.sweep import run_sweeper
+
+        validator = Validator.build(settings, make_clients(settings))
+        threading.Thread(target=run_sweeper, name="sweeper", daemon=True,
+                         args=(validator, threading.Event())).start()
+        return PushReceiver(validator, settings.event_token.get_secret_value())
+
+    serve(receiver, host=args.host, port=args.port, workers=args.workers,
+          threads=settings.worker_concurrency, timeout=max(60, int(settings.clamd_timeout) * 2),
+          graceful_timeout=30, log_format=settings.log_format, log_level=settings.log_level,
+          name="upload-validator")
     return 0
 
 
@@ -269,13 +313,28 @@ def build_parser() -> argparse.ArgumentParser:
         "provision", help="create buckets, queue and table where BROKER_* settings point")
     provision.add_argument("--origin", action="append", default=[],
                            help="an origin allowed to upload (repeatable)")
-    provision.add_argument("--queue", default="uploads-events", help="the event queue's name")
+    provision.add_argument("--queue", default="uploads-events",
+                           help="the event queue's (or push topic's) name")
+    provision.add_argument("--public-read", action="store_true",
+                           help="let anyone read the public bucket directly (no CDN in "
+                           "front of it)")
+    provision.add_argument("--push-url", default=None,
+                           help="BROKER_EVENTS=http: where the store POSTs notifications")
     provision.set_defaults(func=cmd_provision)
 
-    worker = commands.add_parser("worker", help="run the validator, polling BROKER_QUEUE_URL")
+    worker = commands.add_parser(
+        "worker", help="run the validator: poll BROKER_QUEUE_URL, or receive pushed events")
+    worker.add_argument("--host", default="127.0.0.1",
+                        help="where the push receiver and the metrics listen")
+    worker.add_argument("--port", type=int, default=9101,
+                        help="the push receiver's port (BROKER_EVENTS=http; also serves "
+                        "/metrics)")
+    worker.add_argument("--workers", type=_positive, default=2,
+                        help="push receiver processes (each judges BROKER_WORKER_CONCURRENCY "
+                        "objects at once)")
     worker.add_argument("--metrics-port", type=int, default=None,
-                        help="serve Prometheus metrics at http://HOST:PORT/metrics")
-    worker.add_argument("--metrics-host", default="127.0.0.1")
+                        help="polling an SQS queue: serve Prometheus metrics at "
+                        "http://HOST:PORT/metrics")
     worker.set_defaults(func=cmd_worker)
 
     sweep = commands.add_parser(

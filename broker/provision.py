@@ -81,9 +81,14 @@ def provision_queue(clients: AwsClients, settings: Settings, queue_name: str) ->
 def provision_push(clients: AwsClients, settings: Settings, topic_name: str,
                    push_endpoint: str) -> str:
     """A Ceph RGW topic that POSTs to `push_endpoint`, and the bucket's notification
-    to it. Returns the topic ARN. (MinIO configures webhooks on the server instead.)"""
+    to it. Returns the topic ARN. (MinIO configures webhooks on the server instead.)
+
+    The topic is persistent: RGW queues each notification and retries it until the
+    receiver answers 2xx, so a validator that is restarting or answers 503 loses none
+    (a plain topic tries once, during the upload, and drops what fails)."""
     topic_arn = clients.sns.create_topic(
-        Name=topic_name, Attributes={"push-endpoint": push_endpoint})["TopicArn"]
+        Name=topic_name, Attributes={"push-endpoint": push_endpoint,
+                                     "persistent": "true"})["TopicArn"]
     clients.s3.put_bucket_notification_configuration(
         Bucket=settings.incoming_bucket,
         NotificationConfiguration={"TopicConfigurations": [{

@@ -1,4 +1,5 @@
-"""The broker under gunicorn: `broker serve`, the production process for self-hosting.
+"""gunicorn for the production processes of self-hosting: the broker (`broker serve`)
+and the validator's push receiver (`broker worker` with BROKER_EVENTS=http).
 
 Each worker process builds the app once (clients, profiles, secret) and serves it on
 threads; SIGTERM lets requests in flight finish within the graceful timeout.
@@ -49,12 +50,12 @@ def _forget_dead_worker(server: Any, worker: Any) -> None:
 
 def serve(factory: Callable[[], Any], *, host: str, port: int, workers: int, threads: int,
           timeout: int, graceful_timeout: int, log_format: str = "text",
-          log_level: str = "INFO") -> None:
+          log_level: str = "INFO", name: str = "upload-broker") -> None:
     """Run `factory()`'s WSGI app under gunicorn until SIGTERM or SIGINT."""
     _Gunicorn(factory, {
         "bind": f"{host}:{port}", "workers": workers, "threads": threads,
         "worker_class": "gthread" if threads > 1 else "sync", "timeout": timeout,
         "graceful_timeout": graceful_timeout, "accesslog": "-", "errorlog": "-",
-        "proc_name": "upload-broker", "child_exit": _forget_dead_worker,
+        "proc_name": name, "child_exit": _forget_dead_worker,
         "logconfig_dict": logging_config(log_format, log_level),
     }).run()

@@ -55,6 +55,9 @@ class PushReceiver:
 
     def _handle(self, request: Request) -> Response:
         parts = request.path.strip("/").split("/")
+        if parts == ["metrics"] and request.method == "GET":
+            body, content_type = metrics.exposition()
+            return Response(body, content_type=content_type)
         if parts[0] != "events" or len(parts) > 2:
             return _answer(404, error="not found")
         if request.method != "POST":
