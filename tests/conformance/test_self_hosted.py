@@ -68,9 +68,15 @@ class Topology:
 
     def validator_processes(self) -> list[int]:
         """The validator's worker processes (gunicorn's children)."""
-        found = subprocess.run(["pgrep", "-P", str(self.validator.pid)], capture_output=True,
-                               text=True, check=False).stdout.split()
-        return [int(pid) for pid in found]
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # exited meanwhile
+            if int(fields[1]) == self.validator.pid:  # the parent's pid
+                children.append(int(stat.parent.name))
+        return children
 
     def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen([BROKER, *args], env=self.env, stdout=subprocess.DEVNULL,
