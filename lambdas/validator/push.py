@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from broker import metrics
+from broker import metrics, readiness
 from broker.inspection import OUTAGES
 from broker.parsing import UnreadableJson, parse_json
 from lambdas.validator.events import MalformedEvent, refs_from_notification
@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024  # notifications are a few KiB
 
 
-def _answer(status: int, **body: Any) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json")
+def _answer(code: int, **body: Any) -> Response:
+    return Response(json.dumps(body), status=code, mimetype="application/json")
 
 
 class PushReceiver:
@@ -58,6 +58,8 @@ class PushReceiver:
         if parts == ["metrics"] and request.method == "GET":
             body, content_type = metrics.exposition()
             return Response(body, content_type=content_type)
+        if parts == ["readyz"] and request.method == "GET":
+            return self._readiness()
         if parts[0] != "events" or len(parts) > 2:
             return _answer(404, error="not found")
         if request.method != "POST":
@@ -84,6 +86,14 @@ class PushReceiver:
         for ref, outcome in zip(refs, outcomes, strict=True):
             log.info("s3://%s/%s: %s", ref.bucket, ref.key, outcome)
         return _answer(200, outcomes=outcomes)
+
+    def _readiness(self) -> Response:
+        """200 when storage and the records answer, else 503 naming what does not."""
+        v = self.validator
+        checks = readiness.check(v.storage, v.settings.incoming_bucket, v.records)
+        ready = all(state == "ok" for state in checks.values())
+        return _answer(200 if ready else 503, status="ready" if ready else "unavailable",
+                       checks=checks)
 
     def _authorized(self, request: Request, path_token: str) -> bool:
         header = request.headers.get("Authorization", "")

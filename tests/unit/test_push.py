@@ -92,3 +92,24 @@ def test_a_storage_failure_asks_the_store_to_deliver_again(
 def test_a_short_token_is_refused_at_start(validator: Validator) -> None:
     with pytest.raises(ValueError, match="at least 16"):
         PushReceiver(validator, "short")
+
+
+def test_the_receiver_says_whether_it_is_ready_and_shows_its_metrics(
+        validator: Validator, receiver: Client) -> None:
+    ready = receiver.get("/readyz")
+    assert ready.status_code == 200
+    assert json.loads(ready.data)["checks"] == {"storage": "ok", "records": "ok"}
+    assert b"broker_verdicts_total" in receiver.get("/metrics").data
+
+    class Unreachable:
+        def __getattr__(self, name: str) -> object:
+            def fail(**kwargs: object) -> None:
+                from botocore.exceptions import EndpointConnectionError
+
+                raise EndpointConnectionError(endpoint_url="http://records.invalid")
+            return fail
+
+    validator.records.client = Unreachable()  # type: ignore[attr-defined]
+    down = receiver.get("/readyz")
+    assert down.status_code == 503
+    assert json.loads(down.data)["checks"]["records"] != "ok"
