@@ -3,8 +3,9 @@
 The same contract as the DynamoDB store: every state change is a conditional UPDATE,
 listings are newest first with the same opaque cursors, and the pending cap is
 checked and the record written in one transaction, serialized per owner by an
-advisory lock so concurrent creates cannot overshoot it. Timestamps are
-`timestamptz` in the database and RFC 3339 strings in the records.
+advisory lock so concurrent creates cannot overshoot it, all sent as one message
+(one round trip). Timestamps are `timestamptz` in the database and RFC 3339
+strings in the records.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ SELECT (SELECT count(*) FROM inserted) AS inserted,
        (SELECT count(*) FROM open) AS pending,
        (SELECT min(expires_at) FROM open) AS soonest
 """).format(names=_NAMES, values=_VALUES)
+_LOCKED_INSERT_UNDER_CAP = sql.SQL(
+    "SELECT pg_advisory_xact_lock(hashtextextended(%(owner)s, 0));") + _INSERT_UNDER_CAP
 _REPLACE = sql.SQL("UPDATE uploads SET {} WHERE id = %(id)s AND status = ANY(%(allowed)s)"
                    ).format(_ASSIGNMENTS)
 _ETAG_CLAIMED = sql.SQL(" AND etag = %(claimed)s")
@@ -160,11 +163,11 @@ class PostgresRecords(RecordStore):
         params = {**_to_row(record), "cap": pending_cap}
 
         def write(conn: Connection) -> dict[str, Any] | None:
-            # One round trip: the lock, the insert and the commit go out as one pipeline.
-            with conn.pipeline(), conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                             [record.owner])
-                cursor = conn.execute(_INSERT_UNDER_CAP, params)
+            # One message, so one round trip and one implicit transaction: the lock is
+            # held until the insert commits, and the count is taken after it is held.
+            cursor = psycopg.ClientCursor(conn, row_factory=dict_row)
+            cursor.execute(_LOCKED_INSERT_UNDER_CAP, params)
+            cursor.nextset()  # past the lock's own result
             return cursor.fetchone()
         row = self._run(write)
         assert row is not None
