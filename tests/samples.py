@@ -80,6 +80,23 @@ def store_upload(app: Any, aws: Any, data: bytes, *, profile: str = "avatar",
     return str(record.id)
 
 
+def send_upload(broker: str, user: str, data: bytes, *, profile: str = "avatar",
+                filename: str = "me.png", content_type: str = "image/png") -> str:
+    """Ask the broker over HTTP for an upload and send the file to the store as a
+    browser does (fields first, the file last); the upload's id."""
+    import requests
+
+    created = requests.post(f"{broker}/v1/uploads", headers=auth(user), timeout=10, json={
+        "profile": profile, "filename": filename, "content_type": content_type,
+        "size": len(data)})
+    assert created.status_code == 201, created.text
+    post = created.json()["upload"]
+    stored = requests.post(post["url"], data=post["fields"], timeout=30,
+                           files={"file": (filename, data, content_type)})
+    assert stored.status_code in (200, 201, 204), stored.text
+    return str(created.json()["id"])
+
+
 def settle(broker: str, user: str, upload_id: str | None = None,
            timeout: float = 30) -> dict[str, Any]:
     """Poll the API until the upload (or, without an id, the user's newest) settles."""

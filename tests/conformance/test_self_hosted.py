@@ -23,7 +23,7 @@ from tests.conftest import require_system
 from tests.integration.conftest import free_port
 from tests.postgres_server import PostgresServer, postgres_installed, running_postgres
 from tests.redis_server import RedisServer, redis_installed, running_redis
-from tests.samples import SECRET, auth, png_bytes, same_picture, settle
+from tests.samples import SECRET, auth, png_bytes, same_picture, send_upload, settle
 from tests.waiting import wait_for_http
 
 pytestmark = pytest.mark.conformance
@@ -109,18 +109,6 @@ def topology(rgw: Rgw) -> Iterator[Topology]:
             topology.stop()
 
 
-def upload(broker: str, user: str, data: bytes) -> str:
-    created = requests.post(f"{broker}/v1/uploads", headers=auth(user), timeout=10, json={
-        "profile": "avatar", "filename": "me.png", "content_type": "image/png",
-        "size": len(data)})
-    assert created.status_code == 201, created.text
-    post = created.json()["upload"]
-    stored = requests.post(post["url"], data=post["fields"], timeout=30,
-                           files={"file": ("me.png", data, "image/png")})
-    assert stored.status_code == 201, stored.text
-    return str(created.json()["id"])
-
-
 def verdicts(topology: Topology) -> float:
     """Accepted verdicts, summed over every validator process."""
     text = requests.get(f"http://127.0.0.1:{topology.validator_port}/metrics", timeout=10).text
@@ -136,7 +124,7 @@ def test_uploads_through_two_brokers_are_judged_once_each_by_two_validators(
         ready = requests.get(f"{broker}/readyz", timeout=10).json()
         assert ready == {"status": "ready", "checks": {"storage": "ok", "records": "ok"}}
     before = verdicts(topology)
-    pictures = {upload(topology.brokers[n % 2], "self-hosted", png_bytes(20 + n, 20)): n
+    pictures = {send_upload(topology.brokers[n % 2], "self-hosted", png_bytes(20 + n, 20)): n
                 for n in range(8)}
     for upload_id, n in pictures.items():
         # RGW finds a new persistent topic's queue within about 30 s; then it is prompt.
@@ -150,7 +138,7 @@ def test_uploads_through_two_brokers_are_judged_once_each_by_two_validators(
 def test_an_upload_in_flight_when_its_validator_is_killed_still_settles(
         topology: Topology) -> None:
     data = png_bytes(1500, 1500)  # large enough to be caught being judged
-    upload_id = upload(topology.brokers[0], "killed", data)
+    upload_id = send_upload(topology.brokers[0], "killed", data)
     deadline = time.monotonic() + 30
     status = "pending"
     while status == "pending" and time.monotonic() < deadline:
@@ -181,6 +169,6 @@ def test_the_records_outlive_a_restart_of_every_process_and_the_database(
     assert after == before
     assert requests.get(after[0]["url"], timeout=10).status_code == 200
     # And the restarted pipeline judges new uploads.
-    upload_id = upload(topology.brokers[1], "self-hosted", png_bytes(9, 9))
+    upload_id = send_upload(topology.brokers[1], "self-hosted", png_bytes(9, 9))
     assert settle(topology.brokers[0], "self-hosted", upload_id, timeout=60
                   )["status"] == "ready"

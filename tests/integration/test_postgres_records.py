@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from broker.web import create_app
 from tests.conftest import require_system
 from tests.integration.conftest import free_port, serving
 from tests.postgres_server import PostgresServer, postgres_installed, running_postgres
-from tests.samples import SECRET, auth, png_bytes, settle
+from tests.samples import SECRET, auth, png_bytes, send_upload, settle
 
 pytestmark = pytest.mark.integration
 BROKER = str(Path(sys.executable).parent / "broker")
@@ -43,19 +44,6 @@ def new_database(server: PostgresServer, name: str) -> str:
     return server.url.rsplit("/", 1)[0] + f"/{name}"
 
 
-def upload_avatar(broker: str, user: str) -> dict[str, object]:
-    data = png_bytes()
-    created = requests.post(f"{broker}/v1/uploads", headers=auth(user), timeout=10, json={
-        "profile": "avatar", "filename": "me.png", "content_type": "image/png",
-        "size": len(data)})
-    assert created.status_code == 201, created.text
-    upload = created.json()["upload"]
-    stored = requests.post(upload["url"], data=upload["fields"], timeout=10,
-                           files={"file": ("me.png", data, "image/png")})
-    assert stored.status_code in (200, 201, 204), stored.text
-    return settle(broker, user, created.json()["id"])
-
-
 def test_the_local_stack_keeps_its_records_in_postgresql_across_a_restart(
         database: PostgresServer) -> None:
     seen = []
@@ -68,7 +56,8 @@ def test_the_local_stack_keeps_its_records_in_postgresql_across_a_restart(
             with serving(create_app(settings.model_dump(), clients=stack.clients),
                          port) as broker:
                 if not seen:
-                    ready = upload_avatar(broker, "pg-restart")
+                    upload_id = send_upload(broker, "pg-restart", png_bytes())
+                    ready = settle(broker, "pg-restart", upload_id)
                     assert ready["status"] == "ready"
                 seen.append(requests.get(f"{broker}/v1/uploads", headers=auth("pg-restart"),
                                          timeout=10).json()["items"])
@@ -106,8 +95,12 @@ def test_the_broker_rides_out_a_database_restart(database: PostgresServer) -> No
         assert ready.json["checks"]["storage"] == "ok"  # type: ignore[index]
         assert ready.json["checks"]["records"] != "ok"  # type: ignore[index]
         database.start()
-        # The pool drops the connections the restart broke and opens new ones.
-        assert client.get("/readyz").status_code == 200
+        # The pool drops the connections the restart broke and opens new ones (its
+        # reconnection backs off while the database is down: allow it some seconds).
+        deadline = time.monotonic() + 30
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "the broker did not recover"
+            time.sleep(0.5)
         assert client.post("/v1/uploads", json=request, headers=auth("pg-blip")
                            ).status_code == 201
         listed = client.get("/v1/uploads", headers=auth("pg-blip")).json["items"]  # type: ignore[index]
