@@ -241,13 +241,28 @@ def main() -> None:
     print(f"\nverdict latency on `broker run` (storage's 201 to `ready`, 256x256 PNG avatars,"
           f"\nworker concurrency {os.environ.get('BROKER_WORKER_CONCURRENCY', '4')}):")
     print(f"  one at a time ({ALONE}): p50 {verdicts['alone_p50'] * 1000:.0f} ms")
-    print(f"  {UNDER_LOAD} uploads from {CLIENTS} clients: p50 "
+    print(f"  {UNDER_LOAD} uploads from {CLIENTS} clients polling every 20 ms: p50 "
           f"{verdicts['load_p50'] * 1000:.0f} ms, p99 {verdicts['load_p99'] * 1000:.0f} ms "
           f"({verdicts['load_p99'] / verdicts['alone_p50']:.1f}x the single median)")
+    print(f"  {UNDER_LOAD} uploads from {CLIENTS} clients long-polling (?wait=20): p50 "
+          f"{verdicts['waited_p50'] * 1000:.0f} ms, p99 {verdicts['waited_p99'] * 1000:.0f} ms "
+          f"({verdicts['waited_p99'] / verdicts['alone_p50']:.1f}x the single median)")
     cores = os.cpu_count() or 1
     print(f"  judged {verdicts['per_second']:.1f} uploads/s on {cores} cores: "
           f"{verdicts['per_second'] / cores:.1f} per core (broker, emulator and worker share "
           "one process)")
+
+    from bench.live_status import CLIENTS as LIVE_CLIENTS
+    from bench.live_status import UPLOADS as LIVE_UPLOADS
+    from bench.live_status import bench_live_status
+    from bench.verdicts import _avatar
+
+    live = bench_live_status(_avatar, free_port)
+    print(f"\nlive status: from the record settling to the client knowing ({LIVE_UPLOADS} "
+          f"avatars, {LIVE_CLIENTS} clients, one stack in the benchmark's process):")
+    for mode, figures in live.items():
+        print(f"  {mode:>22}: p50 {figures['p50'] * 1000:6.1f} ms, "
+              f"p99 {figures['p99'] * 1000:6.1f} ms")
 
 
 if __name__ == "__main__":

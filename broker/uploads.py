@@ -17,6 +17,7 @@ from broker.logs import set_upload
 from broker.presign import PresignedUpload, presign_post, presign_put
 from broker.profiles import Profiles, normalize_type
 from broker.records import PendingCapReached, RecordStore, Status, UploadRecord
+from broker.records import changes as record_changes
 from broker.settings import Settings
 from broker.storage import Storage
 
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 # an object stored just in time and announced late is still judged.
 EXPIRY_GRACE = timedelta(minutes=2)
 LIVE: tuple[Status, ...] = ("pending", "processing", "ready", "rejected", "expired")
+WAITING: tuple[Status, ...] = ("pending", "processing")  # not settled yet
+MAX_WAIT = 25  # seconds: under the 30 s an HTTP API on Lambda gives a request
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,20 @@ class Uploads:
         if record is None or record.owner != owner or record.status == "deleted":
             raise NotFound(f"There is no upload {upload_id!r}.")
         return self._expire_if_lapsed(record)
+
+    def wait_for_change(self, owner: str, upload_id: str, seconds: float) -> UploadRecord:
+        """The owner's upload once its status differs from now, or settled, or after
+        `seconds` as it then is (a long poll: the browser learns at once, unpolled)."""
+        record = self.get(owner, upload_id)
+        deadline = clock.monotonic() + seconds
+        first = record.status
+        while record.status == first and record.status in WAITING:
+            left = deadline - clock.monotonic()
+            if left <= 0:
+                break
+            record_changes.wait(upload_id, min(left, record_changes.RECHECK))
+            record = self.get(owner, upload_id)
+        return record
 
     def list_page(self, owner: str, limit: int, cursor: str | None
              ) -> tuple[list[UploadRecord], str | None]:

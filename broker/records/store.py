@@ -13,6 +13,7 @@ from typing import Any
 
 from broker import clock
 from broker.errors import RecordsUnavailable
+from broker.records import changes as record_changes
 from broker.records.model import Status, UploadRecord
 
 
@@ -40,6 +41,7 @@ class RecordStore(ABC):
         None when it was not: someone else moved it first."""
         updated = replace(record, status=to, updated_at=clock.isoformat(clock.now()), **changes)
         if self._replace(updated, allowed_from, claimed_etag):
+            record_changes.changed(record.id)
             return updated
         return self._already_written(updated)
 

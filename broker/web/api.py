@@ -12,6 +12,7 @@ from broker import clock
 from broker.auth import bearer_token, verify_token
 from broker.errors import InvalidRequest, MalformedRequest, UnsupportedMediaType
 from broker.parsing import UnreadableJson, parse_json, whole_number
+from broker.uploads import MAX_WAIT
 from broker.web.schemas import CreateUpload, render_upload
 from broker.web.services import services
 from broker.web.session import SESSION_COOKIE, current_owner
@@ -54,7 +55,15 @@ def create_upload() -> tuple[Response, int, dict[str, str]]:
 @api.get("/uploads/<upload_id>")
 def get_upload(upload_id: str) -> WerkzeugResponse:
     uploads = services().uploads
-    record = uploads.get(current_owner(), upload_id)
+    wait = request.args.get("wait")
+    if wait is None:
+        record = uploads.get(current_owner(), upload_id)
+    else:
+        seconds = whole_number(wait)
+        if seconds is None or seconds > MAX_WAIT:
+            raise InvalidRequest("invalid_wait", f"wait must be a whole number of seconds "
+                                 f"from 0 to {MAX_WAIT}.")
+        record = uploads.wait_for_change(current_owner(), upload_id, seconds)
     return _no_store(jsonify(render_upload(uploads, record)))
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from broker.uploads import MAX_WAIT
 from broker.web.schemas import (
     CompanionParams,
     CreateUpload,
@@ -89,8 +90,13 @@ def openapi_document() -> dict[str, Any]:
             },
             "/v1/uploads/{upload_id}": {
                 "parameters": _ID,
-                "get": _op("One upload", {"200": _json("UploadView", "The upload")},
-                           *_AUTHENTICATED, "404"),
+                "get": _op("One upload; with `wait`, answered once its status changes (a "
+                           "long poll)", {"200": _json("UploadView", "The upload")},
+                           *_AUTHENTICATED, "404", "422")
+                | {"parameters": [
+                    {"name": "wait", "in": "query", "description": "Seconds to wait for the "
+                     "status to change before answering; answered at once when settled.",
+                     "schema": {"type": "integer", "minimum": 0, "maximum": MAX_WAIT}}]},
                 "delete": _op("Delete an upload and its stored file",
                               {"204": {"description": "Deleted"}}, *_CHANGE, "404", "409"),
             },

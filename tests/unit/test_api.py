@@ -3,6 +3,7 @@
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from broker.clients import AwsClients
@@ -264,3 +265,22 @@ def test_storage_outage_is_503_with_retry_after(client: FlaskClient, aws: AwsCli
 
 def test_a_png_is_small_enough_for_the_avatar_profile() -> None:
     assert len(png_bytes()) < 5 * MIB
+
+
+def test_a_long_poll_sees_a_change_made_by_another_process(
+        app: Flask, aws: AwsClients, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No wake-up comes from a validator elsewhere: the waiter re-reads the record."""
+    import threading
+    import time
+
+    from broker.records import changes
+
+    uploads = app.extensions["broker"].uploads
+    record = uploads.create("alice", "avatar", "a.png", "image/png", 10).record
+    monkeypatch.setattr(changes, "changed", lambda upload_id: None)  # as in another process
+    threading.Timer(0.3, lambda: uploads.records.transition(
+        record, "processing", allowed_from=("pending",))).start()
+    started = time.monotonic()
+    seen = uploads.wait_for_change("alice", record.id, 10)
+    assert seen.status == "processing"
+    assert time.monotonic() - started < changes.RECHECK + 3  # not the whole 10 s

@@ -11,7 +11,8 @@
 //   </script>
 //
 // Each file: ask the broker (POST /v1/uploads), send the form straight to storage
-// with progress, then follow the verdict (GET /v1/uploads/{id}) until it settles.
+// with progress, then follow the verdict (GET /v1/uploads/{id}?wait=20, a long poll)
+// until it settles.
 (function (global) {
   "use strict";
 
@@ -114,12 +115,22 @@
       });
     }
 
+    // Long polls: the broker answers as soon as the status changes. Should one fail
+    // (a proxy cutting held requests, a network blip), poll plainly from then on.
     async verdict(id, ui) {
+      let wait = "?wait=" + (this.options.waitSeconds || 20);
       for (;;) {
-        const record = await this.api("/v1/uploads/" + encodeURIComponent(id));
+        let record;
+        try {
+          record = await this.api("/v1/uploads/" + encodeURIComponent(id) + wait);
+        } catch (error) {
+          if (error.code || !wait) throw error; // the API refused: say why
+          wait = "";
+          continue;
+        }
         if (SETTLED.includes(record.status)) return record;
         ui.set("checking", "checking");
-        await new Promise((r) => setTimeout(r, this.pollMs));
+        if (!wait) await new Promise((r) => setTimeout(r, this.pollMs));
       }
     }
 

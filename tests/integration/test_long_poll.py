@@ -1,0 +1,73 @@
+"""Live status without a polling loop: `GET /v1/uploads/{id}?wait=N` answers as soon
+as the status changes (or at the limit), on the whole stack over real HTTP."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from tests.integration.conftest import Running
+from tests.samples import auth, png_bytes, send_upload
+
+pytestmark = pytest.mark.integration
+
+
+def long_poll(running: Running, upload_id: str, wait: int, user: str
+              ) -> tuple[dict[str, object], float]:
+    started = time.monotonic()
+    reply = requests.get(f"{running.url}/v1/uploads/{upload_id}", params={"wait": wait},
+                         headers=auth(user), timeout=wait + 10)
+    assert reply.status_code == 200, reply.text
+    return reply.json(), time.monotonic() - started
+
+
+def test_a_waiting_request_learns_the_verdict_without_polling(running: Running) -> None:
+    upload_id = send_upload(running.url, "long-poll", png_bytes())
+    seen = []
+    deadline = time.monotonic() + 30
+    while not seen or seen[-1] in ("pending", "processing"):
+        record, _ = long_poll(running, upload_id, 20, "long-poll")
+        seen.append(str(record["status"]))
+        assert time.monotonic() < deadline
+    assert seen[-1] == "ready"
+    assert len(seen) <= 3  # one answer per change at most: pending, processing, ready
+
+
+def test_a_settled_upload_is_answered_at_once(running: Running) -> None:
+    upload_id = send_upload(running.url, "long-poll", png_bytes())
+    while long_poll(running, upload_id, 20, "long-poll")[0]["status"] != "ready":
+        pass
+    record, took = long_poll(running, upload_id, 20, "long-poll")
+    assert record["status"] == "ready"
+    assert took < 5  # not held for the 20 seconds asked
+
+
+def test_an_unchanged_upload_is_answered_at_the_limit(running: Running) -> None:
+    created = requests.post(f"{running.url}/v1/uploads", headers=auth("long-poll"),
+                            timeout=10, json={"profile": "avatar", "filename": "a.png",
+                                              "content_type": "image/png", "size": 10})
+    record, took = long_poll(running, created.json()["id"], 1, "long-poll")
+    assert record["status"] == "pending"  # nothing was sent
+    assert took >= 1
+
+
+@pytest.mark.parametrize("wait", ["26", "-1", "soon", "1.5", ""])
+def test_a_wait_out_of_range_is_refused_by_name(running: Running, wait: str) -> None:
+    created = requests.post(f"{running.url}/v1/uploads", headers=auth("long-poll"),
+                            timeout=10, json={"profile": "avatar", "filename": "a.png",
+                                              "content_type": "image/png", "size": 10})
+    reply = requests.get(f"{running.url}/v1/uploads/{created.json()['id']}",
+                         params={"wait": wait}, headers=auth("long-poll"), timeout=10)
+    assert reply.status_code == 422
+    assert reply.json()["code"] == "invalid_wait"
+
+
+def test_waiting_on_someone_elses_upload_is_not_found_at_once(running: Running) -> None:
+    upload_id = send_upload(running.url, "long-poll", png_bytes())
+    started = time.monotonic()
+    reply = requests.get(f"{running.url}/v1/uploads/{upload_id}", params={"wait": 20},
+                         headers=auth("mallory"), timeout=30)
+    assert reply.status_code == 404
+    assert time.monotonic() - started < 5
