@@ -48,7 +48,11 @@ def process(args: list[str], env: dict[str, str], ready_url: str):  # type: igno
         yield proc
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # an emulator holding 100 MiB objects can lag
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -7,6 +7,8 @@ clock as the clients': each state change is timestamped where it is written.
 
 from __future__ import annotations
 
+import logging
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -59,6 +61,10 @@ def bench_live_status(avatar: Callable[[int], bytes], free_port: Callable[[], in
     from broker.web import create_app
     from tests.integration.conftest import serving
 
+    # The stack as `broker run` starts it, whatever earlier measures set.
+    for name in [n for n in os.environ if n.startswith("BROKER_")]:
+        del os.environ[name]
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = free_port()
     stack = DevStack(emulator_port=free_port(), broker_origin=f"http://127.0.0.1:{port}",
                      overrides={"jwt_secret": SECRET, "upload_rate_limit": "100000/minute",

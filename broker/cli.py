@@ -354,8 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=_positive, default=2,
                        help="worker processes (default 2; about one per core)")
-    serve.add_argument("--threads", type=_positive, default=4,
-                       help="threads per worker (default 4)")
+    serve.add_argument("--threads", type=_positive, default=32,
+                       help="threads per worker (default 32: a long poll holds one while "
+                       "it waits)")
     serve.add_argument("--timeout", type=_positive, default=30,
                        help="seconds a request may take before its worker is restarted")
     serve.add_argument("--graceful-timeout", type=_positive, default=20,

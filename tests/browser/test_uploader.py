@@ -35,6 +35,9 @@ def file_(name: str, mime: str, data: bytes) -> dict[str, Any]:
 
 def test_picked_files_show_progress_and_their_verdicts(page: Any, running: Running) -> None:
     open_page(page, running, "alice", "avatar")
+    status_reads: list[str] = []
+    page.on("request", lambda request: status_reads.append(request.url)
+            if "/v1/uploads/up_" in request.url else None)
     png = png_bytes(400, 300) + b""  # a real image
     page.set_input_files(".bu-input", [file_("me.png", "image/png", png),
                                        file_("x.png", "image/png", HTML_AS_PNG)])
@@ -47,6 +50,10 @@ def test_picked_files_show_progress_and_their_verdicts(page: Any, running: Runni
     assert rejected.get_attribute("data-state") == "rejected"
     assert rejected.get_attribute("data-reason") == "type_mismatch"
     assert "not of the type it was declared as" in rejected.inner_text()
+    # The verdicts came by long poll: a few held requests, no polling loop.
+    assert status_reads
+    assert all(url.endswith("?wait=20") for url in status_reads)
+    assert len(status_reads) <= 6  # two files, at most pending → processing → settled
     screenshot(page, "uploader-ready-and-rejected")
     link = ready.query_selector("a").get_attribute("href")
     assert same_picture(requests.get(link, timeout=10).content, png)  # served re-encoded

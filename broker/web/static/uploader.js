@@ -118,7 +118,8 @@
     // Long polls: the broker answers as soon as the status changes. Should one fail
     // (a proxy cutting held requests, a network blip), poll plainly from then on.
     async verdict(id, ui) {
-      let wait = "?wait=" + (this.options.waitSeconds || 20);
+      const seconds = this.options.waitSeconds ?? 20; // 0: poll every pollMs instead
+      let wait = seconds > 0 ? "?wait=" + seconds : "";
       for (;;) {
         let record;
         try {
