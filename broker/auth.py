@@ -1,14 +1,23 @@
-"""Bearer tokens: HS256 JWTs whose `sub` is the owner of the uploads."""
+"""Bearer tokens: JWTs whose `sub` (or configured claim) is the owner of the uploads.
+
+HS256 tokens signed with the broker's shared secret (local development, or apps that
+mint their own), and RS256, ES256 and EdDSA tokens from the app's identity provider
+(`broker.oidc`). Whichever signed it, a token must name its owner and expire within
+30 days.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 
 from broker import clock
 from broker.errors import NotAuthenticated
+from broker.oidc import ALGORITHMS as OIDC_ALGORITHMS
+from broker.oidc import OidcVerifier
 
 ALGORITHM = "HS256"
 # Tolerated clock difference between whoever signs tokens and us, on exp, nbf and iat.
@@ -40,15 +49,41 @@ class Identity:
     expires_at: datetime
 
 
+class TokenVerifier:
+    """Verifies the tokens this deployment accepts: HS256 with `secret` (when set) and
+    the identity provider's (when `oidc` is set). Each kind is checked only with its
+    own keys, so a token cannot pass off a public key as a shared secret."""
+
+    def __init__(self, secret: bytes | None, oidc: OidcVerifier | None = None) -> None:
+        if secret is None and oidc is None:
+            raise ValueError("tokens need a shared secret or an identity provider")
+        self.secret = secret
+        self.oidc = oidc
+
+    def verify(self, token: str) -> Identity:
+        """Who a valid token speaks for; NotAuthenticated says why a token is refused."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as exc:
+            raise NotAuthenticated(f"The token is not valid: {exc}.",
+                                   code="invalid_token") from None
+        algorithm = header.get("alg")
+        if algorithm == ALGORITHM and self.secret is not None:
+            return _identity(_shared_secret_claims(self.secret, token), "sub")
+        if algorithm in OIDC_ALGORITHMS and self.oidc is not None:
+            return _identity(self.oidc.claims(token, header), self.oidc.owner_claim)
+        raise NotAuthenticated(f"Tokens signed with {algorithm!r} are not accepted here.",
+                               code="invalid_token")
+
+
 def owner_from_token(secret: bytes, token: str) -> str:
-    """The owner id a valid token names; NotAuthenticated says why otherwise."""
-    return verify_token(secret, token).owner
+    """The owner id a valid HS256 token names; NotAuthenticated says why otherwise."""
+    return TokenVerifier(secret).verify(token).owner
 
 
-def verify_token(secret: bytes, token: str) -> Identity:
-    """Check a token's signature, algorithm and expiry; NotAuthenticated says why not."""
+def _shared_secret_claims(secret: bytes, token: str) -> dict[str, Any]:
     try:
-        claims = jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             token,
             secret,
             algorithms=[ALGORITHM],
@@ -59,11 +94,16 @@ def verify_token(secret: bytes, token: str) -> Identity:
         raise NotAuthenticated("The token has expired.", code="token_expired") from None
     except jwt.InvalidTokenError as exc:
         raise NotAuthenticated(f"The token is not valid: {exc}.", code="invalid_token") from None
-    subject = claims["sub"]
+    return claims
+
+
+def _identity(claims: dict[str, Any], owner_claim: str) -> Identity:
+    """The owner and expiry of verified claims, within the limits every token keeps."""
+    subject = claims.get(owner_claim)
     if not isinstance(subject, str) or not subject.strip():
         raise NotAuthenticated("The token names no user.", code="invalid_token")
     if problem := _subject_problem(subject):
-        raise NotAuthenticated(f"The token's sub {problem}.", code="invalid_token")
+        raise NotAuthenticated(f"The token's {owner_claim} {problem}.", code="invalid_token")
     expires = claims["exp"]
     latest = clock.now().timestamp() + MAX_TOKEN_SECONDS + LEEWAY_SECONDS
     if not isinstance(expires, int | float) or expires > latest:

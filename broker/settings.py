@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     # Where `broker run` keeps its generated secret so `broker token` can sign for it.
     secret_file: Path = Path(".broker/secret")
     token_ttl: int = Field(default=3600, gt=0, le=30 * 24 * 3600)
+    # Tokens from the app's identity provider (RS256, ES256, EdDSA): its issuer URL
+    # (keys found by discovery) or its JWKS URL, the audience they must name, the
+    # claim naming the owner, and how often unknown key ids may make us refetch.
+    oidc_issuer: str | None = None
+    jwks_url: str | None = None
+    jwt_audience: str | None = None
+    jwt_owner_claim: str = "sub"
+    jwks_refetch_interval: int = Field(default=60, ge=1, le=24 * 3600)
 
     region: str = "us-east-1"
     # One endpoint for every service (an emulator), or one per service: storage can

@@ -9,11 +9,13 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask_cors import CORS
 
 from broker import metrics, readiness
+from broker.auth import TokenVerifier
 from broker.clients import AwsClients, fetch_secret, make_clients
 from broker.logs import set_upload
+from broker.oidc import OidcVerifier
 from broker.profiles import load_profiles
 from broker.records import open_records
-from broker.settings import load_settings
+from broker.settings import Settings, SettingsError, load_settings
 from broker.storage import Storage
 from broker.uploads import Uploads
 from broker.web import problems
@@ -26,6 +28,26 @@ from broker.web.services import EXTENSION, Services, services
 MAX_REQUEST_BYTES = 1024 * 1024
 
 
+def token_verifier(settings: Settings) -> TokenVerifier:
+    """HS256 with the shared secret, the identity provider's keys, or both."""
+    oidc = None
+    if settings.oidc_issuer or settings.jwks_url:
+        try:
+            oidc = OidcVerifier.discover(
+                settings.oidc_issuer, settings.jwks_url, settings.jwt_audience,
+                settings.jwt_owner_claim, settings.jwks_refetch_interval)
+        except (OSError, ValueError) as exc:
+            raise SettingsError(f"BROKER_OIDC_ISSUER: the identity provider cannot be "
+                                f"discovered: {exc}") from exc
+    try:
+        secret: bytes | None = settings.signing_secret()
+    except SettingsError:
+        if oidc is None:
+            raise
+        secret = None  # the identity provider's tokens only
+    return TokenVerifier(secret, oidc)
+
+
 def create_app(config: Mapping[str, Any] | None = None, *,
                clients: AwsClients | None = None) -> Flask:
     """Build the broker. `config` overrides settings read from BROKER_* variables;
@@ -33,7 +55,7 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     settings = load_settings(**dict(config or {}))
     if settings.jwt_secret_arn and settings.jwt_secret is None:
         settings = settings.model_copy(update={"jwt_secret": fetch_secret(settings)})
-    secret = settings.signing_secret()  # refuse to start without a usable secret
+    tokens = token_verifier(settings)  # refuse to start without a way to check tokens
     clients = clients or make_clients(settings)
     profiles = load_profiles(settings.profiles_file)
     storage = Storage(clients.s3)
@@ -44,7 +66,7 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # Requests are small JSON documents: a larger body is refused (413) before it is read.
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
-    app.extensions[EXTENSION] = Services(settings, profiles, uploads, secret)
+    app.extensions[EXTENSION] = Services(settings, profiles, uploads, tokens)
     problems.register(app)
     app.register_blueprint(api)
     app.register_blueprint(companion)

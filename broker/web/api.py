@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from broker import clock
-from broker.auth import bearer_token, verify_token
+from broker.auth import bearer_token
 from broker.errors import InvalidRequest, MalformedRequest, UnsupportedMediaType
 from broker.parsing import UnreadableJson, parse_json, whole_number
 from broker.uploads import MAX_WAIT
@@ -100,7 +100,7 @@ def list_profiles() -> Response:
 def create_session() -> tuple[Response, int]:
     """Trade a bearer token for an HttpOnly cookie, for same-origin pages and Uppy."""
     token = bearer_token(request.headers.get("Authorization"))
-    identity = verify_token(services().secret, token)
+    identity = services().tokens.verify(token)
     response = jsonify({"owner": identity.owner,
                         "expires_at": clock.isoformat(identity.expires_at)})
     response.set_cookie(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from broker.auth import TokenVerifier
 from broker.profiles import Profiles
 from broker.settings import Settings
 from broker.uploads import Uploads
@@ -18,7 +19,7 @@ class Services:
     settings: Settings
     profiles: Profiles
     uploads: Uploads
-    secret: bytes
+    tokens: TokenVerifier
 
 
 def services() -> Services:

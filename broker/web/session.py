@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, g, request
 
-from broker.auth import bearer_token, owner_from_token
+from broker.auth import bearer_token
 from broker.errors import Forbidden, NotAuthenticated
 from broker.web.services import services
 
@@ -38,7 +38,7 @@ def _authenticate() -> str:
             _check_origin()  # cookies ride along on cross-site requests; tokens do not
         g.by_cookie = True
         token = cookie
-    return owner_from_token(services().secret, token)
+    return services().tokens.verify(token).owner
 
 
 def _check_origin() -> None:
