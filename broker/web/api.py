@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import TypeVar
 
-from flask import Blueprint, Response, jsonify, redirect, request, url_for
+from flask import Blueprint, Response, jsonify, redirect, request, stream_with_context, url_for
 from pydantic import BaseModel
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -12,12 +14,14 @@ from broker import clock
 from broker.auth import bearer_token
 from broker.errors import InvalidRequest, MalformedRequest, UnsupportedMediaType
 from broker.parsing import UnreadableJson, parse_json, whole_number
-from broker.uploads import MAX_WAIT
+from broker.records import UploadRecord
+from broker.uploads import MAX_WAIT, WAITING
 from broker.web.schemas import CreateUpload, render_upload
 from broker.web.services import services
 from broker.web.session import SESSION_COOKIE, current_owner
 
 api = Blueprint("api", __name__, url_prefix="/v1")
+EVENT_STREAM_SECONDS = 300  # then the stream ends; an EventSource reconnects
 Model = TypeVar("Model", bound=BaseModel)
 
 
@@ -65,6 +69,36 @@ def get_upload(upload_id: str) -> WerkzeugResponse:
                                  f"from 0 to {MAX_WAIT}.")
         record = uploads.wait_for_change(current_owner(), upload_id, seconds)
     return _no_store(jsonify(render_upload(uploads, record)))
+
+
+@api.get("/uploads/<upload_id>/events")
+def upload_events(upload_id: str) -> WerkzeugResponse:
+    """Server-sent events: the upload now, then each change until it settles (or the
+    stream's time is up; EventSource reconnects by itself). For servers that can hold
+    connections; elsewhere, the long poll does the same."""
+    uploads, owner = services().uploads, current_owner()
+    record = uploads.get(owner, upload_id)  # 404 before the stream starts
+
+    def event(upload: UploadRecord) -> str:
+        return f"event: status\ndata: {json.dumps(render_upload(uploads, upload))}\n\n"
+
+    def stream() -> Iterator[str]:
+        current, deadline = record, clock.monotonic() + EVENT_STREAM_SECONDS
+        yield event(current)
+        while current.status in WAITING:
+            left = deadline - clock.monotonic()
+            if left <= 0:
+                return
+            changed = uploads.wait_for_change(owner, upload_id, min(left, MAX_WAIT))
+            if changed.status == current.status:
+                yield ": still waiting\n\n"  # keeps proxies from closing an idle stream
+            else:
+                yield event(changed)
+            current = changed
+
+    response = Response(stream_with_context(stream()), mimetype="text/event-stream")
+    response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+    return _no_store(response)
 
 
 @api.get("/uploads")

@@ -100,6 +100,15 @@ def openapi_document() -> dict[str, Any]:
                 "delete": _op("Delete an upload and its stored file",
                               {"204": {"description": "Deleted"}}, *_CHANGE, "404", "409"),
             },
+            "/v1/uploads/{upload_id}/events": {
+                "parameters": _ID,
+                "get": _op("Server-sent events: the upload now, then each change until it "
+                           "settles", {"200": {"description": "`event: status` lines whose "
+                                               "data is the upload as GET shows it",
+                                               "content": {"text/event-stream": {
+                                                   "schema": {"type": "string"}}}}},
+                           *_AUTHENTICATED, "404"),
+            },
             "/v1/uploads/{upload_id}/download": {
                 "parameters": _ID,
                 "get": _op("Redirect to the file",

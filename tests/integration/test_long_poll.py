@@ -3,6 +3,7 @@ as the status changes (or at the limit), on the whole stack over real HTTP."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -71,3 +72,34 @@ def test_waiting_on_someone_elses_upload_is_not_found_at_once(running: Running) 
                          headers=auth("mallory"), timeout=30)
     assert reply.status_code == 404
     assert time.monotonic() - started < 5
+
+
+def events_of(running: Running, upload_id: str, user: str) -> list[dict[str, object]]:
+    """Read the server-sent event stream to its end, as EventSource would."""
+    events = []
+    with requests.get(f"{running.url}/v1/uploads/{upload_id}/events", headers=auth(user),
+                      stream=True, timeout=60) as reply:
+        assert reply.status_code == 200
+        assert reply.headers["Content-Type"].startswith("text/event-stream")
+        for line in reply.iter_lines(decode_unicode=True):
+            if line.startswith("data: "):
+                events.append(json.loads(line.removeprefix("data: ")))
+    return events
+
+
+def test_the_event_stream_sends_each_change_until_the_verdict(running: Running) -> None:
+    upload_id = send_upload(running.url, "event-stream", png_bytes())
+    events = events_of(running, upload_id, "event-stream")
+    statuses = [e["status"] for e in events]
+    assert statuses[-1] == "ready"  # the stream ends once settled
+    assert len(statuses) == len(set(statuses))  # each state once, in order
+    assert set(statuses) <= {"pending", "processing", "ready"}
+    assert events[-1]["url"]
+
+
+def test_the_event_stream_of_someone_elses_upload_is_not_found(running: Running) -> None:
+    upload_id = send_upload(running.url, "event-stream", png_bytes())
+    reply = requests.get(f"{running.url}/v1/uploads/{upload_id}/events",
+                         headers=auth("mallory"), timeout=10)
+    assert reply.status_code == 404
+    assert reply.headers["Content-Type"] == "application/problem+json"
