@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from broker.errors import InvalidRequest
+from broker.records.model import Quota
 
 # copy_object promotes in one call, which S3 allows up to 5 GiB.
 MAX_PROFILE_SIZE = 5 * 1024**3
@@ -99,6 +100,10 @@ class Profile(BaseModel):
     # Raster images: serve a fresh file written from the pixels alone (no EXIF, GPS,
     # comments or unknown chunks). Default: on for public profiles, off for private ones.
     reencode: bool | None = None
+    # The owner's storage quota for uploads of this profile, instead of the deployment's
+    # (BROKER_QUOTA_BYTES, BROKER_QUOTA_FILES); usage counts all of the owner's files.
+    quota_bytes: Size | None = None
+    quota_files: int | None = Field(default=None, gt=0)
 
     @field_validator("types")
     @classmethod
@@ -112,6 +117,11 @@ class Profile(BaseModel):
             normalize_type(mime): tuple(ext.lower().lstrip(".") for ext in exts)
             for mime, exts in types.items()
         }
+
+    def quota(self, deployment: Quota) -> Quota:
+        """The storage quota an upload of this profile is held to."""
+        return Quota(deployment.bytes if self.quota_bytes is None else self.quota_bytes,
+                     deployment.files if self.quota_files is None else self.quota_files)
 
     @property
     def reencodes_images(self) -> bool:

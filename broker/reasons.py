@@ -29,6 +29,7 @@ REASONS: Final[dict[str, str]] = {
     "too_large": "The file is larger than this profile allows.",
     "too_small": "The file is smaller than this profile allows.",
     "invalid_filename": "The file name is empty or cannot be used.",
+    "quota_exceeded": "You have used up your storage; delete some files to upload more.",
     # Judged by the validator on the stored bytes.
     "empty": "The uploaded file is empty.",
     "size_mismatch": "The uploaded file's size differs from the size declared.",

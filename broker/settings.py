@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from broker.records.model import Quota
 
 ENV_PREFIX = "BROKER_"
 MIN_SECRET_BYTES = 32
@@ -90,6 +93,9 @@ class Settings(BaseSettings):
     upload_rate_limit: str = "60/minute"
     rate_limit_storage: str = "memory://"
     max_pending_uploads: int = Field(default=20, gt=0)
+    # Storage each user may fill with ready uploads (a profile may set its own).
+    quota_bytes: int | None = Field(default=None, gt=0)
+    quota_files: int | None = Field(default=None, gt=0)
 
     # Malware scanning: "none", or "clamd" at unix:///path or tcp://host:port.
     scanner: Literal["none", "clamd"] = "none"
@@ -136,6 +142,13 @@ class Settings(BaseSettings):
                 f"BROKER_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes"
             )
         return secret
+
+    @property
+    def quota(self) -> Quota:
+        """The deployment's storage quota per user (profiles may set their own)."""
+        from broker.records.model import Quota
+
+        return Quota(self.quota_bytes, self.quota_files)
 
     def endpoint_for(self, service: Literal["s3", "dynamodb", "sqs"]) -> str | None:
         """The service's own endpoint, else the shared one, else AWS."""

@@ -15,8 +15,15 @@ from broker.filenames import clean_filename, content_disposition
 from broker.keys import incoming_key, is_upload_id
 from broker.logs import set_upload
 from broker.presign import PresignedUpload, presign_post, presign_put
-from broker.profiles import Profiles, normalize_type
-from broker.records import PendingCapReached, RecordStore, Status, UploadRecord
+from broker.profiles import Profile, Profiles, human_size, normalize_type
+from broker.records import (
+    PendingCapReached,
+    Quota,
+    RecordStore,
+    Status,
+    UploadRecord,
+    Usage,
+)
 from broker.records import changes as record_changes
 from broker.settings import Settings
 from broker.storage import Storage
@@ -61,6 +68,7 @@ class Uploads:
         extensions = profile.types.get(content_type, ("bin",))
         clean = clean_filename(filename) or f"upload.{extensions[0]}"
         profile.check_declared(clean, content_type, profile.max_size if size is None else size)
+        self._check_quota(owner, profile, profile.min_size if size is None else size)
         created = clock.now()
 
         upload_id = clock.new_upload_id()
@@ -88,6 +96,25 @@ class Uploads:
                 max_size=profile.max_size if size is None else size, ttl=ttl,
             )
         return NewUpload(record, post)
+
+    def usage(self, owner: str) -> tuple[Usage, Quota]:
+        """What the owner stores, and the deployment's quota."""
+        return self.records.usage(owner), self.settings.quota
+
+    def _check_quota(self, owner: str, profile: Profile, size: int) -> None:
+        quota = profile.quota(self.settings.quota)
+        if quota.bytes is None and quota.files is None:
+            return
+        used = self.records.usage(owner)
+        if not quota.allows(used, size):
+            limits = []
+            if quota.bytes is not None:
+                limits.append(f"{human_size(used.bytes)} of {human_size(quota.bytes)}")
+            if quota.files is not None:
+                limits.append(f"{used.files} of {quota.files} files")
+            raise InvalidRequest("quota_exceeded", f"You store {' and '.join(limits)}; this "
+                                 f"{human_size(size)} file does not fit. Delete some files "
+                                 "to upload more.")
 
     def _record_within_cap(self, record: UploadRecord, now: datetime) -> None:
         """Record the upload, refused while the owner has too many still waiting for

@@ -6,15 +6,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from broker.records.dynamodb import DynamoRecords
-from broker.records.model import MAX_PAGE, PendingCapReached, Status, UploadRecord
+from broker.records.model import (
+    MAX_PAGE,
+    PendingCapReached,
+    Quota,
+    QuotaExceeded,
+    Status,
+    UploadRecord,
+    Usage,
+)
 from broker.records.store import RecordStore
 
 if TYPE_CHECKING:
     from broker.clients import AwsClients
     from broker.settings import Settings
 
-__all__ = ["MAX_PAGE", "DynamoRecords", "PendingCapReached", "RecordStore", "Status",
-           "UploadRecord", "open_records"]
+__all__ = ["MAX_PAGE", "DynamoRecords", "PendingCapReached", "Quota", "QuotaExceeded",
+           "RecordStore", "Status", "UploadRecord", "Usage", "open_records"]
 
 
 def open_records(settings: Settings, clients: AwsClients) -> RecordStore:

@@ -6,6 +6,10 @@ through a sparse index on `open_status` (pending or processing), sorted by
 `open_since` (expiry for pending, last change for processing), so it reads only what
 it may have to move on.
 
+The owner's usage (bytes and files of ready uploads) lives in the same item per owner,
+moved in the transaction that makes an upload ready (on condition it stays within the
+quota) or deletes a ready one.
+
 The pending cap lives in one item per owner (`owner#<id>`): a string set of
 `<expiry>#<upload id>` entries, one per pending upload. A create writes the record
 and adds its entry in one transaction, on condition that the set is below the cap,
@@ -27,12 +31,14 @@ from broker.errors import InvalidRequest, RecordsUnavailable
 from broker.records.model import (
     MAX_PAGE,
     PendingCapReached,
+    QuotaExceeded,
     Status,
     UploadRecord,
+    Usage,
     decode_cursor,
     encode_cursor,
 )
-from broker.records.store import RecordStore
+from broker.records.store import RecordStore, UsageChange
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -185,8 +191,16 @@ class DynamoRecords(RecordStore):
         entries = self._pending_entries(owner)
         return entries[0].split("#")[0] if entries else ""
 
+    def usage(self, owner: str) -> Usage:
+        reply = self._call("get_item", TableName=self.table, Key=_owner_key(owner),
+                           ConsistentRead=True,
+                           ProjectionExpression="stored_bytes, stored_files")
+        item = reply.get("Item", {})
+        return Usage(int(_deserialize(item.get("stored_bytes", {"N": "0"}))),
+                     int(_deserialize(item.get("stored_files", {"N": "0"}))))
+
     def _replace(self, updated: UploadRecord, allowed_from: tuple[Status, ...],
-                 claimed_etag: str | None) -> bool:
+                 claimed_etag: str | None, change: UsageChange | None) -> bool:
         names = {"#status": "status"}
         values = {f":from{i}": _serialize(s) for i, s in enumerate(allowed_from)}
         condition = f"#status IN ({', '.join(values)})"
@@ -196,26 +210,56 @@ class DynamoRecords(RecordStore):
         put = {"TableName": self.table, "Item": to_item(updated),
                "ConditionExpression": f"attribute_exists(id) AND {condition}",
                "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
-        if "pending" not in allowed_from or updated.status == "pending":
+        owner_update = self._owner_update(updated, allowed_from, change)
+        if owner_update is None:
             try:
                 self._call("put_item", **put)
             except _ConditionFailed:
                 return False
             return True
-        # Leaving pending: the owner's entry goes in the same transaction.
-        uncount = {"Update": {
-            "TableName": self.table, "Key": _owner_key(updated.owner),
-            "UpdateExpression": "DELETE pending :entry",
-            "ExpressionAttributeValues": {":entry": {"SS": [_pending_entry(updated)]}}}}
+        # The record and its owner's item (pending entry, usage) change together.
         for attempt in range(_TRANSACTION_ATTEMPTS):
             try:
-                self._transact([{"Put": put}, uncount])
+                self._transact([{"Put": put}, {"Update": owner_update}])
                 return True
             except _Cancelled as refused:
                 if refused.reasons[0] == "ConditionalCheckFailed":
                     return False
+                if refused.reasons[1] == "ConditionalCheckFailed":
+                    raise QuotaExceeded from None
                 time.sleep(0.01 * attempt)
         raise RecordsUnavailable("the upload records are too busy for this owner; try again")
+
+    def _owner_update(self, updated: UploadRecord, allowed_from: tuple[Status, ...],
+                      change: UsageChange | None) -> dict[str, Any] | None:
+        """The owner item's part of a transition: its pending entry leaves when the
+        record leaves pending; its usage moves by `change`, within the quota."""
+        clauses: list[str] = []
+        conditions: list[str] = []
+        values: dict[str, Any] = {}
+        if "pending" in allowed_from and updated.status != "pending":
+            clauses.append("DELETE pending :entry")
+            values[":entry"] = {"SS": [_pending_entry(updated)]}
+        if change is not None:
+            if not change.fits_at_all():
+                raise QuotaExceeded
+            clauses.append("ADD stored_bytes :bytes, stored_files :files")
+            values[":bytes"] = _serialize(change.bytes)
+            values[":files"] = _serialize(change.files)
+            for attribute, limit, more in (("stored_bytes", change.quota.bytes, change.bytes),
+                                           ("stored_files", change.quota.files, change.files)):
+                if limit is not None and more > 0:
+                    values[f":room_{attribute}"] = _serialize(limit - more)
+                    conditions.append(f"(attribute_not_exists({attribute}) OR "
+                                      f"{attribute} <= :room_{attribute})")
+        if not clauses:
+            return None
+        update: dict[str, Any] = {"TableName": self.table, "Key": _owner_key(updated.owner),
+                                  "UpdateExpression": " ".join(clauses),
+                                  "ExpressionAttributeValues": values}
+        if conditions:
+            update["ConditionExpression"] = " AND ".join(conditions)
+        return update
 
     def _transact(self, items: list[dict[str, Any]]) -> None:
         try:

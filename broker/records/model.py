@@ -62,6 +62,35 @@ class UploadRecord:
         return f"{self.created_at}#{self.id}"
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What an owner stores: the bytes and files of their ready uploads."""
+
+    bytes: int = 0
+    files: int = 0
+
+
+@dataclass(frozen=True)
+class Quota:
+    """At most this much stored (None: no limit)."""
+
+    bytes: int | None = None
+    files: int | None = None
+
+    def allows(self, usage: Usage, more_bytes: int, more_files: int = 1) -> bool:
+        return (self.bytes is None or usage.bytes + more_bytes <= self.bytes) and \
+            (self.files is None or usage.files + more_files <= self.files)
+
+
+class QuotaExceeded(Exception):
+    """Storing this upload would take its owner over their quota."""
+
+
+def stored_size(record: UploadRecord) -> int:
+    """The bytes an upload counts against its owner's quota: the file served."""
+    return record.served_size if record.served_size is not None else (record.size or 0)
+
+
 class PendingCapReached(Exception):
     """The owner already has as many uploads waiting for their file as allowed."""
 

@@ -25,12 +25,14 @@ from broker.records import schema
 from broker.records.model import (
     MAX_PAGE,
     PendingCapReached,
+    QuotaExceeded,
     Status,
     UploadRecord,
+    Usage,
     decode_cursor,
     encode_cursor,
 )
-from broker.records.store import RecordStore
+from broker.records.store import RecordStore, UsageChange
 
 T = TypeVar("T")
 Connection = psycopg.Connection[dict[str, Any]]
@@ -58,11 +60,33 @@ SELECT (SELECT count(*) FROM inserted) AS inserted,
        (SELECT count(*) FROM open) AS pending,
        (SELECT min(expires_at) FROM open) AS soonest
 """).format(names=_NAMES, values=_VALUES)
-_LOCKED_INSERT_UNDER_CAP = sql.SQL(
-    "SELECT pg_advisory_xact_lock(hashtextextended(%(owner)s, 0));") + _INSERT_UNDER_CAP
+_OWNER_LOCK = sql.SQL("SELECT pg_advisory_xact_lock(hashtextextended(%(owner)s, 0));")
+_LOCKED_INSERT_UNDER_CAP = _OWNER_LOCK + _INSERT_UNDER_CAP
 _REPLACE = sql.SQL("UPDATE uploads SET {} WHERE id = %(id)s AND status = ANY(%(allowed)s)"
                    ).format(_ASSIGNMENTS)
 _ETAG_CLAIMED = sql.SQL(" AND etag = %(claimed)s")
+# A transition that moves its owner's usage: serialized per owner like a create, the
+# record moved only if the usage stays within the quota, both in one statement.
+_USAGE_NOW = sql.SQL("""
+WITH now_stored AS (
+    SELECT coalesce((SELECT stored_bytes FROM owner_usage WHERE owner = %(owner)s), 0) AS b,
+           coalesce((SELECT stored_files FROM owner_usage WHERE owner = %(owner)s), 0) AS f
+), fits AS (
+    SELECT (%(max_bytes)s::bigint IS NULL OR b + %(more_bytes)s <= %(max_bytes)s::bigint)
+       AND (%(max_files)s::bigint IS NULL OR f + %(more_files)s <= %(max_files)s::bigint) AS ok
+    FROM now_stored
+), moved AS (
+    {replace} AND (SELECT ok FROM fits) RETURNING owner
+), counted AS (
+    INSERT INTO owner_usage (owner, stored_bytes, stored_files)
+    SELECT owner, %(more_bytes)s, %(more_files)s FROM moved
+    ON CONFLICT (owner) DO UPDATE SET
+        stored_bytes = owner_usage.stored_bytes + EXCLUDED.stored_bytes,
+        stored_files = owner_usage.stored_files + EXCLUDED.stored_files
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM moved) AS moved, (SELECT ok FROM fits) AS fits
+""")
 _LISTING = sql.SQL("SELECT * FROM uploads WHERE owner = %(owner)s AND status <> 'deleted' "
                    "{} ORDER BY created_at DESC, id DESC LIMIT %(limit)s")
 _AFTER = sql.SQL("AND (created_at, id) < (%(after_time)s, %(after_id)s)")
@@ -177,16 +201,41 @@ class PostgresRecords(RecordStore):
             raise PendingCapReached(pending_cap, clock.isoformat(row["soonest"]))
         return False
 
+    def usage(self, owner: str) -> Usage:
+        def read(conn: Connection) -> dict[str, Any] | None:
+            return conn.execute("SELECT stored_bytes, stored_files FROM owner_usage"
+                                " WHERE owner = %s", [owner]).fetchone()
+        row = self._run(read)
+        return Usage(row["stored_bytes"], row["stored_files"]) if row else Usage()
+
     def _replace(self, updated: UploadRecord, allowed_from: tuple[Status, ...],
-                 claimed_etag: str | None) -> bool:
+                 claimed_etag: str | None, change: UsageChange | None) -> bool:
         query, params = _REPLACE, {**_to_row(updated), "allowed": list(allowed_from)}
         if claimed_etag is not None:
             query += _ETAG_CLAIMED
             params["claimed"] = claimed_etag
+        if change is None:
+            def write(conn: Connection) -> int:
+                return conn.execute(query, params).rowcount
+            return self._run(write) == 1
+        if not change.fits_at_all():
+            raise QuotaExceeded
+        params |= {"more_bytes": change.bytes, "more_files": change.files,
+                   "max_bytes": change.quota.bytes, "max_files": change.quota.files}
+        statement = _OWNER_LOCK + _USAGE_NOW.format(replace=query)
 
-        def write(conn: Connection) -> int:
-            return conn.execute(query, params).rowcount
-        return self._run(write) == 1
+        def moved(conn: Connection) -> dict[str, Any] | None:
+            cursor = psycopg.ClientCursor(conn, row_factory=dict_row)
+            cursor.execute(statement, params)
+            cursor.nextset()  # past the lock's own result
+            return cursor.fetchone()
+        row = self._run(moved)
+        assert row is not None
+        if row["moved"]:
+            return True
+        if not row["fits"]:
+            raise QuotaExceeded
+        return False
 
     def _run(self, work: Callable[[Connection], T]) -> T:
         """Run `work` on a pooled connection. A connection found broken (the server

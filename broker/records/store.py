@@ -8,13 +8,13 @@ rules about retried writes and state changes are written once.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from broker import clock
 from broker.errors import RecordsUnavailable
 from broker.records import changes as record_changes
-from broker.records.model import Status, UploadRecord
+from broker.records.model import Quota, Status, UploadRecord, Usage, stored_size
 
 
 class RecordStore(ABC):
@@ -34,13 +34,22 @@ class RecordStore(ABC):
         *,
         allowed_from: tuple[Status, ...],
         claimed_etag: str | None = None,
+        quota: Quota | None = None,
         **changes: Any,
     ) -> UploadRecord | None:
         """Move a record to `to` if it is still in one of `allowed_from` (and, when
         `claimed_etag` is given, still claimed for that object version).
-        None when it was not: someone else moved it first."""
+        None when it was not: someone else moved it first.
+
+        Becoming ready counts the upload in its owner's usage, in the same write,
+        refused (QuotaExceeded) beyond `quota`; a ready upload deleted is released."""
         updated = replace(record, status=to, updated_at=clock.isoformat(clock.now()), **changes)
-        if self._replace(updated, allowed_from, claimed_etag):
+        change: UsageChange | None = None
+        if to == "ready" and record.status != "ready":
+            change = UsageChange(stored_size(updated), 1, quota or Quota())
+        elif to == "deleted" and record.status == "ready":
+            change = UsageChange(-stored_size(record), -1, Quota())
+        if self._replace(updated, allowed_from, claimed_etag, change):
             record_changes.changed(record.id)
             return updated
         return self._already_written(updated)
@@ -70,6 +79,10 @@ class RecordStore(ABC):
         (pending) or last change (processing) is before `cutoff`, oldest first."""
 
     @abstractmethod
+    def usage(self, owner: str) -> Usage:
+        """The bytes and files of the owner's ready uploads."""
+
+    @abstractmethod
     def ping(self) -> None:
         """Raise StorageError unless the store answers (readiness)."""
 
@@ -79,6 +92,21 @@ class RecordStore(ABC):
 
     @abstractmethod
     def _replace(self, updated: UploadRecord, allowed_from: tuple[Status, ...],
-                 claimed_etag: str | None) -> bool:
+                 claimed_etag: str | None, change: UsageChange | None) -> bool:
         """Replace the stored record by `updated` if its status is one of `allowed_from`
-        (and its etag `claimed_etag`, when given); False when it was not."""
+        (and its etag `claimed_etag`, when given), applying `change` to its owner's usage
+        in the same write; False when the record was not in such a state, QuotaExceeded
+        when the change would break its quota."""
+
+
+@dataclass(frozen=True)
+class UsageChange:
+    """Bytes and files to add to (or, negative, release from) an owner's usage."""
+
+    bytes: int
+    files: int
+    quota: Quota
+
+    def fits_at_all(self) -> bool:
+        """False when even an owner storing nothing could not take it."""
+        return self.quota.allows(Usage(), self.bytes, self.files)

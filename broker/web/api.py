@@ -101,6 +101,13 @@ def upload_events(upload_id: str) -> WerkzeugResponse:
     return _no_store(response)
 
 
+@api.get("/usage")
+def usage() -> WerkzeugResponse:
+    used, quota = services().uploads.usage(current_owner())
+    return _no_store(jsonify({"bytes": used.bytes, "files": used.files,
+                              "quota": {"bytes": quota.bytes, "files": quota.files}}))
+
+
 @api.get("/uploads")
 def list_uploads() -> WerkzeugResponse:
     owner = current_owner()

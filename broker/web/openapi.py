@@ -18,6 +18,7 @@ from broker.web.schemas import (
     UploadCreated,
     UploadPage,
     UploadView,
+    UsageView,
 )
 
 REF = "#/components/schemas/{model}"
@@ -63,7 +64,8 @@ _ID = [{"name": "upload_id", "in": "path", "required": True, "schema": {"type": 
 @cache
 def openapi_document() -> dict[str, Any]:
     models: list[type[BaseModel]] = [CreateUpload, UploadCreated, UploadView, UploadPage,
-                                     ProfileList, SessionCreated, Problem, CompanionParams]
+                                     ProfileList, SessionCreated, Problem, CompanionParams,
+                                     UsageView]
     _, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     return {
         "openapi": "3.1.0",
@@ -118,6 +120,9 @@ def openapi_document() -> dict[str, Any]:
             "/v1/profiles": {"get": _op(
                 "Upload profiles and their limits",
                 {"200": _json("ProfileList", "The profiles")}, auth=False)},
+            "/v1/usage": {"get": _op(
+                "What the caller stores against their storage quota",
+                {"200": _json("UsageView", "Usage and limits")}, *_AUTHENTICATED)},
             "/v1/session": {
                 "post": _op("Exchange a bearer token for a session cookie",
                             {"201": _json("SessionCreated", "Cookie set")}, "401"),

@@ -100,6 +100,19 @@ class ProfileList(BaseModel):
     profiles: list[ProfileView]
 
 
+class QuotaView(BaseModel):
+    bytes: int | None = Field(description="at most this many bytes stored (null: no limit)")
+    files: int | None = Field(description="at most this many files stored (null: no limit)")
+
+
+class UsageView(BaseModel):
+    """What the caller stores (ready uploads, as served) against their quota."""
+
+    bytes: int
+    files: int
+    quota: QuotaView
+
+
 class SessionCreated(BaseModel):
     owner: str
     expires_at: str

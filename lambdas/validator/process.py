@@ -25,7 +25,7 @@ from broker.inspection.scanner import Scanner, make_scanner
 from broker.keys import delivered_key, quarantine_key, upload_id_from_key
 from broker.logs import about_upload
 from broker.profiles import Profiles, load_profiles
-from broker.records import RecordStore, UploadRecord, open_records
+from broker.records import Quota, QuotaExceeded, RecordStore, UploadRecord, open_records
 from broker.settings import Settings
 from broker.storage import (
     Delivery,
@@ -158,11 +158,18 @@ class Validator:
             return self._reject(record, obj, Verdict.reject(
                 "malformed", verdict.size, verdict.content_type,
                 f"could not be rewritten for delivery: {type(exc).__name__}: {exc}"[:500]))
-        settled = self.records.transition(
-            record, "ready", allowed_from=("processing",), claimed_etag=obj.etag,
-            content_type=verdict.content_type, size=verdict.size, stored_key=key,
-            sha256=verdict.sha256, served_size=served.size, served_sha256=served.sha256,
-        )
+        try:
+            settled = self.records.transition(
+                record, "ready", allowed_from=("processing",), claimed_etag=obj.etag,
+                quota=self._quota(record), content_type=verdict.content_type,
+                size=verdict.size, stored_key=key, sha256=verdict.sha256,
+                served_size=served.size, served_sha256=served.sha256,
+            )
+        except QuotaExceeded:  # several uploads in flight: this one does not fit
+            self.storage.delete(bucket, key)
+            return self._reject(record, obj, Verdict.reject(
+                "quota_exceeded", verdict.size, verdict.content_type,
+                f"{served.size} bytes over the owner's quota at judgement"))
         if settled is None:
             self._abandon_copy(record, obj, bucket, key)
             return "superseded"
@@ -171,6 +178,12 @@ class Validator:
         log.info("accepted %s as %s into s3://%s/%s", record.id, verdict.content_type,
                  bucket, key)
         return "accepted"
+
+    def _quota(self, record: UploadRecord) -> Quota:
+        try:
+            return self.profiles.get(record.profile).quota(self.settings.quota)
+        except InvalidRequest:  # a profile removed since: the deployment's quota
+            return self.settings.quota
 
     def _deliver(self, obj: ObjectInfo, inspection: Inspection, bucket: str, key: str,
                  delivery: Delivery, upload_id: str) -> Served:

@@ -13,7 +13,15 @@ from hypothesis import strategies as st
 
 from broker import clock
 from broker.errors import InvalidRequest, StorageError
-from broker.records import DynamoRecords, PendingCapReached, RecordStore, UploadRecord
+from broker.records import (
+    DynamoRecords,
+    PendingCapReached,
+    Quota,
+    QuotaExceeded,
+    RecordStore,
+    UploadRecord,
+    Usage,
+)
 
 BASE = clock.parse_iso("2026-06-01T12:00:00Z")
 
@@ -249,3 +257,77 @@ def test_any_value_is_stored_exactly_or_refused_as_the_requests_fault(
     except InvalidRequest:
         return
     assert store.get(record.id) == settled
+
+
+def ready(store: RecordStore, record: UploadRecord, size: int, quota: Quota | None = None
+          ) -> UploadRecord | None:
+    """Create, claim and settle an upload as the validator does."""
+    store.create(record, pending_cap=1000)
+    claimed = store.transition(record, "processing", allowed_from=("pending",), etag='"e"')
+    assert claimed is not None
+    return store.transition(claimed, "ready", allowed_from=("processing",),
+                            claimed_etag='"e"', quota=quota, size=size + 50,
+                            served_size=size)
+
+
+def test_usage_counts_ready_uploads_and_releases_deleted_ones(store: RecordStore) -> None:
+    assert store.usage("dana") == Usage(0, 0)
+    first = ready(store, make("dana", n=1), 1000)
+    ready(store, make("dana", n=2), 500)
+    ready(store, make("erin", n=3), 7)  # someone else's
+    assert store.usage("dana") == Usage(1500, 2)  # the files served count
+    assert first is not None
+    assert store.transition(first, "deleted", allowed_from=("ready",)) is not None
+    assert store.usage("dana") == Usage(500, 1)
+    # A pending or rejected upload never counted, so deleting it releases nothing.
+    pending = make("dana", n=4)
+    store.create(pending, pending_cap=1000)
+    assert store.transition(pending, "deleted", allowed_from=("pending",)) is not None
+    assert store.usage("dana") == Usage(500, 1)
+
+
+def test_an_upload_that_would_break_the_quota_stays_unsettled(store: RecordStore) -> None:
+    quota = Quota(bytes=1000, files=2)
+    assert ready(store, make("fay", n=1), 600, quota) is not None
+    with pytest.raises(QuotaExceeded):
+        ready(store, make("fay", n=2), 500, quota)  # 1100 bytes > 1000
+    assert store.get(make("fay", n=2).id).status == "processing"  # type: ignore[union-attr]
+    assert ready(store, make("fay", n=3), 400, quota) is not None  # exactly 1000
+    with pytest.raises(QuotaExceeded):
+        ready(store, make("fay", n=4), 0, Quota(files=2))  # a third file
+    with pytest.raises(QuotaExceeded):
+        ready(store, make("gus", n=5), 2000, quota)  # larger than the whole quota
+    assert store.usage("fay") == Usage(1000, 2)
+
+
+def test_concurrent_verdicts_cannot_overshoot_the_quota(store: RecordStore) -> None:
+    if isinstance(store, DynamoRecords):
+        store = DynamoRecords(OneRequestAtATime(store.client), store.table)  # type: ignore[arg-type]
+    quota = Quota(files=3)
+    claimed = []
+    for n in range(12):
+        record = make("hal", n=n)
+        store.create(record, pending_cap=1000)
+        moved = store.transition(record, "processing", allowed_from=("pending",), etag='"e"')
+        assert moved is not None
+        claimed.append(moved)
+    outcomes: list[str] = []
+    start = threading.Barrier(6)
+
+    def settle(batch: list[UploadRecord]) -> None:
+        start.wait()
+        for record in batch:
+            try:
+                store.transition(record, "ready", allowed_from=("processing",),
+                                 claimed_etag='"e"', quota=quota, size=10, served_size=10)
+                outcomes.append("ready")
+            except QuotaExceeded:
+                outcomes.append("over")
+
+    threads = [threading.Thread(target=settle, args=(claimed[i::6],)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["over"] * 9 + ["ready"] * 3
+    assert store.usage("hal") == Usage(30, 3)

@@ -1,0 +1,7 @@
+-- What each owner stores: the bytes and files of their ready uploads, moved in the
+-- transaction that makes an upload ready (within the quota) or deletes a ready one.
+CREATE TABLE owner_usage (
+    owner         text PRIMARY KEY,
+    stored_bytes  bigint NOT NULL DEFAULT 0,
+    stored_files  bigint NOT NULL DEFAULT 0
+);
