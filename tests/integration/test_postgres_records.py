@@ -154,3 +154,26 @@ def test_broker_migrate_without_a_database_says_why(database: PostgresServer) ->
     assert done.returncode == 1
     assert "could not be migrated" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_usage_migration_counts_uploads_already_ready(database: PostgresServer) -> None:
+    from broker.records.schema import migrations
+
+    url = new_database(database, "before_usage")
+    first = migrations()[0]
+    with psycopg.connect(url, autocommit=True) as conn:  # a database of release 0001
+        conn.execute("CREATE TABLE broker_schema (version integer PRIMARY KEY, name text "
+                     "NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+        conn.execute(first.sql.encode())
+        conn.execute("INSERT INTO broker_schema (version, name) VALUES (1, 'uploads')")
+        for n, (status, size) in enumerate([("ready", 100), ("ready", 50), ("rejected", 7)]):
+            conn.execute(
+                "INSERT INTO uploads (id, owner, profile, visibility, status, filename, "
+                "declared_type, incoming_key, created_at, updated_at, expires_at, size, "
+                "served_size) VALUES (%s, 'old-user', 'avatar', 'public', %s, 'a.png', "
+                "'image/png', 'k', now(), now(), now(), %s, %s)",
+                [f"up_{n:032x}", status, size + 1, size])
+    assert [m.version for m in migrate(url)] == [2]
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT stored_bytes, stored_files FROM owner_usage").fetchall(
+            ) == [(150, 2)]

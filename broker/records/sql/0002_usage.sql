@@ -5,3 +5,8 @@ CREATE TABLE owner_usage (
     stored_bytes  bigint NOT NULL DEFAULT 0,
     stored_files  bigint NOT NULL DEFAULT 0
 );
+
+-- Uploads already ready when this migration runs count from the start.
+INSERT INTO owner_usage (owner, stored_bytes, stored_files)
+SELECT owner, sum(coalesce(served_size, size, 0)), count(*)
+FROM uploads WHERE status = 'ready' GROUP BY owner;
