@@ -54,6 +54,11 @@ def test_picked_files_show_progress_and_their_verdicts(page: Any, running: Runni
     assert status_reads
     assert all(url.endswith("?wait=20") for url in status_reads)
     assert len(status_reads) <= 6  # two files, at most pending → processing → settled
+    # The caller's storage, refreshed after each verdict (no quota set: no limits shown).
+    page.wait_for_function("document.querySelector('.bu-usage').textContent.includes('files')")
+    usage = page.inner_text(".bu-usage")
+    assert usage.startswith("Stored: ")
+    assert " of " not in usage
     screenshot(page, "uploader-ready-and-rejected")
     link = ready.query_selector("a").get_attribute("href")
     assert same_picture(requests.get(link, timeout=10).content, png)  # served re-encoded

@@ -28,6 +28,19 @@
     return node;
   }
 
+  function humanSize(bytes) {
+    const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let value = bytes, unit = 0;
+    while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+    return (unit === 0 ? String(value) : value.toFixed(1)) + " " + units[unit];
+  }
+
+  function usageText(usage) {
+    const bytes = humanSize(usage.bytes) + (usage.quota.bytes === null ? "" : " of " + humanSize(usage.quota.bytes));
+    const files = usage.files + (usage.quota.files === null ? "" : " of " + usage.quota.files) + " files";
+    return "Stored: " + bytes + ", " + files;
+  }
+
   function problemText(body, status) {
     if (body && body.detail) return body.detail;
     if (status === 429) return "Too many uploads right now; try again shortly.";
@@ -50,7 +63,9 @@
         "aria-label": "Choose files to upload, or drop them here",
       }, [el("span", { text: "Drop files here or press to choose" })]);
       this.list = el("ul", { class: "bu-list", "aria-live": "polite" });
-      this.root.append(this.zone, this.input, this.list);
+      this.usage = el("p", { class: "bu-usage" });
+      this.root.append(this.zone, this.input, this.list, this.usage);
+      this.showUsage();
 
       this.zone.addEventListener("click", () => this.input.click());
       this.zone.addEventListener("keydown", (e) => {
@@ -62,6 +77,15 @@
       }));
       ["dragleave", "drop"].forEach((t) => this.zone.addEventListener(t, () => this.zone.classList.remove("bu-over")));
       this.zone.addEventListener("drop", (e) => { e.preventDefault(); this.addFiles(e.dataTransfer.files); });
+    }
+
+    // The caller's storage against the quota; silent until the broker knows who they are.
+    async showUsage() {
+      try {
+        this.usage.textContent = usageText(await this.api("/v1/usage"));
+      } catch (error) {
+        this.usage.textContent = "";
+      }
     }
 
     addFiles(files) {
@@ -149,6 +173,7 @@
         ui.progress.value = 100;
         const record = await this.verdict(created.id, ui);
         this.show(record, ui);
+        this.showUsage();
         if (this.options.onSettled) this.options.onSettled(record);
       } catch (error) {
         ui.set("error", error.message);
