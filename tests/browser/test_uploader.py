@@ -9,7 +9,7 @@ import requests
 
 from tests.browser.conftest import screenshot
 from tests.integration.conftest import Running
-from tests.samples import HTML_AS_PNG, SECRET, pdf_bytes, png_bytes, same_picture
+from tests.samples import HTML_AS_PNG, SECRET, auth, pdf_bytes, png_bytes, same_picture
 
 pytestmark = pytest.mark.browser
 SETTLED = ".bu-item[data-state=ready], .bu-item[data-state=rejected], .bu-item[data-state=error]"
@@ -122,3 +122,52 @@ def test_refusals_are_shown_in_plain_words(page: Any, running: Running) -> None:
     items = settle(page, 2)
     assert "token is not valid" in items[1].inner_text()
     screenshot(page, "uploader-refusals")
+
+
+def test_the_page_lists_the_callers_uploads_with_thumbnails_and_delete(
+        page: Any, running: Running) -> None:
+    open_page(page, running, "library-user", "avatar")
+    page.set_input_files(".bu-input", [file_("first.png", "image/png", png_bytes(40, 30)),
+                                       file_("second.png", "image/png", png_bytes(30, 40))])
+    settle(page, 2)
+    page.wait_for_function("document.querySelectorAll('.bu-upload').length === 2")
+    names = [n.inner_text() for n in page.query_selector_all(".bu-upload .bu-name")]
+    assert sorted(names) == ["first.png", "second.png"]  # newest first, by the API
+    # Each ready image shows a thumbnail drawn from the delivered file.
+    page.wait_for_function("[...document.querySelectorAll('img.bu-thumb')]"
+                           ".every((i) => i.complete && i.naturalWidth > 0)")
+    thumbs = page.query_selector_all("img.bu-thumb")
+    assert len(thumbs) == 2
+    assert all("/uploads-public/" in (t.get_attribute("src") or "") for t in thumbs)
+    assert all(s.inner_text().endswith("bytes") or "KiB" in s.inner_text()
+               for s in page.query_selector_all(".bu-upload .bu-size"))
+
+    first = page.locator(".bu-upload").first
+    gone_id = first.get_attribute("data-id")
+    first.locator(".bu-delete").click()
+    page.wait_for_function("document.querySelectorAll('.bu-upload').length === 1")
+    assert page.locator(".bu-upload").first.get_attribute("data-id") != gone_id
+    assert requests.get(f"{running.url}/v1/uploads/{gone_id}", headers=auth("library-user"),
+                        timeout=10).status_code == 404
+
+
+def test_an_upload_that_failed_on_the_network_can_be_retried(page: Any,
+                                                              running: Running) -> None:
+    open_page(page, running, "retry-user", "avatar")
+    dropped = []
+
+    def drop_the_first_send(route: Any) -> None:
+        if route.request.method == "POST" and not dropped:
+            dropped.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route(f"{running.settings.endpoint_for('s3')}/**", drop_the_first_send)
+    page.set_input_files(".bu-input", [file_("flaky.png", "image/png", png_bytes(16, 16))])
+    (item,) = settle(page, 1)
+    assert item.get_attribute("data-state") == "error"
+    assert "Network error" in item.inner_text()
+    item.query_selector(".bu-retry").click()
+    page.wait_for_selector(".bu-item[data-state=ready]", timeout=30_000)
+    assert dropped  # the first attempt really failed on the way to storage

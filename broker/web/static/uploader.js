@@ -65,7 +65,14 @@
       this.list = el("ul", { class: "bu-list", "aria-live": "polite" });
       this.usage = el("p", { class: "bu-usage" });
       this.root.append(this.zone, this.input, this.list, this.usage);
-      this.showUsage();
+      if (this.options.library !== false) {
+        // The caller's uploads, newest first, a page at a time, with delete.
+        this.uploads = el("ul", { class: "bu-uploads" });
+        this.more = el("button", { type: "button", class: "bu-more", text: "More", hidden: "" });
+        this.more.addEventListener("click", () => this.loadUploads(this.nextCursor));
+        this.root.append(el("h2", { class: "bu-heading", text: "Your uploads" }), this.uploads, this.more);
+      }
+      this.refresh();
 
       this.zone.addEventListener("click", () => this.input.click());
       this.zone.addEventListener("keydown", (e) => {
@@ -77,6 +84,54 @@
       }));
       ["dragleave", "drop"].forEach((t) => this.zone.addEventListener(t, () => this.zone.classList.remove("bu-over")));
       this.zone.addEventListener("drop", (e) => { e.preventDefault(); this.addFiles(e.dataTransfer.files); });
+    }
+
+    // Everything that depends on who the caller is: call again when the token changes.
+    refresh() {
+      this.showUsage();
+      if (this.uploads) this.loadUploads(null);
+    }
+
+    async loadUploads(cursor) {
+      const load = (this.loads = (this.loads || 0) + 1); // only the latest load is shown
+      let page;
+      try {
+        page = await this.api("/v1/uploads?limit=10" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
+      } catch (error) {
+        if (!cursor && load === this.loads) this.uploads.replaceChildren();
+        return;
+      }
+      if (load !== this.loads) return;
+      if (!cursor) this.uploads.replaceChildren();
+      page.items.forEach((upload) => this.uploads.appendChild(this.uploadItem(upload)));
+      this.nextCursor = page.next_cursor;
+      this.more.hidden = !page.next_cursor;
+    }
+
+    uploadItem(upload) {
+      const item = el("li", { class: "bu-upload", "data-id": upload.id, "data-state": upload.status });
+      const image = upload.status === "ready" && (upload.content_type || "").startsWith("image/");
+      // Thumbnails come from the delivered file only: nothing is shown before its verdict.
+      item.appendChild(image
+        ? el("img", { class: "bu-thumb", src: upload.url || upload.download_url, alt: "", loading: "lazy" })
+        : el("span", { class: "bu-thumb" }));
+      item.appendChild(el("span", { class: "bu-name", text: upload.filename }));
+      item.appendChild(el("span", { class: "bu-size", text: upload.size === null ? "" : humanSize(upload.size) }));
+      item.appendChild(el("span", { class: "bu-status", text: upload.status === "rejected" ? "rejected: " + upload.reason.message : upload.status }));
+      const remove = el("button", { type: "button", class: "bu-delete", text: "Delete", "aria-label": "Delete " + upload.filename });
+      remove.addEventListener("click", async () => {
+        remove.disabled = true;
+        try {
+          await this.api("/v1/uploads/" + encodeURIComponent(upload.id), { method: "DELETE" });
+          item.remove();
+          this.refresh(); // and any listing still in flight is superseded
+        } catch (error) {
+          remove.disabled = false;
+          item.querySelector(".bu-status").textContent = error.message;
+        }
+      });
+      item.appendChild(remove);
+      return item;
     }
 
     // The caller's storage against the quota; silent until the broker knows who they are.
@@ -173,10 +228,16 @@
         ui.progress.value = 100;
         const record = await this.verdict(created.id, ui);
         this.show(record, ui);
-        this.showUsage();
+        this.refresh();
         if (this.options.onSettled) this.options.onSettled(record);
       } catch (error) {
         ui.set("error", error.message);
+        if (!error.code) {
+          // A network failure, not a refusal: the same file may simply be sent again.
+          const retry = el("button", { type: "button", class: "bu-retry", text: "Retry" });
+          retry.addEventListener("click", () => { ui.item.remove(); this.upload(file); });
+          ui.action.appendChild(retry);
+        }
       }
     }
 
