@@ -207,7 +207,8 @@ class UploadBrokerStack(Stack):
         function = lambda_.Function(
             self, "Broker", runtime=RUNTIME,
             code=lambda_.Code.from_asset(str(package_dir / "broker.zip")),
-            handler="lambdas.broker.handler.handler", timeout=Duration.seconds(10),
+            # A long poll (?wait=25 at most) must end inside the HTTP API's 30 s.
+            handler="lambdas.broker.handler.handler", timeout=Duration.seconds(29),
             memory_size=stage.broker_memory_mb,
             environment=environment | {"BROKER_JWT_SECRET_ARN": self.jwt_secret.secret_arn})
         for statement in (

@@ -40,6 +40,12 @@ class Stage:
     broker_memory_mb: int = 512
     # Allow presigned PUT uploads (Uppy's signRequest) as well as POST forms.
     allow_put_uploads: bool = False
+    # Users' tokens from the app's identity provider (else HS256 with the stack's secret).
+    oidc_issuer: str | None = None
+    jwt_audience: str | None = None
+    # Storage each user may fill (None: no limit).
+    quota_bytes: int | None = None
+    quota_files: int | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
     def names(self, account: str) -> ResourceNames:
@@ -73,7 +79,10 @@ class Stage:
             "BROKER_UPLOAD_RATE_LIMIT": self.upload_rate_limit,
             "BROKER_MAX_PENDING_UPLOADS": str(self.max_pending_uploads),
             "BROKER_ALLOWED_ORIGINS": "[" + ",".join(f'"{o}"' for o in self.origins) + "]",
-        }
+        } | {f"BROKER_{name.upper()}": str(value) for name, value in (
+            ("oidc_issuer", self.oidc_issuer), ("jwt_audience", self.jwt_audience),
+            ("quota_bytes", self.quota_bytes), ("quota_files", self.quota_files))
+            if value is not None}
 
 
 STAGES = {

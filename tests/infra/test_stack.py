@@ -254,3 +254,25 @@ def test_resources_carry_the_stage_names_localstack_uses_too(synthesized: Any) -
     assert events["Properties"]["QueueName"] == names.queue
     (table,) = resources(doc, "AWS::DynamoDB::GlobalTable").values()
     assert table["Properties"]["TableName"] == names.table
+
+
+def test_an_identity_provider_and_quotas_reach_the_functions() -> None:
+    from infra.stages import Stage
+
+    stage = Stage(name="prod", origins=("https://app.example.com",),
+                  oidc_issuer="https://id.example.com/", jwt_audience="https://uploads",
+                  quota_files=100)
+    env = stage.runtime_settings()
+    assert env["BROKER_OIDC_ISSUER"] == "https://id.example.com/"
+    assert env["BROKER_JWT_AUDIENCE"] == "https://uploads"
+    assert env["BROKER_QUOTA_FILES"] == "100"
+    assert "BROKER_QUOTA_BYTES" not in env  # unset: no limit
+    assert "BROKER_OIDC_ISSUER" not in Stage(name="dev", origins=()).runtime_settings()
+
+
+def test_the_broker_function_outlives_a_long_poll(synthesized: Any) -> None:
+    from broker.uploads import MAX_WAIT
+
+    _, doc, _ = synthesized
+    _, broker = logical(doc, "AWS::Lambda::Function", "Broker")
+    assert MAX_WAIT < broker["Properties"]["Timeout"] < 30  # the HTTP API's own limit
