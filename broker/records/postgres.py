@@ -61,7 +61,6 @@ SELECT (SELECT count(*) FROM inserted) AS inserted,
        (SELECT min(expires_at) FROM open) AS soonest
 """).format(names=_NAMES, values=_VALUES)
 _OWNER_LOCK = sql.SQL("SELECT pg_advisory_xact_lock(hashtextextended(%(owner)s, 0));")
-_LOCKED_INSERT_UNDER_CAP = _OWNER_LOCK + _INSERT_UNDER_CAP
 _REPLACE = sql.SQL("UPDATE uploads SET {} WHERE id = %(id)s AND status = ANY(%(allowed)s)"
                    ).format(_ASSIGNMENTS)
 _ETAG_CLAIMED = sql.SQL(" AND etag = %(claimed)s")
@@ -184,17 +183,7 @@ class PostgresRecords(RecordStore):
         self._run(lambda conn: conn.execute("SELECT 1").fetchone())
 
     def _insert(self, record: UploadRecord, pending_cap: int) -> bool:
-        params = {**_to_row(record), "cap": pending_cap}
-
-        def write(conn: Connection) -> dict[str, Any] | None:
-            # One message, so one round trip and one implicit transaction: the lock is
-            # held until the insert commits, and the count is taken after it is held.
-            cursor = psycopg.ClientCursor(conn, row_factory=dict_row)
-            cursor.execute(_LOCKED_INSERT_UNDER_CAP, params)
-            cursor.nextset()  # past the lock's own result
-            return cursor.fetchone()
-        row = self._run(write)
-        assert row is not None
+        row = self._under_owner_lock(_INSERT_UNDER_CAP, {**_to_row(record), "cap": pending_cap})
         if row["inserted"]:
             return True
         if row["pending"] >= pending_cap:
@@ -222,20 +211,26 @@ class PostgresRecords(RecordStore):
             raise QuotaExceeded
         params |= {"more_bytes": change.bytes, "more_files": change.files,
                    "max_bytes": change.quota.bytes, "max_files": change.quota.files}
-        statement = _OWNER_LOCK + _USAGE_NOW.format(replace=query)
-
-        def moved(conn: Connection) -> dict[str, Any] | None:
-            cursor = psycopg.ClientCursor(conn, row_factory=dict_row)
-            cursor.execute(statement, params)
-            cursor.nextset()  # past the lock's own result
-            return cursor.fetchone()
-        row = self._run(moved)
-        assert row is not None
+        row = self._under_owner_lock(_USAGE_NOW.format(replace=query), params)
         if row["moved"]:
             return True
         if not row["fits"]:
             raise QuotaExceeded
         return False
+
+    def _under_owner_lock(self, statement: sql.Composable, params: dict[str, Any]
+                          ) -> dict[str, Any]:
+        """`statement`'s one row, run after taking the per-owner lock (`params["owner"]`),
+        both as one message: one round trip and one implicit transaction, so the lock is
+        held until the statement commits and the statement reads after it is held."""
+        def run(conn: Connection) -> dict[str, Any] | None:
+            cursor = psycopg.ClientCursor(conn, row_factory=dict_row)
+            cursor.execute(_OWNER_LOCK + statement, params)
+            cursor.nextset()  # past the lock's own result
+            return cursor.fetchone()
+        row = self._run(run)
+        assert row is not None
+        return row
 
     def _run(self, work: Callable[[Connection], T]) -> T:
         """Run `work` on a pooled connection. A connection found broken (the server
