@@ -172,11 +172,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, addr=args.host)
+    validator = Validator.build(settings, clients)
+    _start_deliverer(settings, clients, validator.records, stop)
     try:
-        run_worker(Validator.build(settings, clients), clients.sqs, settings.queue_url, stop)
+        run_worker(validator, clients.sqs, settings.queue_url, stop)
     except KeyboardInterrupt:
         stop.set()
     return 0
+
+
+def _start_deliverer(settings: Any, clients: Any, records: Any, stop: Any) -> None:
+    """Send the webhook outbox from this process too (when receivers are configured)."""
+    import threading
+
+    from broker.webhooks.deliverer import Deliverer, run_deliverer
+
+    deliverer = Deliverer.build(settings, clients, records)
+    if deliverer is not None:
+        threading.Thread(target=run_deliverer, name="webhooks", daemon=True,
+                         args=(deliverer, stop)).start()
 
 
 def _serve_push(settings: Any, args: argparse.Namespace) -> int:
@@ -198,9 +212,11 @@ def _serve_push(settings: Any, args: argparse.Namespace) -> int:
         from lambdas.validator.push import PushReceiver
         from lambdas.validator.sweep import run_sweeper
 
-        validator = Validator.build(settings, make_clients(settings))
+        clients = make_clients(settings)
+        validator = Validator.build(settings, clients)
         threading.Thread(target=run_sweeper, name="sweeper", daemon=True,
                          args=(validator, threading.Event())).start()
+        _start_deliverer(settings, clients, validator.records, threading.Event())
         return PushReceiver(validator, settings.event_token.get_secret_value())
 
     serve(receiver, host=args.host, port=args.port, workers=args.workers,
@@ -246,6 +262,30 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     moved = redrive(clients.sqs, dead_letters, queue_url)
     print(f"sent {moved} dead-lettered events back to the queue")
     return 0
+
+
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    """List the webhook deliveries still pending or given up, or send some again."""
+    from broker.clients import make_clients
+    from broker.records import open_records
+    from broker.webhooks.deliverer import Deliverer
+
+    settings = load_settings()
+    clients = make_clients(settings)
+    records = open_records(settings, clients)
+    if args.action == "list":
+        for d in records.webhooks("dead" if args.dead else "pending", args.limit):
+            print(f"{d.id}  {d.type:<15} {d.upload_id}  attempts {d.attempts:>2}  "
+                  f"due {d.due_at}  {d.url}  {d.last_error or ''}")
+        return 0
+    deliverer = Deliverer.build(settings, clients, records)
+    if deliverer is None:
+        raise ValueError("BROKER_WEBHOOK_URL is not set: there is nothing to send")
+    ids = [d.id for d in records.webhooks("dead", 1000)] if args.all_dead else args.ids
+    sent = deliverer.replay_now(ids)
+    print(f"sent {sent.delivered} of {len(ids)} again; {sent.failed} failed (see "
+          "`broker webhooks list`)")
+    return 0 if sent.failed == 0 else 1
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -348,6 +388,16 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser(
         "migrate", help="bring the PostgreSQL records schema up to this release's")
     migrate.set_defaults(func=cmd_migrate)
+
+    webhooks = commands.add_parser("webhooks", help="list or re-send webhook deliveries")
+    actions = webhooks.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="deliveries still pending (or --dead)")
+    listing.add_argument("--dead", action="store_true", help="those given up instead")
+    listing.add_argument("--limit", type=_positive, default=100)
+    replay = actions.add_parser("replay", help="send deliveries again now, from the start")
+    replay.add_argument("ids", nargs="*", help="delivery ids, as `list` shows them")
+    replay.add_argument("--all-dead", action="store_true", help="every dead delivery")
+    webhooks.set_defaults(func=cmd_webhooks)
 
     serve = commands.add_parser("serve", help="run the broker alone under gunicorn")
     serve.add_argument("--host", default="127.0.0.1")

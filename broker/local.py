@@ -66,6 +66,9 @@ class DevStack:
     def start(self, with_worker: bool = True) -> Settings:
         from moto.server import ThreadedMotoServer  # the emulator is a local-only extra
 
+        if "BROKER_WEBHOOK_ALLOW_PRIVATE" not in os.environ:
+            # A receiver on the developer's machine works with nothing else set.
+            self.overrides.setdefault("webhook_allow_private", True)
         brought = load_settings(env="local", **self.overrides).s3_endpoint_url
         if brought is None:
             use_emulator_credentials()
@@ -103,6 +106,7 @@ class DevStack:
         assert self.settings is not None
         assert self.clients is not None
         validator = Validator.build(self.settings, self.clients)
+        self._start_deliverer(validator)
         if self.settings.events == "http":
             assert self.settings.event_token is not None
             token = self.settings.event_token.get_secret_value()
@@ -123,6 +127,16 @@ class DevStack:
             kwargs={"wait_seconds": 1},
         )
         self._worker.start()
+
+    def _start_deliverer(self, validator: Any) -> None:
+        from broker.webhooks.deliverer import Deliverer, run_deliverer
+
+        assert self.settings is not None
+        assert self.clients is not None
+        deliverer = Deliverer.build(self.settings, self.clients, validator.records)
+        if deliverer is not None:
+            threading.Thread(target=run_deliverer, name="webhooks", daemon=True,
+                             args=(deliverer, self._stop)).start()
 
     def stop(self) -> None:
         self._stop.set()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from broker.clients import AwsClients
-from broker.records.dynamodb import OPEN_INDEX, OWNER_INDEX
+from broker.records.dynamodb import OPEN_INDEX, OUTBOX_INDEX, OWNER_INDEX
 from broker.settings import Settings
 
 if TYPE_CHECKING:
@@ -179,9 +179,21 @@ _OPEN_INDEX: GlobalSecondaryIndexTypeDef = {
 }
 
 
+_OUTBOX_INDEX_ATTRIBUTES: list[AttributeDefinitionTypeDef] = [
+    {"AttributeName": "outbox_state", "AttributeType": "S"},
+    {"AttributeName": "outbox_due", "AttributeType": "S"},
+]
+_OUTBOX_INDEX: GlobalSecondaryIndexTypeDef = {
+    "IndexName": OUTBOX_INDEX,
+    "KeySchema": [{"AttributeName": "outbox_state", "KeyType": "HASH"},
+                  {"AttributeName": "outbox_due", "KeyType": "RANGE"}],
+    "Projection": {"ProjectionType": "ALL"},
+}
+
+
 def ensure_table(clients: AwsClients, table: str) -> None:
     """The records table with its indexes, created on demand; an older table gains the
-    sweeper's index."""
+    indexes it lacks (the sweeper's, the webhook outbox's)."""
     db = clients.dynamodb
     try:
         described = db.describe_table(TableName=table)["Table"]
@@ -189,10 +201,12 @@ def ensure_table(clients: AwsClients, table: str) -> None:
         _create_table(clients, table)
         return
     indexes = {i["IndexName"] for i in described.get("GlobalSecondaryIndexes", [])}
-    if OPEN_INDEX not in indexes:
-        db.update_table(TableName=table, AttributeDefinitions=_OPEN_INDEX_ATTRIBUTES,
-                        GlobalSecondaryIndexUpdates=[{"Create": _OPEN_INDEX}])
-        log.info("added index %s to table %s", OPEN_INDEX, table)
+    for name, attributes, index in ((OPEN_INDEX, _OPEN_INDEX_ATTRIBUTES, _OPEN_INDEX),
+                                    (OUTBOX_INDEX, _OUTBOX_INDEX_ATTRIBUTES, _OUTBOX_INDEX)):
+        if name not in indexes:
+            db.update_table(TableName=table, AttributeDefinitions=attributes,
+                            GlobalSecondaryIndexUpdates=[{"Create": index}])
+            log.info("added index %s to table %s", name, table)
 
 
 def _create_table(clients: AwsClients, table: str) -> None:
@@ -205,6 +219,7 @@ def _create_table(clients: AwsClients, table: str) -> None:
             {"AttributeName": "listed_owner", "AttributeType": "S"},
             {"AttributeName": "created_key", "AttributeType": "S"},
             *_OPEN_INDEX_ATTRIBUTES,
+            *_OUTBOX_INDEX_ATTRIBUTES,
         ],
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[{
@@ -212,7 +227,7 @@ def _create_table(clients: AwsClients, table: str) -> None:
             "KeySchema": [{"AttributeName": "listed_owner", "KeyType": "HASH"},
                           {"AttributeName": "created_key", "KeyType": "RANGE"}],
             "Projection": {"ProjectionType": "ALL"},
-        }, _OPEN_INDEX],
+        }, _OPEN_INDEX, _OUTBOX_INDEX],
     )
     db.get_waiter("table_exists").wait(TableName=table)
     log.info("created table %s", table)

@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     upload_rate_limit: str = "60/minute"
     rate_limit_storage: str = "memory://"
     max_pending_uploads: int = Field(default=20, gt=0)
+    # Webhooks: the receivers (comma-separated URLs) and the signing secrets
+    # (space-separated `whsec_…`, two during a rotation); receivers on loopback or
+    # private addresses only when allowed (`broker run` allows them).
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_allow_private: bool = False
+
     # Storage each user may fill with ready uploads (a profile may set its own).
     quota_bytes: int | None = Field(default=None, gt=0)
     quota_files: int | None = Field(default=None, gt=0)
@@ -110,6 +117,26 @@ class Settings(BaseSettings):
                 ("postgresql://", "postgres://")):
             raise ValueError("must be a postgresql:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> Settings:
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError("BROKER_WEBHOOK_URL needs BROKER_WEBHOOK_SECRET (whsec_…)")
+        for url in self.webhook_urls:
+            if not url.startswith(("https://", "http://")):
+                raise ValueError(f"BROKER_WEBHOOK_URL: {url!r} is not an http(s) URL")
+        self.webhook_keys()  # each secret must parse
+        return self
+
+    @property
+    def webhook_urls(self) -> tuple[str, ...]:
+        return tuple(u.strip() for u in (self.webhook_url or "").split(",") if u.strip())
+
+    def webhook_keys(self) -> list[bytes]:
+        from broker.webhooks.signing import parse_secret
+
+        text = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
+        return [parse_secret(part) for part in text.replace(",", " ").split()]
 
     @field_validator("incoming_prefix", "quarantine_prefix")
     @classmethod
@@ -179,7 +206,8 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = "; ".join(
-            f"BROKER_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            (f"BROKER_{'_'.join(str(p) for p in err['loc']).upper()}: " if err["loc"] else "")
+            + err["msg"].removeprefix("Value error, ")
             for err in exc.errors()
         )
         raise SettingsError(f"invalid configuration: {problems}") from exc

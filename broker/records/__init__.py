@@ -26,10 +26,15 @@ __all__ = ["MAX_PAGE", "DynamoRecords", "PendingCapReached", "Quota", "QuotaExce
 
 
 def open_records(settings: Settings, clients: AwsClients) -> RecordStore:
-    """The store the settings name: PostgreSQL when BROKER_DATABASE_URL is set."""
+    """The store the settings name: PostgreSQL when BROKER_DATABASE_URL is set. With
+    webhook receivers configured, it writes their outbox with each state change."""
+    store: RecordStore
     if settings.database_url is not None:
         from broker.records.postgres import PostgresRecords  # psycopg only when used
 
-        return PostgresRecords.connect(settings.database_url.get_secret_value(),
-                                       pool_size=settings.database_pool_size)
-    return DynamoRecords(clients.dynamodb, settings.table)
+        store = PostgresRecords.connect(settings.database_url.get_secret_value(),
+                                        pool_size=settings.database_pool_size)
+    else:
+        store = DynamoRecords(clients.dynamodb, settings.table)
+    store.webhook_urls = settings.webhook_urls
+    return store

@@ -22,6 +22,8 @@ class _Waiters:
 
 _lock = threading.Lock()
 _waiting: dict[str, _Waiters] = {}
+# Set when a state change wrote webhook deliveries: the deliverer sends them at once.
+webhooks_due = threading.Event()
 
 
 def changed(upload_id: str) -> None:

@@ -39,12 +39,14 @@ from broker.records.model import (
     encode_cursor,
 )
 from broker.records.store import RecordStore, UsageChange
+from broker.webhooks.outbox import WebhookDelivery
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 OWNER_INDEX = "by_owner"
 OPEN_INDEX = "open_by_status"
+OUTBOX_INDEX = "outbox_by_state"  # webhook deliveries still pending, or dead
 PROBE_KEY = "readiness-probe"
 _TRANSACTION_ATTEMPTS = 8  # conflicting transactions on one owner item are retried
 
@@ -72,6 +74,23 @@ def from_item(item: dict[str, Any]) -> UploadRecord:
         if values.get(number) is not None:
             values[number] = int(values[number])
     return UploadRecord(**values)
+
+
+def _webhook_item(delivery: WebhookDelivery) -> dict[str, Any]:
+    item = {k: _serialize(v) for k, v in asdict(delivery).items()}
+    item["id"] = _serialize(f"webhook#{delivery.id}")
+    if delivery.state != "delivered":  # sparse: delivered ones leave the index
+        item["outbox_state"] = _serialize(delivery.state)
+        item["outbox_due"] = _serialize(delivery.due_at)
+    return item
+
+
+def _webhook_from_item(item: dict[str, Any]) -> WebhookDelivery:
+    names = {f.name for f in fields(WebhookDelivery)}
+    values = {k: _deserialize(v) for k, v in item.items() if k in names}
+    values["id"] = str(values["id"]).removeprefix("webhook#")
+    values["attempts"] = int(values["attempts"])
+    return WebhookDelivery(**values)
 
 
 def _owner_key(owner: str) -> dict[str, Any]:
@@ -200,7 +219,8 @@ class DynamoRecords(RecordStore):
                      int(_deserialize(item.get("stored_files", {"N": "0"}))))
 
     def _replace(self, updated: UploadRecord, allowed_from: tuple[Status, ...],
-                 claimed_etag: str | None, change: UsageChange | None) -> bool:
+                 claimed_etag: str | None, change: UsageChange | None,
+                 deliveries: list[WebhookDelivery]) -> bool:
         names = {"#status": "status"}
         values = {f":from{i}": _serialize(s) for i, s in enumerate(allowed_from)}
         condition = f"#status IN ({', '.join(values)})"
@@ -211,24 +231,63 @@ class DynamoRecords(RecordStore):
                "ConditionExpression": f"attribute_exists(id) AND {condition}",
                "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
         owner_update = self._owner_update(updated, allowed_from, change)
-        if owner_update is None:
+        if owner_update is None and not deliveries:
             try:
                 self._call("put_item", **put)
             except _ConditionFailed:
                 return False
             return True
-        # The record and its owner's item (pending entry, usage) change together.
+        # The record, its owner's item (pending entry, usage) and the webhook outbox
+        # change together.
+        items: list[dict[str, Any]] = [{"Put": put}]
+        if owner_update is not None:
+            items.append({"Update": owner_update})
+        items += [{"Put": {"TableName": self.table, "Item": _webhook_item(d),
+                           "ConditionExpression": "attribute_not_exists(id)"}}
+                  for d in deliveries]
         for attempt in range(_TRANSACTION_ATTEMPTS):
             try:
-                self._transact([{"Put": put}, {"Update": owner_update}])
+                self._transact(items)
                 return True
             except _Cancelled as refused:
                 if refused.reasons[0] == "ConditionalCheckFailed":
                     return False
-                if refused.reasons[1] == "ConditionalCheckFailed":
+                if owner_update is not None and refused.reasons[1] == "ConditionalCheckFailed":
                     raise QuotaExceeded from None
                 time.sleep(0.01 * attempt)
         raise RecordsUnavailable("the upload records are too busy for this owner; try again")
+
+    def due_webhooks(self, now: str, limit: int = 50) -> list[WebhookDelivery]:
+        return self._outbox("pending", now, limit)
+
+    def webhooks(self, state: str, limit: int = 100) -> list[WebhookDelivery]:
+        return self._outbox(state, "9999", limit)
+
+    def _outbox(self, state: str, due_by: str, limit: int) -> list[WebhookDelivery]:
+        reply = self._call(
+            "query", TableName=self.table, IndexName=OUTBOX_INDEX, Limit=limit,
+            KeyConditionExpression="outbox_state = :state AND outbox_due <= :due",
+            ExpressionAttributeValues={":state": _serialize(state), ":due": _serialize(due_by)})
+        return [_webhook_from_item(item) for item in reply.get("Items", [])]
+
+    def get_webhook(self, delivery_id: str) -> WebhookDelivery | None:
+        reply = self._call("get_item", TableName=self.table, ConsistentRead=True,
+                           Key={"id": _serialize(f"webhook#{delivery_id}")})
+        item = reply.get("Item")
+        return _webhook_from_item(item) if item else None
+
+    def replace_webhook(self, new: WebhookDelivery, expected: WebhookDelivery) -> bool:
+        try:
+            self._call("put_item", TableName=self.table, Item=_webhook_item(new),
+                       ConditionExpression="attempts = :attempts AND due_at = :due "
+                                           "AND #state = :state",
+                       ExpressionAttributeNames={"#state": "state"},
+                       ExpressionAttributeValues={":attempts": _serialize(expected.attempts),
+                                                  ":due": _serialize(expected.due_at),
+                                                  ":state": _serialize(expected.state)})
+        except _ConditionFailed:
+            return False
+        return True
 
     def _owner_update(self, updated: UploadRecord, allowed_from: tuple[Status, ...],
                       change: UsageChange | None) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ strings in the records.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import asdict, fields
 from typing import Any, LiteralString, TypeVar
@@ -33,6 +34,7 @@ from broker.records.model import (
     encode_cursor,
 )
 from broker.records.store import RecordStore, UsageChange
+from broker.webhooks.outbox import WebhookDelivery
 
 T = TypeVar("T")
 Connection = psycopg.Connection[dict[str, Any]]
@@ -83,18 +85,52 @@ WITH now_stored AS (
         stored_bytes = owner_usage.stored_bytes + EXCLUDED.stored_bytes,
         stored_files = owner_usage.stored_files + EXCLUDED.stored_files
     RETURNING 1
-)
+){outbox}
 SELECT (SELECT count(*) FROM moved) AS moved, (SELECT ok FROM fits) AS fits
 """)
 _LISTING = sql.SQL("SELECT * FROM uploads WHERE owner = %(owner)s AND status <> 'deleted' "
                    "{} ORDER BY created_at DESC, id DESC LIMIT %(limit)s")
 _AFTER = sql.SQL("AND (created_at, id) < (%(after_time)s, %(after_id)s)")
+# Deliveries ride in as one JSON array and are inserted only if the record moved.
+_OUTBOX = sql.SQL(""", outbox AS (
+    INSERT INTO webhook_outbox (id, event_id, url, type, upload_id, owner, snapshot,
+                                created_at, due_at, attempts, state)
+    SELECT d.id, d.event_id, d.url, d.type, d.upload_id, d.owner, d.snapshot,
+           d.created_at::timestamptz, d.due_at::timestamptz, d.attempts, d.state
+    FROM moved, jsonb_to_recordset(%(deliveries)s::jsonb) AS d(
+        id text, event_id text, url text, type text, upload_id text, owner text,
+        snapshot text, created_at text, due_at text, attempts integer, state text)
+    RETURNING 1
+)""")
+_MOVE_WITH_OUTBOX = sql.SQL("WITH moved AS ({replace} RETURNING owner){outbox} "
+                            "SELECT count(*) AS moved FROM moved")
+_WEBHOOK_COLUMNS = [f.name for f in fields(WebhookDelivery)]
+_WEBHOOK_TIMES = ("created_at", "due_at")
+_REPLACE_WEBHOOK = sql.SQL(
+    "UPDATE webhook_outbox SET {} WHERE id = %(id)s AND attempts = %(was_attempts)s "
+    "AND due_at = %(was_due)s AND state = %(was_state)s").format(
+    sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(c))
+                       for c in _WEBHOOK_COLUMNS if c != "id"))
 _OPEN: dict[str, LiteralString] = {
     "pending": "SELECT * FROM uploads WHERE status = 'pending' AND expires_at < %s"
                " ORDER BY expires_at LIMIT %s",
     "processing": "SELECT * FROM uploads WHERE status = 'processing' AND updated_at < %s"
                   " ORDER BY updated_at LIMIT %s",
 }
+
+
+def _webhook_from_row(row: dict[str, Any]) -> WebhookDelivery:
+    values = {name: row[name] for name in _WEBHOOK_COLUMNS}
+    for name in _WEBHOOK_TIMES:
+        values[name] = clock.isoformat(values[name])
+    return WebhookDelivery(**values)
+
+
+def _webhook_params(delivery: WebhookDelivery) -> dict[str, Any]:
+    row = asdict(delivery)
+    for name in _WEBHOOK_TIMES:
+        row[name] = clock.parse_iso(row[name])
+    return row
 
 
 def _to_row(record: UploadRecord) -> dict[str, Any]:
@@ -198,25 +234,67 @@ class PostgresRecords(RecordStore):
         return Usage(row["stored_bytes"], row["stored_files"]) if row else Usage()
 
     def _replace(self, updated: UploadRecord, allowed_from: tuple[Status, ...],
-                 claimed_etag: str | None, change: UsageChange | None) -> bool:
+                 claimed_etag: str | None, change: UsageChange | None,
+                 deliveries: list[WebhookDelivery]) -> bool:
         query, params = _REPLACE, {**_to_row(updated), "allowed": list(allowed_from)}
         if claimed_etag is not None:
             query += _ETAG_CLAIMED
             params["claimed"] = claimed_etag
+        outbox: sql.Composable = sql.SQL("")
+        if deliveries:
+            outbox = _OUTBOX
+            params["deliveries"] = json.dumps([asdict(d) for d in deliveries])
         if change is None:
-            def write(conn: Connection) -> int:
-                return conn.execute(query, params).rowcount
-            return self._run(write) == 1
+            if not deliveries:
+                def write(conn: Connection) -> int:
+                    return conn.execute(query, params).rowcount
+                return self._run(write) == 1
+            statement = _MOVE_WITH_OUTBOX.format(replace=query, outbox=outbox)
+
+            def write_with_outbox(conn: Connection) -> dict[str, Any] | None:
+                return conn.execute(statement, params).fetchone()
+            row = self._run(write_with_outbox)
+            return bool(row and row["moved"])
         if not change.fits_at_all():
             raise QuotaExceeded
         params |= {"more_bytes": change.bytes, "more_files": change.files,
                    "max_bytes": change.quota.bytes, "max_files": change.quota.files}
-        row = self._under_owner_lock(_USAGE_NOW.format(replace=query), params)
+        row = self._under_owner_lock(_USAGE_NOW.format(replace=query, outbox=outbox), params)
         if row["moved"]:
             return True
         if not row["fits"]:
             raise QuotaExceeded
         return False
+
+    def due_webhooks(self, now: str, limit: int = 50) -> list[WebhookDelivery]:
+        return self._outbox("pending", clock.parse_iso(now), limit)
+
+    def webhooks(self, state: str, limit: int = 100) -> list[WebhookDelivery]:
+        return self._outbox(state, None, limit)
+
+    def _outbox(self, state: str, due_by: Any, limit: int) -> list[WebhookDelivery]:
+        def read(conn: Connection) -> list[WebhookDelivery]:
+            rows = conn.execute(
+                "SELECT * FROM webhook_outbox WHERE state = %s AND (%s::timestamptz IS NULL"
+                " OR due_at <= %s) ORDER BY due_at LIMIT %s",
+                [state, due_by, due_by, limit]).fetchall()
+            return [_webhook_from_row(row) for row in rows]
+        return self._run(read)
+
+    def get_webhook(self, delivery_id: str) -> WebhookDelivery | None:
+        def read(conn: Connection) -> WebhookDelivery | None:
+            row = conn.execute("SELECT * FROM webhook_outbox WHERE id = %s",
+                               [delivery_id]).fetchone()
+            return _webhook_from_row(row) if row else None
+        return self._run(read)
+
+    def replace_webhook(self, new: WebhookDelivery, expected: WebhookDelivery) -> bool:
+        params = {**_webhook_params(new), "was_attempts": expected.attempts,
+                  "was_due": clock.parse_iso(expected.due_at), "was_state": expected.state}
+
+        def write(conn: Connection) -> int:
+            return conn.execute(_REPLACE_WEBHOOK, params).rowcount
+        return self._run(write) == 1
 
     def _under_owner_lock(self, statement: sql.Composable, params: dict[str, Any]
                           ) -> dict[str, Any]:

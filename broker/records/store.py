@@ -15,10 +15,14 @@ from broker import clock
 from broker.errors import RecordsUnavailable
 from broker.records import changes as record_changes
 from broker.records.model import Quota, Status, UploadRecord, Usage, stored_size
+from broker.webhooks.outbox import WebhookDelivery, events_for
 
 
 class RecordStore(ABC):
-    """Create, read, list and move upload records through their states."""
+    """Create, read, list and move upload records through their states, and keep the
+    webhook outbox: each reported state change is written with its deliveries."""
+
+    webhook_urls: tuple[str, ...] = ()  # the receivers; none: no outbox is written
 
     def create(self, record: UploadRecord, *, pending_cap: int) -> None:
         """Write a new pending record, unless its owner already has `pending_cap` pending
@@ -49,8 +53,11 @@ class RecordStore(ABC):
             change = UsageChange(stored_size(updated), 1, quota or Quota())
         elif to == "deleted" and record.status == "ready":
             change = UsageChange(-stored_size(record), -1, Quota())
-        if self._replace(updated, allowed_from, claimed_etag, change):
+        deliveries = events_for(record, updated, self.webhook_urls)
+        if self._replace(updated, allowed_from, claimed_etag, change, deliveries):
             record_changes.changed(record.id)
+            if deliveries:
+                record_changes.webhooks_due.set()
             return updated
         return self._already_written(updated)
 
@@ -83,6 +90,22 @@ class RecordStore(ABC):
         """The bytes and files of the owner's ready uploads."""
 
     @abstractmethod
+    def due_webhooks(self, now: str, limit: int = 50) -> list[WebhookDelivery]:
+        """Pending deliveries whose next attempt may start by `now`, oldest first."""
+
+    @abstractmethod
+    def webhooks(self, state: str, limit: int = 100) -> list[WebhookDelivery]:
+        """Deliveries in `state` ("pending" or "dead"), oldest due first."""
+
+    @abstractmethod
+    def get_webhook(self, delivery_id: str) -> WebhookDelivery | None: ...
+
+    @abstractmethod
+    def replace_webhook(self, new: WebhookDelivery, expected: WebhookDelivery) -> bool:
+        """Write `new` if the delivery is still as `expected` (its attempts, due time and
+        state): two deliverers never send one attempt twice."""
+
+    @abstractmethod
     def ping(self) -> None:
         """Raise StorageError unless the store answers (readiness)."""
 
@@ -92,11 +115,12 @@ class RecordStore(ABC):
 
     @abstractmethod
     def _replace(self, updated: UploadRecord, allowed_from: tuple[Status, ...],
-                 claimed_etag: str | None, change: UsageChange | None) -> bool:
+                 claimed_etag: str | None, change: UsageChange | None,
+                 deliveries: list[WebhookDelivery]) -> bool:
         """Replace the stored record by `updated` if its status is one of `allowed_from`
         (and its etag `claimed_etag`, when given), applying `change` to its owner's usage
-        in the same write; False when the record was not in such a state, QuotaExceeded
-        when the change would break its quota."""
+        and adding `deliveries` to the outbox in the same write; False when the record
+        was not in such a state, QuotaExceeded when the change would break its quota."""
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from broker.auth import bearer_token
 from broker.errors import InvalidRequest, MalformedRequest, UnsupportedMediaType
 from broker.parsing import UnreadableJson, parse_json, whole_number
 from broker.records import UploadRecord
+from broker.schemas import CreateUpload, render_upload
 from broker.uploads import MAX_WAIT, WAITING
-from broker.web.schemas import CreateUpload, render_upload
 from broker.web.services import services
 from broker.web.session import SESSION_COOKIE, current_owner
 

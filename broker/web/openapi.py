@@ -8,8 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from broker.uploads import MAX_WAIT
-from broker.web.schemas import (
+from broker.schemas import (
     CompanionParams,
     CreateUpload,
     Problem,
@@ -20,6 +19,7 @@ from broker.web.schemas import (
     UploadView,
     UsageView,
 )
+from broker.uploads import MAX_WAIT
 
 REF = "#/components/schemas/{model}"
 _ERRORS = {

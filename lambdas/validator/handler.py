@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from broker.clients import AwsClients, make_clients
 from broker.settings import load_settings
+from broker.webhooks.deliverer import Deliverer
 from lambdas.validator.batch import batch_response, process_sqs_records
 from lambdas.validator.events import refs_from_notification
 from lambdas.validator.process import Validator
@@ -34,15 +35,36 @@ def _sqs() -> SQSClient:
     return _clients().sqs
 
 
+@cache
+def _deliverer() -> Deliverer | None:
+    validator = _validator()
+    return Deliverer.build(validator.settings, _clients(), validator.records)
+
+
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """SQS batches get a partial batch response; direct S3 events raise to be retried;
-    the schedule's events run the sweeper."""
+    the schedule's events run the sweeper. Each invocation then sends the webhooks due
+    (the verdicts it just recorded, and retries)."""
     validator = _validator()
     if event.get("detail-type") == "Scheduled Event":
         settings = validator.settings
-        return sweep(validator, _sqs(), settings.dead_letter_queue_url).as_dict()
-    records = event.get("Records") or []
-    if records and records[0].get("eventSource") == "aws:sqs":
-        return batch_response(process_sqs_records(validator, records))
-    outcomes = [validator.process(ref) for ref in refs_from_notification(event)]
-    return {"outcomes": outcomes}
+        answer: dict[str, Any] = sweep(validator, _sqs(),
+                                       settings.dead_letter_queue_url).as_dict()
+    else:
+        records = event.get("Records") or []
+        if records and records[0].get("eventSource") == "aws:sqs":
+            answer = batch_response(process_sqs_records(validator, records))
+        else:
+            answer = {"outcomes": [validator.process(r) for r in refs_from_notification(event)]}
+    _send_webhooks()
+    return answer
+
+
+def _send_webhooks() -> None:
+    deliverer = _deliverer()
+    if deliverer is None:
+        return
+    try:
+        deliverer.deliver_due()
+    except Exception:  # the outbox keeps them; the next invocation tries again
+        logging.getLogger(__name__).exception("sending webhooks failed")

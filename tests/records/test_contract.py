@@ -331,3 +331,34 @@ def test_concurrent_verdicts_cannot_overshoot_the_quota(store: RecordStore) -> N
         thread.join()
     assert sorted(outcomes) == ["over"] * 9 + ["ready"] * 3
     assert store.usage("hal") == Usage(30, 3)
+
+
+def test_a_reported_change_writes_its_webhook_deliveries_with_it(store: RecordStore) -> None:
+    from dataclasses import replace as changed
+
+    store.webhook_urls = ("https://one.example/hook", "https://two.example/hook")
+    record = make("ivy", n=1)
+    store.create(record, pending_cap=10)
+    claimed = store.transition(record, "processing", allowed_from=("pending",), etag='"e"')
+    assert claimed is not None
+    assert store.webhooks("pending") == []  # processing is not reported
+    assert store.transition(claimed, "ready", allowed_from=("pending",)) is None
+    assert store.webhooks("pending") == []  # a change that did not happen reports nothing
+    settled = store.transition(claimed, "ready", allowed_from=("processing",),
+                               claimed_etag='"e"', quota=Quota(files=5), size=3,
+                               served_size=3)
+    assert settled is not None
+    due = store.due_webhooks(settled.updated_at)
+    assert sorted(d.url for d in due) == list(store.webhook_urls)
+    assert {d.event_id for d in due} == {due[0].event_id}  # one event, one id
+    assert all(d.type == "upload.ready" and d.record() == settled for d in due)
+    assert store.due_webhooks("2000-01-01T00:00:00Z") == []  # not due before it happened
+
+    first = due[0]
+    leased = changed(first, due_at="2999-01-01T00:00:00Z")
+    assert store.replace_webhook(leased, expected=first)
+    assert not store.replace_webhook(leased, expected=first)  # someone else's lease now
+    dead = changed(leased, state="dead", attempts=12)
+    assert store.replace_webhook(dead, expected=leased)
+    assert store.webhooks("dead") == [dead]
+    assert store.get_webhook(first.id) == dead

@@ -64,7 +64,8 @@ class UploadView(BaseModel):
     id: str
     profile: str
     visibility: Literal["public", "private"]
-    status: Literal["pending", "processing", "ready", "rejected", "expired"]
+    status: Literal["pending", "processing", "ready", "rejected", "expired", "deleted"] = Field(
+        description="`deleted` only in the upload.deleted webhook")
     filename: str
     content_type: str | None = Field(description="The type detected from the file's bytes.")
     declared_content_type: str
@@ -150,7 +151,7 @@ def render_upload(uploads: Uploads, record: UploadRecord) -> dict[str, object]:
         id=record.id,
         profile=record.profile,
         visibility=record.visibility,  # type: ignore[arg-type]
-        status=record.status,  # type: ignore[arg-type]
+        status=record.status,
         filename=record.filename,
         content_type=record.content_type,
         declared_content_type=record.declared_type,
