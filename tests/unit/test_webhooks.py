@@ -203,3 +203,32 @@ def test_the_outbox_is_written_only_with_the_change(stage: Stage) -> None:
     assert records.webhooks("pending") == []
 
 
+
+
+def test_broker_webhooks_lists_the_dead_and_replays_them(
+        stage: Stage, deliverer: Deliverer, receiver: tuple[Receiver, str],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from broker.cli import main
+
+    app, url = receiver
+    stage.process(stage.upload(png_bytes()))
+    app.mode = "fail"
+    now = clock.now()
+    for _ in range(MAX_ATTEMPTS):
+        deliverer.deliver_due(now)
+        now += timedelta(days=1)
+    for name, value in {"BROKER_WEBHOOK_URL": url, "BROKER_WEBHOOK_SECRET": SECRET_A,
+                        "BROKER_WEBHOOK_ALLOW_PRIVATE": "true"}.items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    assert main(["webhooks", "list", "--dead"]) == 0
+    listed = capsys.readouterr().out
+    (dead,) = stage.validator.records.webhooks("dead")
+    assert dead.id in listed
+    assert "upload.ready" in listed
+    assert "HTTP 500" in listed
+
+    app.mode = "ok"
+    assert main(["webhooks", "replay", "--all-dead"]) == 0
+    assert "sent 1 of 1 again" in capsys.readouterr().out
+    assert [e["webhook-id"] for e in app.verified] == [dead.event_id]
