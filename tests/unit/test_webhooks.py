@@ -232,3 +232,19 @@ def test_broker_webhooks_lists_the_dead_and_replays_them(
     assert main(["webhooks", "replay", "--all-dead"]) == 0
     assert "sent 1 of 1 again" in capsys.readouterr().out
     assert [e["webhook-id"] for e in app.verified] == [dead.event_id]
+
+
+def test_an_upload_whose_permission_lapsed_is_reported_expired(
+        stage: Stage, deliverer: Deliverer, receiver: tuple[Receiver, str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from lambdas.validator.sweep import sweep
+
+    app, _ = receiver
+    record = stage.uploads.create("alice", "avatar", "me.png", "image/png", 10).record
+    real_now = clock.now
+    monkeypatch.setattr(clock, "now", lambda: real_now() + timedelta(minutes=10))
+    assert sweep(stage.validator).expired == [record.id]
+    deliverer.deliver_due()
+    (event,) = app.verified
+    assert (event["type"], event["data"]["id"], event["data"]["status"]) == (
+        "upload.expired", record.id, "expired")
