@@ -27,7 +27,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from broker.records.dynamodb import OPEN_INDEX, OWNER_INDEX
+from broker.records.dynamodb import OPEN_INDEX, OUTBOX_INDEX, OWNER_INDEX
 from infra.stages import Stage
 
 INCOMING_PREFIX = "incoming/"
@@ -117,6 +117,8 @@ class UploadBrokerStack(Stack):
                 _string_index("pending_by_owner", "pending_owner", "expires_at", keys_only=True),
                 # The sweeper's view: only records still pending or processing.
                 _string_index(OPEN_INDEX, "open_status", "open_since"),
+                # Webhook deliveries still pending (by when due) or given up.
+                _string_index(OUTBOX_INDEX, "outbox_state", "outbox_due"),
             ])
         self.jwt_secret = secretsmanager.Secret(
             self, "JwtSecret", description="Signs the broker's bearer tokens (HS256).",
@@ -192,7 +194,8 @@ class UploadBrokerStack(Stack):
                                 resources=[self.table.table_arn]),
             # The sweeper: unsettled records, and how many events wait in the DLQ.
             iam.PolicyStatement(actions=["dynamodb:Query"],
-                                resources=[f"{self.table.table_arn}/index/{OPEN_INDEX}"]),
+                                resources=[f"{self.table.table_arn}/index/{OPEN_INDEX}",
+                                           f"{self.table.table_arn}/index/{OUTBOX_INDEX}"]),
             iam.PolicyStatement(actions=["sqs:GetQueueAttributes"],
                                 resources=[self.dead_letters.queue_arn]),
         ):

@@ -209,7 +209,7 @@ def test_the_records_table_is_on_demand_with_point_in_time_recovery(synthesized:
     (replica,) = props["Replicas"]
     assert replica["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert {i["IndexName"] for i in props["GlobalSecondaryIndexes"]} == {
-        "by_owner", "pending_by_owner", "open_by_status"}
+        "by_owner", "pending_by_owner", "open_by_status", "outbox_by_state"}
 
 
 def test_the_jwt_secret_never_appears_in_the_template(synthesized: Any) -> None:
