@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -135,15 +135,21 @@ def test_down_failing_and_slow_receivers_get_every_event_with_one_id(
     assert len(app.verified) == 1
 
 
-def test_a_delivery_given_up_is_listed_and_can_be_replayed(
-        stage: Stage, deliverer: Deliverer, receiver: tuple[Receiver, str]) -> None:
-    app, _ = receiver
+def give_up(stage: Stage, deliverer: Deliverer, app: Receiver) -> datetime:
+    """An accepted upload whose receiver fails every attempt; the time after the last."""
     stage.process(stage.upload(png_bytes()))
     app.mode = "fail"
     now = clock.now()
     for _ in range(MAX_ATTEMPTS):
         deliverer.deliver_due(now)
         now += timedelta(days=1)
+    return now
+
+
+def test_a_delivery_given_up_is_listed_and_can_be_replayed(
+        stage: Stage, deliverer: Deliverer, receiver: tuple[Receiver, str]) -> None:
+    app, _ = receiver
+    now = give_up(stage, deliverer, app)
     records = stage.validator.records
     (dead,) = records.webhooks("dead")
     assert dead.attempts == MAX_ATTEMPTS
@@ -211,12 +217,7 @@ def test_broker_webhooks_lists_the_dead_and_replays_them(
     from broker.cli import main
 
     app, url = receiver
-    stage.process(stage.upload(png_bytes()))
-    app.mode = "fail"
-    now = clock.now()
-    for _ in range(MAX_ATTEMPTS):
-        deliverer.deliver_due(now)
-        now += timedelta(days=1)
+    give_up(stage, deliverer, app)
     for name, value in {"BROKER_WEBHOOK_URL": url, "BROKER_WEBHOOK_SECRET": SECRET_A,
                         "BROKER_WEBHOOK_ALLOW_PRIVATE": "true"}.items():
         monkeypatch.setenv(name, value)
