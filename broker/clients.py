@@ -55,8 +55,8 @@ def make_clients(settings: Settings, session: boto3.Session | None = None) -> Aw
     )
 
 
-def fetch_secret(settings: Settings) -> SecretStr:
-    """The signing secret from Secrets Manager (BROKER_JWT_SECRET_ARN), read once at start."""
+def fetch_secret(settings: Settings, arn: str) -> SecretStr:
+    """A secret from Secrets Manager (BROKER_JWT_SECRET_ARN, BROKER_WEBHOOK_SECRET_ARN),
+    read once at start."""
     client = boto3.client("secretsmanager", region_name=settings.region)
-    value = client.get_secret_value(SecretId=str(settings.jwt_secret_arn))["SecretString"]
-    return SecretStr(value)
+    return SecretStr(client.get_secret_value(SecretId=arn)["SecretString"])

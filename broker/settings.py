@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     # private addresses only when allowed (`broker run` allows them).
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
+    # On AWS: a Secrets Manager secret holding it, read once when the deliverer starts.
+    webhook_secret_arn: str | None = None
     webhook_allow_private: bool = False
 
     # Storage each user may fill with ready uploads (a profile may set its own).
@@ -120,7 +122,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _webhooks_are_signed(self) -> Settings:
-        if self.webhook_url and self.webhook_secret is None:
+        if self.webhook_url and self.webhook_secret is None and not self.webhook_secret_arn:
             raise ValueError("BROKER_WEBHOOK_URL needs BROKER_WEBHOOK_SECRET (whsec_…)")
         for url in self.webhook_urls:
             if not url.startswith(("https://", "http://")):

@@ -120,6 +120,11 @@ class UploadBrokerStack(Stack):
                 # Webhook deliveries still pending (by when due) or given up.
                 _string_index(OUTBOX_INDEX, "outbox_state", "outbox_due"),
             ])
+        # Webhooks' signing secret: letters and digits, which are base64 already.
+        self.webhook_secret = secretsmanager.Secret(
+            self, "WebhookSecret", description="Signs webhooks (whsec_ + this value).",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=44, exclude_punctuation=True)) if stage.webhook_url else None
         self.jwt_secret = secretsmanager.Secret(
             self, "JwtSecret", description="Signs the broker's bearer tokens (HS256).",
             generate_secret_string=secretsmanager.SecretStringGenerator(
@@ -138,6 +143,9 @@ class UploadBrokerStack(Stack):
             environment | {"BROKER_DEAD_LETTER_QUEUE_URL": self.dead_letters.queue_url})
         self.broker, self.api = self._broker(stage, package_dir, environment)
         CfnOutput(self, "ApiUrl", value=self.api.api_endpoint)
+        if self.webhook_secret is not None:
+            CfnOutput(self, "WebhookSecretArn", value=self.webhook_secret.secret_arn,
+                      description="Give receivers whsec_ followed by this secret's value.")
         CfnOutput(self, "CdnDomain", value=self.distribution.distribution_domain_name)
 
     def _cdn(self, stage: Stage) -> cloudfront.Distribution:
@@ -200,8 +208,15 @@ class UploadBrokerStack(Stack):
                                 resources=[self.dead_letters.queue_arn]),
         ):
             function.add_to_role_policy(statement)
-        # Expires lapsed uploads, re-drives stuck ones and reports the DLQ's depth.
-        events.Rule(self, "Sweep", schedule=events.Schedule.rate(Duration.minutes(5)),
+        if self.webhook_secret is not None:
+            function.add_environment("BROKER_WEBHOOK_SECRET_ARN", self.webhook_secret.secret_arn)
+            function.add_to_role_policy(iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[self.webhook_secret.secret_arn]))
+        # Expires lapsed uploads, re-drives stuck ones and reports the DLQ's depth; with
+        # webhooks, each minute, so a delivery that failed is retried within one.
+        every = Duration.minutes(1 if self.webhook_secret is not None else 5)
+        events.Rule(self, "Sweep", schedule=events.Schedule.rate(every),
                     targets=[targets.LambdaFunction(function)])
         return function
 
@@ -214,6 +229,9 @@ class UploadBrokerStack(Stack):
             handler="lambdas.broker.handler.handler", timeout=Duration.seconds(29),
             memory_size=stage.broker_memory_mb,
             environment=environment | {"BROKER_JWT_SECRET_ARN": self.jwt_secret.secret_arn})
+        if self.webhook_secret is not None:
+            # Named, not read: the broker writes the outbox, the validator sends it.
+            function.add_environment("BROKER_WEBHOOK_SECRET_ARN", self.webhook_secret.secret_arn)
         for statement in (
             # Presigned uploads are signed with this role: only under incoming/.
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[

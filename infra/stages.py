@@ -43,6 +43,8 @@ class Stage:
     # Users' tokens from the app's identity provider (else HS256 with the stack's secret).
     oidc_issuer: str | None = None
     jwt_audience: str | None = None
+    # Where webhooks go (comma-separated); the stack generates their signing secret.
+    webhook_url: str | None = None
     # Storage each user may fill (None: no limit).
     quota_bytes: int | None = None
     quota_files: int | None = None
@@ -81,6 +83,7 @@ class Stage:
             "BROKER_ALLOWED_ORIGINS": "[" + ",".join(f'"{o}"' for o in self.origins) + "]",
         } | {f"BROKER_{name.upper()}": str(value) for name, value in (
             ("oidc_issuer", self.oidc_issuer), ("jwt_audience", self.jwt_audience),
+            ("webhook_url", self.webhook_url),
             ("quota_bytes", self.quota_bytes), ("quota_files", self.quota_files))
             if value is not None}
 

@@ -54,7 +54,8 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     `clients` replaces the AWS clients (tests, other S3 implementations)."""
     settings = load_settings(**dict(config or {}))
     if settings.jwt_secret_arn and settings.jwt_secret is None:
-        settings = settings.model_copy(update={"jwt_secret": fetch_secret(settings)})
+        settings = settings.model_copy(update={
+            "jwt_secret": fetch_secret(settings, settings.jwt_secret_arn)})
     tokens = token_verifier(settings)  # refuse to start without a way to check tokens
     clients = clients or make_clients(settings)
     profiles = load_profiles(settings.profiles_file)

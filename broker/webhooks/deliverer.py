@@ -55,6 +55,15 @@ class Deliverer:
         """The deployment's deliverer, or None when no receiver is configured."""
         if not settings.webhook_urls:
             return None
+        if settings.webhook_secret is None and settings.webhook_secret_arn:
+            from pydantic import SecretStr
+
+            from broker.clients import fetch_secret
+
+            # The stack generates it as base64 letters and digits; receivers get whsec_….
+            value = fetch_secret(settings, settings.webhook_secret_arn).get_secret_value()
+            settings = settings.model_copy(update={"webhook_secret": SecretStr(
+                value if value.startswith("whsec_") else "whsec_" + value)})
         from broker.profiles import load_profiles
         from broker.schemas import render_upload
         from broker.storage import Storage

@@ -276,3 +276,33 @@ def test_the_broker_function_outlives_a_long_poll(synthesized: Any) -> None:
     _, doc, _ = synthesized
     _, broker = logical(doc, "AWS::Lambda::Function", "Broker")
     assert MAX_WAIT < broker["Properties"]["Timeout"] < 30  # the HTTP API's own limit
+
+
+def test_a_stage_with_webhooks_generates_their_secret_for_the_validator_alone(
+        tmp_path: Path) -> None:
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+
+    from infra.stack import UploadBrokerStack
+    from infra.stages import Stage
+
+    stage = Stage(name="hooks", origins=("https://app.example.com",),
+                  webhook_url="https://app.example.com/hooks")
+    app = cdk.App(outdir=str(tmp_path))
+    for name in ("validator", "broker"):
+        (tmp_path / f"{name}.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    stack = UploadBrokerStack(app, stage, tmp_path)
+    doc = Template.from_stack(stack).to_json()
+    (secret_id,) = [k for k in resources(doc, "AWS::SecretsManager::Secret")
+                    if k.startswith("WebhookSecret")]
+    for name in ("Broker", "Validator"):
+        env = logical(doc, "AWS::Lambda::Function", name)[1]["Properties"]["Environment"][
+            "Variables"]
+        assert env["BROKER_WEBHOOK_URL"] == "https://app.example.com/hooks"
+        assert env["BROKER_WEBHOOK_SECRET_ARN"] == {"Ref": secret_id}
+    reads = [s for policy in resources(doc, "AWS::IAM::Policy").values()
+             for s in policy["Properties"]["PolicyDocument"]["Statement"]
+             if s["Resource"] == {"Ref": secret_id}]
+    assert len(reads) == 1  # only the validator, which sends, may read it
+    (rule,) = resources(doc, "AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"

@@ -249,3 +249,22 @@ def test_an_upload_whose_permission_lapsed_is_reported_expired(
     (event,) = app.verified
     assert (event["type"], event["data"]["id"], event["data"]["status"]) == (
         "upload.expired", record.id, "expired")
+
+
+def test_on_aws_the_signing_secret_comes_from_secrets_manager(
+        stage: Stage, settings: Settings, aws: AwsClients, receiver: tuple[Receiver, str]
+        ) -> None:
+    import boto3
+
+    app, url = receiver
+    generated = base64.b64encode(b"s" * 33).decode()  # letters and digits, as the stack's
+    arn = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+        Name="webhooks", SecretString=generated)["ARN"]
+    app.secret = "whsec_" + generated  # what the receiver was given
+    on_aws = settings.model_copy(update={"webhook_url": url, "webhook_secret_arn": arn,
+                                         "webhook_allow_private": True})
+    deliverer = Deliverer.build(on_aws, aws, stage.validator.records)
+    assert deliverer is not None
+    stage.process(stage.upload(png_bytes()))
+    assert deliverer.deliver_due().delivered
+    assert len(app.verified) == 1
