@@ -58,13 +58,32 @@ class Receiver:
         return [b""]
 
 
+class Serving:
+    """Serves a receiver on a fixed port; it can go down and come back."""
+
+    def __init__(self, app: Receiver) -> None:
+        self.app, self.port = app, free_port()
+        self.start()
+
+    def start(self) -> None:
+        self.server = make_server("127.0.0.1", self.port, self.app, threaded=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()  # the port refuses connections now
+
+
 @pytest.fixture
-def receiver() -> Iterator[tuple[Receiver, str]]:
-    app = Receiver(SECRET_A)
-    server = make_server("127.0.0.1", free_port(), app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield app, f"http://127.0.0.1:{server.server_port}/hooks"
-    server.shutdown()
+def serving() -> Iterator[Serving]:
+    running = Serving(Receiver(SECRET_A))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def receiver(serving: Serving) -> tuple[Receiver, str]:
+    return serving.app, f"http://127.0.0.1:{serving.port}/hooks"
 
 
 @pytest.fixture
@@ -119,18 +138,24 @@ def test_every_reported_change_is_one_event(stage: Stage, deliverer: Deliverer,
 
 
 def test_down_failing_and_slow_receivers_get_every_event_with_one_id(
-        stage: Stage, deliverer: Deliverer, receiver: tuple[Receiver, str]) -> None:
+        stage: Stage, deliverer: Deliverer, receiver: tuple[Receiver, str],
+        serving: Serving) -> None:
     app, _ = receiver
     stage.process(stage.upload(png_bytes()))
     now = clock.now()
+    serving.stop()  # down: connections refused
+    assert deliverer.deliver_due(now).retried
+    (pending,) = stage.validator.records.webhooks("pending")
+    assert "ConnectionRefused" in (pending.last_error or "")
+    serving.start()
     for mode in ("fail", "slow", "fail"):
+        now += timedelta(minutes=1)  # past the first backoffs
         app.mode = mode
         assert deliverer.deliver_due(now).retried
         assert deliverer.deliver_due(now).retried == []  # not before its backoff
-        now += timedelta(minutes=1)  # past the first backoffs
     app.mode = "ok"
-    assert deliverer.deliver_due(now).delivered
-    assert len(app.attempts) == 4
+    assert deliverer.deliver_due(now + timedelta(minutes=1)).delivered
+    assert len(app.attempts) == 4  # the three that reached it, and the one that passed
     assert len(set(app.attempts)) == 1  # the same webhook-id on every attempt
     assert len(app.verified) == 1
 
