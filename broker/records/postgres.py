@@ -94,12 +94,13 @@ _AFTER = sql.SQL("AND (created_at, id) < (%(after_time)s, %(after_id)s)")
 # Deliveries ride in as one JSON array and are inserted only if the record moved.
 _OUTBOX = sql.SQL(""", outbox AS (
     INSERT INTO webhook_outbox (id, event_id, url, type, upload_id, owner, snapshot,
-                                created_at, due_at, attempts, state)
+                                created_at, due_at, attempts, state, history)
     SELECT d.id, d.event_id, d.url, d.type, d.upload_id, d.owner, d.snapshot,
-           d.created_at::timestamptz, d.due_at::timestamptz, d.attempts, d.state
+           d.created_at::timestamptz, d.due_at::timestamptz, d.attempts, d.state, d.history
     FROM moved, jsonb_to_recordset(%(deliveries)s::jsonb) AS d(
         id text, event_id text, url text, type text, upload_id text, owner text,
-        snapshot text, created_at text, due_at text, attempts integer, state text)
+        snapshot text, created_at text, due_at text, attempts integer, state text,
+        history text)
     RETURNING 1
 )""")
 _MOVE_WITH_OUTBOX = sql.SQL("WITH moved AS ({replace} RETURNING owner){outbox} "

@@ -84,13 +84,14 @@ class Deliverer:
                 continue  # another deliverer has it
             answer = self.sender(due.url, self.keys, due.event_id, self.payload(due),
                                  self.allow_private, self.timeout)
+            at = clock.isoformat(moment)
             if answer.ok:
-                done = replace(leased, attempts=leased.attempts + 1, state="delivered",
+                done = replace(leased.attempted(at, answer.detail), state="delivered",
                                last_error=None)
                 self.records.replace_webhook(done, expected=leased)
                 report.delivered.append(due.id)
                 continue
-            retry = leased.retried(answer.detail, clock.isoformat(
+            retry = leased.retried(at, answer.detail, clock.isoformat(
                 moment + _backoff(leased.attempts)))
             self.records.replace_webhook(retry, expected=leased)
             (report.dead if retry.state == "dead" else report.retried).append(due.id)

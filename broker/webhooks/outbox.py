@@ -34,14 +34,22 @@ class WebhookDelivery:
     attempts: int = 0
     state: DeliveryState = "pending"
     last_error: str | None = None
+    history: str = "[]"  # every attempt: {"at", "result"}, JSON
+
+    def attempted(self, at: str, result: str) -> WebhookDelivery:
+        """This delivery with one more attempt in its history."""
+        entries = [*json.loads(self.history), {"at": at, "result": result[:200]}]
+        return replace(self, attempts=self.attempts + 1,
+                       history=json.dumps(entries[-2 * MAX_ATTEMPTS:]))
 
     def record(self) -> UploadRecord:
         return UploadRecord(**json.loads(self.snapshot))
 
-    def retried(self, error: str, next_due: str) -> WebhookDelivery:
-        dead = self.attempts + 1 >= MAX_ATTEMPTS
-        return replace(self, attempts=self.attempts + 1, due_at=next_due,
-                       state="dead" if dead else "pending", last_error=error[:500])
+    def retried(self, at: str, error: str, next_due: str) -> WebhookDelivery:
+        """After a failed attempt: due again later, or dead after the last one."""
+        tried = self.attempted(at, error)
+        return replace(tried, due_at=next_due, last_error=error[:500],
+                       state="dead" if tried.attempts >= MAX_ATTEMPTS else "pending")
 
 
 def events_for(before: UploadRecord, after: UploadRecord, urls: tuple[str, ...]

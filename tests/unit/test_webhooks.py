@@ -5,6 +5,7 @@ verified; the receiver down, failing and slow, then back; given up, then replaye
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -156,6 +157,11 @@ def test_down_failing_and_slow_receivers_get_every_event_with_one_id(
     app.mode = "ok"
     assert deliverer.deliver_due(now + timedelta(minutes=1)).delivered
     assert len(app.attempts) == 4  # the three that reached it, and the one that passed
+    (done,) = [d for d in [stage.validator.records.get_webhook(pending.id)] if d]
+    tried = [entry["result"] for entry in json.loads(done.history)]  # every attempt
+    assert len(tried) == 5
+    assert tried[0].startswith("ConnectionRefused")
+    assert tried[1:] == ["HTTP 500", "TimeoutError: timed out", "HTTP 500", "HTTP 204"]
     assert len(set(app.attempts)) == 1  # the same webhook-id on every attempt
     assert len(app.verified) == 1
 

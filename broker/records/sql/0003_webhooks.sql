@@ -12,6 +12,7 @@ CREATE TABLE webhook_outbox (
     due_at      timestamptz NOT NULL,
     attempts    integer NOT NULL DEFAULT 0,
     state       text NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
-    last_error  text
+    last_error  text,
+    history     text NOT NULL DEFAULT '[]'
 );
 CREATE INDEX webhook_outbox_due ON webhook_outbox (state, due_at) WHERE state <> 'delivered';
