@@ -7,7 +7,9 @@ threads; SIGTERM lets requests in flight finish within the graceful timeout.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -37,9 +39,17 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 
 def share_metrics_between_processes() -> None:
     """Worker processes write their metrics to one folder that a scrape sums; must run
-    before prometheus-client is first imported."""
+    before prometheus-client is first imported. A folder made here is removed when
+    this process exits (its counts belong to this run only)."""
     if METRICS_DIR not in os.environ:
-        os.environ[METRICS_DIR] = tempfile.mkdtemp(prefix="broker-metrics-")
+        folder = tempfile.mkdtemp(prefix="broker-metrics-")
+        os.environ[METRICS_DIR] = folder
+        owner = os.getpid()
+
+        def remove() -> None:
+            if os.getpid() == owner:  # not in a worker exiting: the master's to remove
+                shutil.rmtree(folder, ignore_errors=True)
+        atexit.register(remove)
 
 
 def _forget_dead_worker(server: Any, worker: Any) -> None:
