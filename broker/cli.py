@@ -159,6 +159,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import threading
 
     from broker.clients import make_clients
+    from broker.webhooks.deliverer import start_deliverer
     from lambdas.validator.process import Validator
     from lambdas.validator.worker import run_worker
 
@@ -173,24 +174,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
         start_http_server(args.metrics_port, addr=args.host)
     validator = Validator.build(settings, clients)
-    _start_deliverer(settings, clients, validator.records, stop)
+    start_deliverer(settings, clients, validator.records, stop)
     try:
         run_worker(validator, clients.sqs, settings.queue_url, stop)
     except KeyboardInterrupt:
         stop.set()
     return 0
 
-
-def _start_deliverer(settings: Any, clients: Any, records: Any, stop: Any) -> None:
-    """Send the webhook outbox from this process too (when receivers are configured)."""
-    import threading
-
-    from broker.webhooks.deliverer import Deliverer, run_deliverer
-
-    deliverer = Deliverer.build(settings, clients, records)
-    if deliverer is not None:
-        threading.Thread(target=run_deliverer, name="webhooks", daemon=True,
-                         args=(deliverer, stop)).start()
 
 
 def _serve_push(settings: Any, args: argparse.Namespace) -> int:
@@ -208,6 +198,7 @@ def _serve_push(settings: Any, args: argparse.Namespace) -> int:
         import threading
 
         from broker.clients import make_clients
+        from broker.webhooks.deliverer import start_deliverer
         from lambdas.validator.process import Validator
         from lambdas.validator.push import PushReceiver
         from lambdas.validator.sweep import run_sweeper
@@ -216,7 +207,7 @@ def _serve_push(settings: Any, args: argparse.Namespace) -> int:
         validator = Validator.build(settings, clients)
         threading.Thread(target=run_sweeper, name="sweeper", daemon=True,
                          args=(validator, threading.Event())).start()
-        _start_deliverer(settings, clients, validator.records, threading.Event())
+        start_deliverer(settings, clients, validator.records, threading.Event())
         return PushReceiver(validator, settings.event_token.get_secret_value())
 
     serve(receiver, host=args.host, port=args.port, workers=args.workers,

@@ -98,6 +98,7 @@ class DevStack:
         return self.settings
 
     def start_worker(self) -> None:
+        from broker.webhooks.deliverer import start_deliverer
         from lambdas.validator.process import Validator
         from lambdas.validator.push import PushReceiver, serve_push
         from lambdas.validator.sweep import run_sweeper
@@ -106,7 +107,7 @@ class DevStack:
         assert self.settings is not None
         assert self.clients is not None
         validator = Validator.build(self.settings, self.clients)
-        self._start_deliverer(validator)
+        start_deliverer(self.settings, self.clients, validator.records, self._stop)
         if self.settings.events == "http":
             assert self.settings.event_token is not None
             token = self.settings.event_token.get_secret_value()
@@ -127,16 +128,6 @@ class DevStack:
             kwargs={"wait_seconds": 1},
         )
         self._worker.start()
-
-    def _start_deliverer(self, validator: Any) -> None:
-        from broker.webhooks.deliverer import Deliverer, run_deliverer
-
-        assert self.settings is not None
-        assert self.clients is not None
-        deliverer = Deliverer.build(self.settings, self.clients, validator.records)
-        if deliverer is not None:
-            threading.Thread(target=run_deliverer, name="webhooks", daemon=True,
-                             args=(deliverer, self._stop)).start()
 
     def stop(self) -> None:
         self._stop.set()

@@ -143,3 +143,12 @@ def run_deliverer(deliverer: Deliverer, stop: threading.Event, interval: float =
             deliverer.deliver_due()
         except Exception:
             log.exception("delivering webhooks failed; trying again shortly")
+
+
+def start_deliverer(settings: Settings, clients: AwsClients, records: RecordStore,
+                    stop: threading.Event) -> None:
+    """Send the webhook outbox from a thread of this process, when receivers are set."""
+    deliverer = Deliverer.build(settings, clients, records)
+    if deliverer is not None:
+        threading.Thread(target=run_deliverer, name="webhooks", daemon=True,
+                         args=(deliverer, stop)).start()
