@@ -60,3 +60,9 @@ def fetch_secret(settings: Settings, arn: str) -> SecretStr:
     read once at start."""
     client = boto3.client("secretsmanager", region_name=settings.region)
     return SecretStr(client.get_secret_value(SecretId=arn)["SecretString"])
+
+
+def credentials_of(client: Any) -> Any:
+    """The credentials a botocore client signs with (refreshing ones included), for the
+    hot-path signers that sign as the client would; None when there are none."""
+    return client._request_signer._credentials

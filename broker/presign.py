@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError
 
+from broker.clients import credentials_of
 from broker.errors import StorageError
+from broker.sigv4 import Signer
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -49,35 +51,47 @@ def signing() -> Iterator[None]:
         raise StorageError(f"cannot sign for storage: {exc}") from exc
 
 
-def presign_post(
-    client: S3Client,
-    *,
-    bucket: str,
-    key: str,
-    upload_id: str,
-    content_type: str,
-    min_size: int,
-    max_size: int,
-    ttl: int,
-) -> PresignedUpload:
-    """Sign a POST that can store exactly one object of exactly this shape."""
-    fields = {
-        "Content-Type": content_type,
-        UPLOAD_ID_FIELD: upload_id,
-        "success_action_status": SUCCESS_STATUS,
-    }
-    # A new list every call: boto3 appends the bucket and key conditions to it.
-    conditions: list[Any] = [
-        {"Content-Type": content_type},
-        {UPLOAD_ID_FIELD: upload_id},
-        {"success_action_status": SUCCESS_STATUS},
-        ["content-length-range", min_size, max_size],
-    ]
-    with signing():
-        reply = client.generate_presigned_post(
-            Bucket=bucket, Key=key, Fields=fields, Conditions=conditions, ExpiresIn=ttl
-        )
-    return PresignedUpload(url=reply["url"], fields=dict(reply["fields"]))
+class PostSigner:
+    """Signs POST uploads for one S3 client's credentials and endpoint. The policy is
+    signed with the day's derived key (one HMAC per upload, where botocore derives the
+    key each time); the form's URL, which depends only on the bucket, comes from
+    botocore once per bucket, so addressing styles and endpoints stay botocore's."""
+
+    def __init__(self, client: S3Client) -> None:
+        self.client = client
+        meta = client.meta
+        self.signer = Signer(credentials_of(client), meta.region_name, "s3")
+        self._urls: dict[str, str] = {}
+
+    def _url(self, bucket: str) -> str:
+        url = self._urls.get(bucket)
+        if url is None:
+            with signing():
+                url = self.client.generate_presigned_post(Bucket=bucket, Key="-")["url"]
+            self._urls[bucket] = url
+        return url
+
+    def presign_post(self, *, bucket: str, key: str, upload_id: str, content_type: str,
+                     min_size: int, max_size: int, ttl: int) -> PresignedUpload:
+        """Sign a POST that can store exactly one object of exactly this shape."""
+        fields = {
+            "key": key,
+            "Content-Type": content_type,
+            UPLOAD_ID_FIELD: upload_id,
+            "success_action_status": SUCCESS_STATUS,
+        }
+        conditions: list[Any] = [
+            {"Content-Type": content_type},
+            {UPLOAD_ID_FIELD: upload_id},
+            {"success_action_status": SUCCESS_STATUS},
+            ["content-length-range", min_size, max_size],
+            {"bucket": bucket},
+            {"key": key},
+        ]
+        url = self._url(bucket)
+        with signing():
+            signed = self.signer.post_policy(fields, conditions, ttl)
+        return PresignedUpload(url=url, fields=signed)
 
 
 def presign_put(client: S3Client, *, bucket: str, key: str, content_type: str, size: int,

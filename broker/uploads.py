@@ -14,7 +14,7 @@ from broker.errors import Conflict, InvalidRequest, NotFound, TooManyRequests
 from broker.filenames import clean_filename, content_disposition
 from broker.keys import incoming_key, is_upload_id
 from broker.logs import set_upload
-from broker.presign import PresignedUpload, presign_post, presign_put
+from broker.presign import PostSigner, PresignedUpload, presign_put
 from broker.profiles import Profile, Profiles, human_size, normalize_type
 from broker.records import (
     PendingCapReached,
@@ -55,6 +55,7 @@ class Uploads:
         self.records = records
         self.storage = storage
         self.s3 = s3
+        self.post_signer = PostSigner(s3)
 
     def create(self, owner: str, profile_name: str, filename: str, content_type: str,
                size: int | None, method: str = "POST") -> NewUpload:
@@ -89,8 +90,8 @@ class Uploads:
             post = presign_put(self.s3, bucket=bucket, key=key, content_type=content_type,
                                size=size, ttl=ttl)
         else:
-            post = presign_post(
-                self.s3, bucket=bucket, key=key, upload_id=upload_id,
+            post = self.post_signer.presign_post(
+                bucket=bucket, key=key, upload_id=upload_id,
                 content_type=content_type,
                 min_size=profile.min_size if size is None else size,
                 max_size=profile.max_size if size is None else size, ttl=ttl,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from broker.records.dynamodb import DynamoRecords
+from broker.records.lean_dynamodb import LeanDynamoDB
 from broker.records.model import (
     MAX_PAGE,
     PendingCapReached,
@@ -35,6 +36,6 @@ def open_records(settings: Settings, clients: AwsClients) -> RecordStore:
         store = PostgresRecords.connect(settings.database_url.get_secret_value(),
                                         pool_size=settings.database_pool_size)
     else:
-        store = DynamoRecords(clients.dynamodb, settings.table)
+        store = DynamoRecords(LeanDynamoDB(clients.dynamodb), settings.table)
     store.webhook_urls = settings.webhook_urls
     return store

@@ -28,6 +28,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from broker.errors import InvalidRequest, RecordsUnavailable
+from broker.records.lean_dynamodb import LeanDynamoDB
 from broker.records.model import (
     MAX_PAGE,
     PendingCapReached,
@@ -116,7 +117,7 @@ class _Cancelled(Exception):
 class DynamoRecords(RecordStore):
     """The records contract on a DynamoDB table and its three sparse indexes."""
 
-    def __init__(self, client: DynamoDBClient, table: str) -> None:
+    def __init__(self, client: DynamoDBClient | LeanDynamoDB, table: str) -> None:
         self.client = client
         self.table = table
 

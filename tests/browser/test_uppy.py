@@ -7,8 +7,6 @@ whose `/s3/params` answers as Companion does, authenticated by the session cooki
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import requests
 
 from tests.conftest import require_system
 from tests.integration.conftest import Running
+from tests.npm import npm_available, npm_install
 from tests.samples import SECRET, png_bytes, same_picture, settle
 
 pytestmark = pytest.mark.browser
@@ -45,14 +44,8 @@ PAGE = b"""<!doctype html><html><head><meta charset="utf-8">
 
 @pytest.fixture(scope="session")
 def uppy_bundle() -> bytes:
-    if not BUNDLE.exists():
-        npm = shutil.which("npm")
-        require_system("npm", npm is not None, "apt-get install npm")
-        assert npm is not None
-        CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund",
-                        "--loglevel=error", "--prefix", str(CACHE), f"uppy@{UPPY_VERSION}"],
-                       check=True, timeout=300, capture_output=True)
+    require_system("npm", npm_available(), "apt-get install nodejs npm")
+    npm_install("uppy", "uppy", UPPY_VERSION)
     return BUNDLE.read_bytes()
 
 

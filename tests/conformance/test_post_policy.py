@@ -18,7 +18,7 @@ import pytest
 import requests
 from botocore.config import Config
 
-from broker.presign import PresignedUpload, presign_post, presign_put
+from broker.presign import PostSigner, PresignedUpload, presign_put
 from tests.conformance.conftest import Rgw
 
 pytestmark = pytest.mark.conformance
@@ -48,7 +48,7 @@ def write_table() -> Iterator[None]:
 
 
 def presigned(s3: Any, key: str = "incoming/up_conformance", ttl: int = 300) -> PresignedUpload:
-    return presign_post(s3, bucket=BUCKET, key=key, upload_id="up_conformance",
+    return PostSigner(s3).presign_post(bucket=BUCKET, key=key, upload_id="up_conformance",
                         content_type="image/png", min_size=len(DATA), max_size=len(DATA),
                         ttl=ttl)
 

@@ -31,6 +31,7 @@ from broker.settings import Settings
 from broker.web import create_app
 from tests.conftest import require_system
 from tests.integration.conftest import free_port
+from tests.npm import npm_available, npm_install
 from tests.samples import SECRET, auth
 
 pytestmark = pytest.mark.integration
@@ -108,16 +109,8 @@ class Provider:
 
 @pytest.fixture(scope="module")
 def installed() -> None:
-    npm = shutil.which("npm")
-    require_system("npm", npm is not None and shutil.which("node") is not None,
-                   "apt-get install nodejs npm")
-    assert npm is not None
-    if not (CACHE / "node_modules" / "oidc-provider").exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund",
-                        "--loglevel=error", "--prefix", str(CACHE),
-                        f"oidc-provider@{PROVIDER_VERSION}"],
-                       check=True, timeout=300, capture_output=True)
+    require_system("npm", npm_available(), "apt-get install nodejs npm")
+    npm_install("oidc", "oidc-provider", PROVIDER_VERSION)
     # ES modules resolve packages from the script's own folder.
     shutil.copy(Path(__file__).resolve().parents[1] / "oidc" / "provider.mjs", CACHE)
 
