@@ -42,7 +42,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     ensure_local_secret(secret_file)
     overrides = _local_scanner()
     stack = DevStack(host=args.host, emulator_port=args.emulator_port, broker_origin=origin,
-                     push_port=args.push_port, overrides=overrides)
+                     push_port=args.push_port, overrides=overrides, records=args.records)
     settings = stack.start(with_worker=False)
     try:
         _migrate_records(settings)
@@ -74,7 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _migrate_records(settings: Any) -> None:
     """Bring a PostgreSQL records schema up to this release's, saying what changed."""
-    if settings.database_url is None:
+    if settings.records_store != "postgresql":
         return
     from broker.records.schema import migrate
 
@@ -84,8 +84,11 @@ def _migrate_records(settings: Any) -> None:
 
 
 def _records_banner(settings: Any) -> str:
-    if settings.database_url is None:
+    if settings.records_store == "dynamodb":
         return f"{settings.endpoint_url} (emulator, in memory: lost when this stops)"
+    if settings.records_store == "sqlite":
+        return (f"SQLite {settings.sqlite_path} (removed when this stops; other broker "
+                f"commands reach it with BROKER_DATABASE_URL=sqlite://{settings.sqlite_path})")
     from psycopg.conninfo import conninfo_to_dict
 
     where = conninfo_to_dict(settings.database_url.get_secret_value())
@@ -98,9 +101,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from broker.records.schema import latest_version
 
     settings = load_settings()
-    if settings.database_url is None:
-        raise ValueError("BROKER_DATABASE_URL is not set: the records are in DynamoDB, "
-                         "which needs no migrations")
+    if settings.records_store != "postgresql":
+        raise ValueError(f"the records are in {settings.records_store}, which needs no "
+                         "migrations (BROKER_DATABASE_URL names no PostgreSQL database)")
     _migrate_records(settings)
     print(f"records: the schema is at version {latest_version()}, this release's")
     return 0
@@ -133,10 +136,9 @@ def cmd_provision(args: argparse.Namespace) -> int:
     clients = make_clients(settings)
     provision_storage(clients, settings, args.origin,
                       serve_public_bucket=args.public_read)
-    if settings.database_url is None:
+    if settings.records_store == "dynamodb":
         ensure_table(clients, settings.table)
-    else:
-        _migrate_records(settings)
+    _migrate_records(settings)
     if settings.events == "http":
         if not args.push_url:
             raise ValueError("BROKER_EVENTS=http: give --push-url, the address the store "
@@ -338,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--emulator-port", type=int, default=9100)
     run.add_argument("--push-port", type=int, default=9101,
                      help="where the validator receives pushed events (BROKER_EVENTS=http)")
+    run.add_argument("--records", choices=("sqlite", "dynamodb"), default="sqlite",
+                     help="keep the records in SQLite (default: its indexes keep every "
+                     "call's cost flat) or in the emulator's DynamoDB (as on AWS; it scans "
+                     "its whole table for index queries); BROKER_DATABASE_URL overrides both")
     run.set_defaults(func=cmd_run)
 
     provision = commands.add_parser(

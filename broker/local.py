@@ -8,10 +8,12 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import SecretStr
 
@@ -56,12 +58,16 @@ class DevStack:
     broker_origin: str = "http://127.0.0.1:8000"
     push_port: int = 0
     overrides: dict[str, Any] = field(default_factory=dict)
+    # Where the records live unless BROKER_DATABASE_URL says: a SQLite file of the
+    # stack's own (removed at stop), or the emulator's DynamoDB table.
+    records: Literal["sqlite", "dynamodb"] = "sqlite"
     settings: Settings | None = None
     clients: AwsClients | None = None
     _server: Any = None
     _push_server: Any = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _worker: threading.Thread | None = None
+    _records_dir: str | None = None
 
     def start(self, with_worker: bool = True) -> Settings:
         from moto.server import ThreadedMotoServer  # the emulator is a local-only extra
@@ -84,9 +90,13 @@ class DevStack:
         clients = make_clients(base)
         origins = (self.broker_origin, self.broker_origin.replace("127.0.0.1", "localhost"))
         provision_storage(clients, base, origins, serve_public_bucket=True)
-        if base.database_url is None:  # else the records are in PostgreSQL
-            ensure_table(clients, base.table)
         updates: dict[str, Any] = {"allowed_origins": base.allowed_origins or origins}
+        if base.database_url is None and self.records == "dynamodb":
+            ensure_table(clients, base.table)
+        elif base.database_url is None:
+            self._records_dir = tempfile.mkdtemp(prefix="broker-records-")
+            path = Path(self._records_dir) / "records.sqlite3"
+            updates["database_url"] = SecretStr(f"sqlite://{path}")
         if base.events == "sqs":
             updates["queue_url"] = provision_queue(clients, base, QUEUE_NAME)
         elif base.event_token is None:
@@ -137,3 +147,5 @@ class DevStack:
             self._worker.join(timeout=10)
         if self._server is not None:
             self._server.stop()
+        if self._records_dir is not None:
+            shutil.rmtree(self._records_dir, ignore_errors=True)

@@ -64,7 +64,8 @@ class Settings(BaseSettings):
     quarantine_prefix: str = "quarantine/"
     table: str = "uploads"
     # PostgreSQL for the records instead of DynamoDB (postgresql://user:pass@host/db),
-    # with this many pooled connections per process.
+    # with this many pooled connections per process; or SQLite (sqlite:///path/to/file),
+    # what `broker run` keeps its records in, for one machine.
     database_url: SecretStr | None = None
     database_pool_size: int = Field(default=10, ge=1, le=200)
     queue_url: str | None = None
@@ -114,10 +115,14 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _is_postgresql(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith(
-                ("postgresql://", "postgres://")):
-            raise ValueError("must be a postgresql:// URL")
+    def _is_postgresql_or_sqlite(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
+        url = value.get_secret_value()
+        if url.startswith("sqlite:") and not url.startswith("sqlite:///"):
+            raise ValueError("a SQLite URL names a file: sqlite:///path/to/records.sqlite3")
+        if not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
+            raise ValueError("must be a postgresql:// or sqlite:/// URL")
         return value
 
     @model_validator(mode="after")
@@ -178,6 +183,18 @@ class Settings(BaseSettings):
         from broker.records.model import Quota
 
         return Quota(self.quota_bytes, self.quota_files)
+
+    @property
+    def records_store(self) -> Literal["dynamodb", "postgresql", "sqlite"]:
+        if self.database_url is None:
+            return "dynamodb"
+        return "sqlite" if self.database_url.get_secret_value().startswith("sqlite:") \
+            else "postgresql"
+
+    @property
+    def sqlite_path(self) -> str:
+        assert self.database_url is not None
+        return self.database_url.get_secret_value().removeprefix("sqlite://")
 
     def endpoint_for(self, service: Literal["s3", "dynamodb", "sqs"]) -> str | None:
         """The service's own endpoint, else the shared one, else AWS."""

@@ -1,5 +1,6 @@
-"""Upload records: one contract (`RecordStore`), two stores. DynamoDB is the AWS
-default and the emulator's; PostgreSQL (BROKER_DATABASE_URL) is for self-hosting."""
+"""Upload records: one contract (`RecordStore`), three stores. DynamoDB is the AWS
+default; PostgreSQL (BROKER_DATABASE_URL) is for self-hosting; SQLite keeps the
+development stack's (`broker run`), where the emulator's DynamoDB scans."""
 
 from __future__ import annotations
 
@@ -27,10 +28,15 @@ __all__ = ["MAX_PAGE", "DynamoRecords", "PendingCapReached", "Quota", "QuotaExce
 
 
 def open_records(settings: Settings, clients: AwsClients) -> RecordStore:
-    """The store the settings name: PostgreSQL when BROKER_DATABASE_URL is set. With
-    webhook receivers configured, it writes their outbox with each state change."""
+    """The store the settings name: DynamoDB, or what BROKER_DATABASE_URL names
+    (PostgreSQL, SQLite). With webhook receivers configured, it writes their outbox with
+    each state change."""
     store: RecordStore
-    if settings.database_url is not None:
+    if settings.records_store == "sqlite":
+        from broker.records.sqlite import SqliteRecords
+
+        store = SqliteRecords(settings.sqlite_path)
+    elif settings.database_url is not None:
         from broker.records.postgres import PostgresRecords  # psycopg only when used
 
         store = PostgresRecords.connect(settings.database_url.get_secret_value(),

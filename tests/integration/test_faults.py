@@ -39,8 +39,9 @@ FILES = [("avatar", "a.png", "image/png", png_bytes(20 + i, 20)) for i in range(
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[tuple[DevStack, Settings]]:
+    # The records in the emulator's DynamoDB, so the faults reach them too.
     stack = DevStack(emulator_port=free_port(), broker_origin="http://127.0.0.1:1",
-                     overrides={"jwt_secret": SECRET})
+                     overrides={"jwt_secret": SECRET}, records="dynamodb")
     settings = stack.start(with_worker=False)
     try:
         yield stack, settings

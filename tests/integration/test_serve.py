@@ -26,8 +26,9 @@ BROKER = str(Path(sys.executable).parent / "broker")
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[Settings]:
+    # The records in the emulator's DynamoDB: the processes started here share them.
     stack = DevStack(emulator_port=free_port(), broker_origin="http://127.0.0.1:1",
-                     overrides={"jwt_secret": SECRET})
+                     overrides={"jwt_secret": SECRET}, records="dynamodb")
     try:
         # The emulator's queue is provisioned; no worker runs unless a test starts one.
         yield stack.start(with_worker=False)

@@ -1,5 +1,6 @@
 """Every records test runs on each store the product supports: DynamoDB (the
-emulator in-process) and PostgreSQL (a real server from Debian's package)."""
+emulator in-process, through the broker's own DynamoDB client), PostgreSQL (a real
+server from Debian's package) and SQLite (the development stack's)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,21 @@ import pytest
 
 from broker.clients import AwsClients
 from broker.records import DynamoRecords, RecordStore
+from broker.records.lean_dynamodb import LeanDynamoDB
+from broker.records.sqlite import SqliteRecords
 from broker.settings import Settings
 
 
-@pytest.fixture(params=["dynamodb", "postgresql"])
+@pytest.fixture(params=["dynamodb", "postgresql", "sqlite"])
 def store(request: pytest.FixtureRequest, settings: Settings) -> Iterator[RecordStore]:
     if request.param == "dynamodb":
         aws: AwsClients = request.getfixturevalue("aws")
-        yield DynamoRecords(aws.dynamodb, settings.table)
+        yield DynamoRecords(LeanDynamoDB(aws.dynamodb), settings.table)
+        return
+    if request.param == "sqlite":
+        sqlite = SqliteRecords()
+        yield sqlite
+        sqlite.close()
         return
     from broker.records.postgres import PostgresRecords
 

@@ -66,6 +66,8 @@ def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch
         ("BROKER_ENV", "staging", "BROKER_ENV"),
         ("BROKER_INCOMING_PREFIX", "/abs", "BROKER_INCOMING_PREFIX"),
         ("BROKER_PRESING_TTL", "60", "BROKER_PRESING_TTL"),
+        ("BROKER_DATABASE_URL", "mysql://db/broker", "BROKER_DATABASE_URL"),
+        ("BROKER_DATABASE_URL", "sqlite://records.db", "BROKER_DATABASE_URL"),
     ],
 )
 def test_bad_settings_name_the_variable(
@@ -98,3 +100,13 @@ def test_broker_token_prints_a_token_of_the_lifetime_asked(
     assert main(["token", "alice", "--ttl", "120"]) == 0
     claims = jwt.decode(capsys.readouterr().out.strip(), "s" * 40, algorithms=["HS256"])
     assert claims["exp"] - claims["iat"] == 120
+
+
+@pytest.mark.parametrize(("url", "store"), [
+    (None, "dynamodb"), ("postgresql://u@db/broker", "postgresql"),
+    ("sqlite:///var/lib/broker/records.sqlite3", "sqlite")])
+def test_the_database_url_names_the_records_store(url: str | None, store: str) -> None:
+    settings = load_settings(jwt_secret="s" * 40, database_url=url)
+    assert settings.records_store == store
+    if store == "sqlite":
+        assert settings.sqlite_path == "/var/lib/broker/records.sqlite3"
