@@ -13,10 +13,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
@@ -30,6 +31,11 @@ if TYPE_CHECKING:
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 # Bytes in flight per streamed read: what a whole-object pass holds at once.
 STREAM_CHUNK = 256 * 1024
+# The first read of an object fetches this much: the sniff, and all of a small file,
+# so an avatar is judged from one GET (and its facts come with it: no HEAD).
+FIRST_READ = 1024 * 1024
+# A file we produce up to this size is stored with one PUT, not a multipart upload.
+SINGLE_PUT_MAX = 8 * 1024 * 1024
 _CHANGED = {"412", "PreconditionFailed"}
 # What a store answers for a version id it does not know (deleted, or never versioned).
 _BAD_VERSION = {"400", "InvalidArgument", "NoSuchVersion"}
@@ -145,22 +151,36 @@ class _RangeReader(io.RawIOBase):
 
 @dataclass(frozen=True)
 class StoredObject:
-    """One stored version, readable as a head, a seekable file or a stream of chunks."""
+    """One stored version, readable as a head, a seekable file or a stream of chunks.
+    `prefix` holds its first bytes as already read; when that is all of it, every read
+    is answered from memory."""
 
     storage: Storage
     info: ObjectInfo
+    prefix: bytes = b""
 
     @property
     def size(self) -> int:
         return self.info.size
 
+    @property
+    def whole(self) -> bool:
+        return len(self.prefix) == self.info.size
+
     def head(self, length: int) -> bytes:
+        if length <= len(self.prefix) or self.whole:
+            return self.prefix[:length]
         return self.storage.read_range(self.info, 0, length)
 
-    def open(self) -> io.BufferedReader:
+    def open(self) -> BinaryIO:
+        if self.whole:
+            return io.BytesIO(self.prefix)
         return self.storage.open(self.info)
 
     def chunks(self) -> Iterator[bytes]:
+        if self.whole:
+            return (self.prefix[i:i + STREAM_CHUNK]
+                    for i in range(0, len(self.prefix), STREAM_CHUNK))
         return self.storage.iter_chunks(self.info, STREAM_CHUNK)
 
 
@@ -174,6 +194,31 @@ class Storage:
     def __init__(self, client: S3Client) -> None:
         self.client = client
 
+    def fetch(self, bucket: str, key: str, version_id: str | None = None
+              ) -> StoredObject | None:
+        """The object (one version, when named) with its first FIRST_READ bytes, from one
+        ranged GET whose answer carries what HEAD would say; None when it does not exist."""
+        pinned: dict[str, Any] = {"VersionId": version_id} if version_id else {}
+        try:
+            reply = self.client.get_object(Bucket=bucket, Key=key,
+                                           Range=f"bytes=0-{FIRST_READ - 1}", **pinned)
+            with reply["Body"] as body:
+                prefix: bytes = body.read()
+        except ClientError as exc:
+            if _code(exc) in _MISSING or (version_id and _code(exc) in _BAD_VERSION):
+                return None
+            if _code(exc) == "InvalidRange":  # an empty object has no byte 0
+                info = self.head(bucket, key, version_id)
+                return StoredObject(self, info) if info else None
+            raise StorageError(f"GET s3://{bucket}/{key} failed: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"GET s3://{bucket}/{key} failed: {exc}") from exc
+        # "bytes 0-1023/5000": the object's size follows the slash; a store that ignored
+        # the range sent the whole object.
+        total = str(reply.get("ContentRange", "")).rpartition("/")[2]
+        size = int(total) if total.isdigit() else len(prefix)
+        return StoredObject(self, self._info(bucket, key, reply, size), prefix)
+
     def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo | None:
         """The object's facts (of one version, when named), or None when it does not exist."""
         pinned: dict[str, Any] = {"VersionId": version_id} if version_id else {}
@@ -185,11 +230,15 @@ class Storage:
             raise StorageError(f"HEAD s3://{bucket}/{key} failed: {_code(exc)}") from exc
         except BotoCoreError as exc:
             raise StorageError(f"HEAD s3://{bucket}/{key} failed: {exc}") from exc
+        return self._info(bucket, key, reply, int(reply["ContentLength"]))
+
+    @staticmethod
+    def _info(bucket: str, key: str, reply: Any, size: int) -> ObjectInfo:
         version = reply.get("VersionId")
         return ObjectInfo(
             bucket=bucket,
             key=key,
-            size=int(reply["ContentLength"]),
+            size=size,
             etag=reply["ETag"],
             content_type=reply.get("ContentType", ""),
             last_modified=reply["LastModified"],
@@ -275,13 +324,27 @@ class Storage:
 
     def upload(self, chunks: Iterable[bytes], bucket: str, key: str, delivery: Delivery,
                metadata: dict[str, str]) -> None:
-        """Store a stream we produced (a rewritten file), in parts: never all in memory."""
+        """Store a stream we produced (a rewritten file): one PUT when it is small, else
+        in parts, never all in memory. The stream is drawn to its end before a small
+        file is written, so a stream that fails (ObjectChanged) writes nothing."""
+        extra: Any = {"ContentType": delivery.content_type,
+                      "ContentDisposition": delivery.content_disposition,
+                      "CacheControl": delivery.cache_control, "Metadata": metadata}
+        stream = iter(chunks)
+        first: list[bytes] = []
+        held = 0
+        for chunk in stream:
+            first.append(chunk)
+            held += len(chunk)
+            if held > SINGLE_PUT_MAX:
+                break
         try:
+            if held <= SINGLE_PUT_MAX:
+                self.client.put_object(Bucket=bucket, Key=key, Body=b"".join(first), **extra)
+                return
             self.client.upload_fileobj(
-                io.BufferedReader(_ChunkReader(chunks)), bucket, key,
-                ExtraArgs={"ContentType": delivery.content_type,
-                           "ContentDisposition": delivery.content_disposition,
-                           "CacheControl": delivery.cache_control, "Metadata": metadata})
+                io.BufferedReader(_ChunkReader(itertools.chain(first, stream))), bucket, key,
+                ExtraArgs=extra)
         except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
             raise StorageError(f"PUT s3://{bucket}/{key} failed: {exc}") from exc
 

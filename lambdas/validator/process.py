@@ -84,9 +84,10 @@ class Validator:
 
     def _process(self, ref: ObjectRef) -> Outcome:
         s = self.settings
-        obj = self.storage.head(ref.bucket, ref.key, ref.version_id)
-        if obj is None:
+        stored = self.storage.fetch(ref.bucket, ref.key, ref.version_id)
+        if stored is None:
             return "gone"  # already processed and removed, or deleted by its owner
+        obj = stored.info
         upload_id = upload_id_from_key(s.incoming_prefix, obj.key)
         record = self.records.get(upload_id) if upload_id else None
         if record is None:
@@ -99,9 +100,10 @@ class Validator:
                 self.storage.delete_judged(obj)  # finish a step a crash interrupted
                 return "duplicate"
             return self._quarantine_stray(obj, record.id)
-        return self._judge_and_settle(record, obj)
+        return self._judge_and_settle(record, stored)
 
-    def _judge_and_settle(self, record: UploadRecord, obj: ObjectInfo) -> Outcome:
+    def _judge_and_settle(self, record: UploadRecord, stored: StoredObject) -> Outcome:
+        obj = stored.info
         claimed = self.records.transition(
             record, "processing", allowed_from=("pending", "expired", "processing"),
             etag=obj.etag,
@@ -111,15 +113,16 @@ class Validator:
         started = clock.monotonic()
         metrics.QUEUE_LAG_SECONDS.observe(max(0.0, (clock.now() - obj.last_modified
                                                     ).total_seconds()))
-        inspection = self._inspect(claimed, obj)
+        inspection = self._inspect(claimed, stored)
         metrics.INSPECTION_SECONDS.labels(
             content_type=inspection.verdict.content_type or "unknown",
         ).observe(clock.monotonic() - started)
         if inspection.verdict.accepted:
-            return self._promote(claimed, obj, inspection)
+            return self._promote(claimed, stored, inspection)
         return self._reject(claimed, obj, inspection.verdict)
 
-    def _inspect(self, record: UploadRecord, obj: ObjectInfo) -> Inspection:
+    def _inspect(self, record: UploadRecord, stored: StoredObject) -> Inspection:
+        obj = stored.info
         # A POST form pins the upload id in metadata; a PUT's signature pins the key.
         if record.transport == "post" and obj.metadata.get("upload-id") != record.id:
             return Inspection(Verdict.reject("unexpected_object", obj.size))
@@ -131,10 +134,11 @@ class Validator:
         except InvalidRequest:
             return Inspection(Verdict.reject("unknown_profile", obj.size))
         declared = Declared(record.filename, record.declared_type, record.declared_size)
-        return inspect(StoredObject(self.storage, obj), profile, declared, self.scanner)
+        return inspect(stored, profile, declared, self.scanner)
 
-    def _promote(self, record: UploadRecord, obj: ObjectInfo, inspection: Inspection
+    def _promote(self, record: UploadRecord, stored: StoredObject, inspection: Inspection
                  ) -> Outcome:
+        obj = stored.info
         verdict = inspection.verdict
         assert verdict.content_type is not None
         public = record.visibility == "public"
@@ -150,7 +154,7 @@ class Validator:
         if verdict.sha256 is None:
             raise ObjectChanged(f"{obj.key} was not read whole; judge it again")
         try:
-            served = self._deliver(obj, inspection, bucket, key, delivery, record.id)
+            served = self._deliver(stored, inspection, bucket, key, delivery, record.id)
         except OUTAGES:
             raise
         except Exception as exc:  # a rewrite that fails on bytes its checks passed
@@ -185,21 +189,22 @@ class Validator:
         except InvalidRequest:  # a profile removed since: the deployment's quota
             return self.settings.quota
 
-    def _deliver(self, obj: ObjectInfo, inspection: Inspection, bucket: str, key: str,
+    def _deliver(self, stored: StoredObject, inspection: Inspection, bucket: str, key: str,
                  delivery: Delivery, upload_id: str) -> Served:
         """Write the served file, and prove it is what was judged (or made from it)."""
+        obj = stored.info
         judged = inspection.verdict.sha256
         assert judged is not None
         metadata = {"upload-id": upload_id}
         if inspection.rewrite is None:
             copied = self.storage.copy(obj, bucket, key, delivery, metadata)
-            stored = copied or self.storage.sha256(bucket, key)  # the store said nothing
-            if stored != judged:
+            written = copied or self.storage.sha256(bucket, key)  # the store said nothing
+            if written != judged:
                 self.storage.delete(bucket, key)
                 raise ObjectChanged(f"{obj.key} changed during the copy; withdrawn")
             return Served(inspection.verdict.size, judged)
         # Served changed (re-encoded, neutralised, sanitized): made from the judged bytes only.
-        source = _JudgedObject(self.storage, obj, judged)
+        source = _JudgedObject(self.storage, obj, stored.prefix, sha256=judged)
         served = HashedStream(inspection.rewrite(source))
         try:
             self.storage.upload(served, bucket, key, delivery, metadata)

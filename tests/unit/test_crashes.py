@@ -96,3 +96,24 @@ def test_a_crash_between_any_two_steps_loses_nothing(
     assert ledger.clean, ledger
     print(f"{case[1]}: {len(steps)} steps ({', '.join(steps)}); crash before each: "
           f"{ledger.summary()}")
+
+
+def test_a_small_file_is_judged_from_one_read_of_the_store(
+        app: Flask, aws: AwsClients, validator: Validator) -> None:
+    # An avatar: its facts and all its bytes from one ranged GET (no HEAD, no re-read),
+    # the re-encoded file stored with one PUT.
+    _, calls = steps_of_a_clean_run(app, aws, validator, CASES["public image, re-encoded"])
+    assert calls == ["get_object", "get_item", "transact_write_items", "put_object",
+                     "transact_write_items", "delete_object"]
+
+
+def test_a_file_larger_than_the_first_read_is_read_in_ranges(
+        app: Flask, aws: AwsClients, validator: Validator,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("broker.storage.FIRST_READ", 64)
+    upload_id, calls = steps_of_a_clean_run(app, aws, validator,
+                                            CASES["public image, re-encoded"])
+    assert calls[0] == "get_object" and "head_object" not in calls
+    assert calls.count("get_object") > 1  # the rest of the file, read as it is checked
+    record = validator.records.get(upload_id)
+    assert record is not None and record.status == "ready"

@@ -63,15 +63,15 @@ def test_a_storage_failure_fails_only_that_message(app: Flask, aws: AwsClients, 
     other = store_upload(app, aws, png_bytes())
     from broker.storage import Storage
 
-    real_head = Storage.head
+    real_fetch = Storage.fetch
 
     def unavailable_for_first(self: Storage, bucket: str, key: str, *version: Any) -> Any:
         if key.endswith(upload_id):
             from broker.errors import StorageError
             raise StorageError("503 Slow Down")
-        return real_head(self, bucket, key, *version)
+        return real_fetch(self, bucket, key, *version)
 
-    monkeypatch.setattr(Storage, "head", unavailable_for_first)
+    monkeypatch.setattr(Storage, "fetch", unavailable_for_first)
     reply = handler(sqs_event(notification_for(upload_id), notification_for(other)))
     assert reply == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
     assert status_of(app, upload_id) == "pending"

@@ -172,6 +172,8 @@ def swap_during_second(monkeypatch: pytest.MonkeyPatch, stage: Stage, record: Up
     if record.visibility == "private":
         swap_during(monkeypatch, stage, "copy", record, data)
         return
+    # A file bigger than the first read: the rewrite reads it from the store again.
+    monkeypatch.setattr("broker.storage.FIRST_READ", 16)
     real = Storage.iter_chunks
     reads = []
 

@@ -266,6 +266,7 @@ def test_without_versions_an_object_replaced_while_being_checked_is_retried_not_
     # With versions (as provisioned) the judged version cannot change; see test_integrity.
     stage.aws.s3.put_bucket_versioning(Bucket=INCOMING,
                                        VersioningConfiguration={"Status": "Suspended"})
+    monkeypatch.setattr("broker.storage.FIRST_READ", 16)  # a file too big for one read
     record = stage.upload(png_bytes())
     real_read = Storage.read_range
 
@@ -360,3 +361,9 @@ def test_a_neutralizing_profile_serves_the_csv_with_formulas_defused(
     assert served["Body"].read() == b"name,total\r\nalice,'=SUM(A1:A9)\r\nbob,-4\r\n"
     assert served["ContentType"] == "text/csv"
     assert served["ContentDisposition"].startswith("attachment;")
+
+
+def test_an_empty_object_is_judged_not_failed(stage: Stage) -> None:
+    record = stage.upload(b"", declared_size=100)
+    assert stage.process(record) == "rejected"
+    assert stage.reread(record).reason_code == "empty"
