@@ -1,7 +1,7 @@
 """`make bench`: what the broker and the validator cost, measured side by side.
 
-1. Broker CPU per POST /v1/uploads against a bare Flask endpoint that only presigns,
-   both under gunicorn (one sync worker each) on loopback, requests interleaved.
+1. The presign: broker CPU per POST /v1/uploads against a bare Flask endpoint that
+   only presigns and Uppy Companion's /s3/params, at 1 and 16 concurrent clients.
 2. Validator wall time and peak memory per object for 1 MiB and 100 MiB objects
    against the emulator, each in a fresh process.
 3. Verdict latency on `broker run`: uploads one at a time, then many clients at once.
@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import resource
-import socket
 import subprocess
 import sys
 import time
@@ -22,56 +21,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import requests
+from bench.common import ROOT, bench_env, emulator, free_port, process
+from bench.presign import bench_presign, print_presign
 
-from tests.waiting import wait_for_http
-
-ROOT = Path(__file__).resolve().parent.parent
-SECRET = "bench-secret-" + "b" * 40
-ROUNDS, PER_ROUND, WARMUP = 5, 100, 30
 SIZES_MIB = (1, 10, 100)
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def process(args: list[str], env: dict[str, str], ready_url: str):  # type: ignore[no-untyped-def]
-    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        wait_for_http(ready_url)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # an emulator holding 100 MiB objects can lag
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of one process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def worker_pid(master: int) -> int:
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    return int(children[0])
-
-
-def bench_env(endpoint: str) -> dict[str, str]:
-    return os.environ | {
-        "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1", "BROKER_ENDPOINT_URL": endpoint,
-        "BROKER_JWT_SECRET": SECRET, "BROKER_PROFILES_FILE": str(ROOT / "bench/profiles.toml"),
-    }
 
 
 def provision_emulator(endpoint: str) -> None:
@@ -82,45 +35,6 @@ def provision_emulator(endpoint: str) -> None:
     os.environ.update(bench_env(endpoint))
     settings = load_settings()
     provision(make_clients(settings), settings, "uploads-events", ["http://127.0.0.1"])
-
-
-def bench_presign(endpoint: str) -> dict[str, float]:
-    from broker.auth import issue_token
-
-    env = bench_env(endpoint)
-    ports = {"broker": free_port(), "bare": free_port()}
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    apps = {"broker": "bench.apps:broker_app()", "bare": "bench.apps:bare_app()"}
-    # Every request from another user, as in production: the default rate limit and
-    # pending cap stay on, and their cost is part of the figure.
-    tokens = iter([issue_token(SECRET.encode(), f"user-{i}", 3600)
-                   for i in range(len(apps) * (WARMUP + ROUNDS * PER_ROUND))])
-    session = requests.Session()
-    calls = {
-        "broker": lambda: session.post(
-            f"http://127.0.0.1:{ports['broker']}/v1/uploads",
-            json={"profile": "bench", "filename": "a.png", "content_type": "image/png",
-                  "size": 1000}, headers={"Authorization": f"Bearer {next(tokens)}"},
-            timeout=10),
-        "bare": lambda: session.post(f"http://127.0.0.1:{ports['bare']}/presign", timeout=10),
-    }
-    with process([gunicorn, "-w", "1", "-b", f"127.0.0.1:{ports['broker']}", apps["broker"]],
-                 env, f"http://127.0.0.1:{ports['broker']}/healthz") as broker, \
-         process([gunicorn, "-w", "1", "-b", f"127.0.0.1:{ports['bare']}", apps["bare"]],
-                 env, f"http://127.0.0.1:{ports['bare']}/") as bare:
-        pids = {"broker": worker_pid(broker.pid), "bare": worker_pid(bare.pid)}
-        for name, call in calls.items():
-            for _ in range(WARMUP):
-                assert call().status_code in (200, 201), name
-        spent = dict.fromkeys(calls, 0.0)
-        for _ in range(ROUNDS):  # interleaved, so machine noise hits both alike
-            for name, call in calls.items():
-                before = cpu_seconds(pids[name])
-                for _ in range(PER_ROUND):
-                    call()
-                spent[name] += cpu_seconds(pids[name]) - before
-    n = ROUNDS * PER_ROUND
-    return {name: spent[name] / n * 1000 for name in calls}
 
 
 def stage_object(size: int) -> str:
@@ -213,16 +127,9 @@ def main() -> None:
     print(f"direct-upload broker benchmark, {datetime.now(UTC):%Y-%m-%d}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")
-    with process([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                 env, endpoint):
+    with process(emulator(port), env, endpoint):
         provision_emulator(endpoint)
-        presign = bench_presign(endpoint)
-        print(f"\nPOST /v1/uploads, CPU per request in the gunicorn worker "
-              f"({ROUNDS * PER_ROUND} requests each, interleaved):")
-        print(f"  broker (auth, checks, record, presign): {presign['broker']:.3f} ms")
-        print(f"  bare Flask + generate_presigned_post:    {presign['bare']:.3f} ms")
-        ratio = presign["broker"] / presign["bare"]
-        print(f"  ratio broker / bare:                     {ratio:.2f}x")
+        print_presign(bench_presign(endpoint))
         with optional_clamd() as clamd:
             validator = bench_validator(endpoint, clamd)
         print("\nvalidator, one UTF-8 text object each (read whole: decoded, and scanned when")
@@ -242,8 +149,11 @@ def main() -> None:
     from bench.verdicts import ALONE, CLIENTS, UNDER_LOAD, bench_verdicts
 
     verdicts = bench_verdicts(free_port(), free_port(), free_port())
+    from broker.local import LOCAL_WORKER_CONCURRENCY
+
+    concurrency = os.environ.get("BROKER_WORKER_CONCURRENCY", LOCAL_WORKER_CONCURRENCY)
     print(f"\nverdict latency on `broker run` (storage's 201 to `ready`, 256x256 PNG avatars,"
-          f"\nworker concurrency {os.environ.get('BROKER_WORKER_CONCURRENCY', '4')}):")
+          f"\nworker concurrency {concurrency}):")
     print(f"  one at a time ({ALONE}): p50 {verdicts['alone_p50'] * 1000:.0f} ms")
     print(f"  {UNDER_LOAD} uploads from {CLIENTS} clients polling every 20 ms: p50 "
           f"{verdicts['load_p50'] * 1000:.0f} ms, p99 {verdicts['load_p99'] * 1000:.0f} ms "
@@ -251,10 +161,13 @@ def main() -> None:
     print(f"  {UNDER_LOAD} uploads from {CLIENTS} clients long-polling (?wait=20): p50 "
           f"{verdicts['waited_p50'] * 1000:.0f} ms, p99 {verdicts['waited_p99'] * 1000:.0f} ms "
           f"({verdicts['waited_p99'] / verdicts['alone_p50']:.1f}x the single median)")
-    cores = os.cpu_count() or 1
-    print(f"  judged {verdicts['per_second']:.1f} uploads/s on {cores} cores: "
-          f"{verdicts['per_second'] / cores:.1f} per core (broker, emulator and worker share "
-          "one process)")
+    print(f"  judged {verdicts['per_second']:.1f} uploads/s under that load; "
+          f"{verdicts['per_cpu_second']:.1f} per CPU-second of `broker run` (one process: "
+          "the broker, the emulator and the validator together)")
+
+    from bench.growth import bench_growth, print_growth
+
+    print_growth(bench_growth())
 
     from bench.live_status import CLIENTS as LIVE_CLIENTS
     from bench.live_status import UPLOADS as LIVE_UPLOADS

@@ -15,6 +15,7 @@ from pathlib import Path
 import requests
 from PIL import Image
 
+from bench.common import cpu_seconds
 from tests.waiting import wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,11 +65,11 @@ def bench_verdicts(port: int, emulator_port: int, push_port: int) -> dict[str, f
         token = subprocess.run([broker, "token", "bench-load"], capture_output=True,
                                text=True, check=True, cwd=ROOT, env=env).stdout.strip()
         alone = [_upload_and_wait(base, token, i) for i in range(ALONE)]
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), cpu_seconds(proc.pid)
         with ThreadPoolExecutor(CLIENTS) as clients:
             loaded = sorted(clients.map(lambda i: _upload_and_wait(base, token, i),
                                         range(UNDER_LOAD)))
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, cpu_seconds(proc.pid) - cpu_before
         with ThreadPoolExecutor(CLIENTS) as clients:
             waited = sorted(clients.map(lambda i: _upload_and_wait(base, token, i, True),
                                         range(UNDER_LOAD)))
@@ -77,6 +78,7 @@ def bench_verdicts(port: int, emulator_port: int, push_port: int) -> dict[str, f
         proc.wait(timeout=120)
     return {"alone_p50": statistics.median(alone), "load_p50": loaded[len(loaded) // 2],
             "load_p99": loaded[int(len(loaded) * 0.99) - 1],
-            "per_second": len(loaded) / wall, "waited_p50": waited[len(waited) // 2],
+            "per_second": len(loaded) / wall, "per_cpu_second": len(loaded) / cpu,
+            "waited_p50": waited[len(waited) // 2],
             "waited_p99": waited[int(len(waited) * 0.99) - 1]}
 

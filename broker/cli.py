@@ -27,8 +27,11 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_THREADS = 48  # broker run: requests at once, long polls included
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from werkzeug.serving import make_server
+    from waitress.server import create_server
 
     from broker.local import DevStack, ensure_local_secret
     from broker.web import create_app
@@ -48,7 +51,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         _migrate_records(settings)
         stack.start_worker()
         app = create_app(settings.model_dump(), clients=stack.clients)
-        server = make_server(args.host, args.port, app, threaded=True)
+        # Kept-alive connections and a fixed pool of threads (a long poll holds one).
+        server = create_server(app, host=args.host, port=args.port, threads=RUN_THREADS,
+                               ident="broker", channel_timeout=60)
         events = ("SQS queue (emulator)" if settings.events == "sqs"
                   else f"HTTP push to http://{args.host}:{args.push_port}/events/<token>")
         print(
@@ -63,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"  Stop with Ctrl-C.\n",
             flush=True,
         )
-        server.serve_forever()  # returns on Ctrl-C or SIGTERM
+        server.run()  # returns on Ctrl-C or SIGTERM
     except KeyboardInterrupt:
         pass  # interrupted while starting
     finally:

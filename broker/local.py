@@ -24,6 +24,7 @@ from broker.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "uploads-events"
+LOCAL_WORKER_CONCURRENCY = 16
 
 
 def ensure_local_secret(path: Path) -> None:
@@ -70,8 +71,11 @@ class DevStack:
     _records_dir: str | None = None
 
     def start(self, with_worker: bool = True) -> Settings:
-        from moto.server import ThreadedMotoServer  # the emulator is a local-only extra
+        from broker.emulator import EmbeddedEmulator
 
+        if "BROKER_WORKER_CONCURRENCY" not in os.environ:
+            # Judging here waits mostly on the in-process emulator: more at once keeps it busy.
+            self.overrides.setdefault("worker_concurrency", LOCAL_WORKER_CONCURRENCY)
         if "BROKER_WEBHOOK_ALLOW_PRIVATE" not in os.environ:
             # A receiver on the developer's machine works with nothing else set.
             self.overrides.setdefault("webhook_allow_private", True)
@@ -81,11 +85,9 @@ class DevStack:
         elif "BROKER_EVENTS" not in os.environ:
             # A store of your own cannot notify the emulator's queue: it pushes to us.
             self.overrides.setdefault("events", "http")
-        self._server = ThreadedMotoServer(ip_address=self.host, port=self.emulator_port,
-                                          verbose=False)
+        self._server = EmbeddedEmulator(self.host, self.emulator_port)
         self._server.start()
-        host, port = self._server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
+        endpoint = self._server.endpoint
         base = load_settings(env="local", endpoint_url=endpoint, **self.overrides)
         clients = make_clients(base)
         origins = (self.broker_origin, self.broker_origin.replace("127.0.0.1", "localhost"))

@@ -133,9 +133,10 @@ def test_the_page_lists_the_callers_uploads_with_thumbnails_and_delete(
     page.wait_for_function("document.querySelectorAll('.bu-upload').length === 2")
     names = [n.inner_text() for n in page.query_selector_all(".bu-upload .bu-name")]
     assert sorted(names) == ["first.png", "second.png"]  # newest first, by the API
-    # Each ready image shows a thumbnail drawn from the delivered file.
+    # Each ready image shows a thumbnail drawn from the delivered file (the listing
+    # shown may be the one asked for after the first verdict: wait for the second's).
     page.wait_for_function("[...document.querySelectorAll('img.bu-thumb')]"
-                           ".every((i) => i.complete && i.naturalWidth > 0)")
+                           ".filter((i) => i.complete && i.naturalWidth > 0).length === 2")
     thumbs = page.query_selector_all("img.bu-thumb")
     assert len(thumbs) == 2
     assert all("/uploads-public/" in (t.get_attribute("src") or "") for t in thumbs)

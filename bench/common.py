@@ -1,0 +1,66 @@
+"""What every part of the benchmark shares: ports, processes, CPU readings, settings."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.waiting import wait_for_http
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "bench-secret-" + "b" * 40
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], ready_url: str
+            ) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for_http(ready_url, process=proc)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # an emulator holding 100 MiB objects can lag
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def worker_pid(master: int) -> int:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return int(children[0])
+
+
+def bench_env(endpoint: str) -> dict[str, str]:
+    return os.environ | {
+        "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1", "BROKER_ENDPOINT_URL": endpoint,
+        "BROKER_JWT_SECRET": SECRET, "BROKER_PROFILES_FILE": str(ROOT / "bench/profiles.toml"),
+    }
+
+
+def emulator(port: int) -> list[str]:
+    """The emulator in its own process, with kept-alive connections (bench/emulator.py)."""
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    return [gunicorn, "-w", "1", "-k", "gthread", "--threads", "32", "--keep-alive", "30",
+            "-b", f"127.0.0.1:{port}", "bench.emulator:app"]
