@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.waiting import wait_for_http
 
@@ -26,8 +27,13 @@ def free_port() -> int:
 @contextmanager
 def process(args: list[str], env: dict[str, str], ready_url: str
             ) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    """A server for the length of the block. BENCH_LOGS=folder keeps what each printed."""
+    logs = os.environ.get("BENCH_LOGS")
+    output: Any = subprocess.DEVNULL
+    if logs:
+        Path(logs).mkdir(parents=True, exist_ok=True)
+        output = open(Path(logs) / f"{Path(args[0]).name}-{free_port()}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
     try:
         wait_for_http(ready_url, process=proc)
         yield proc

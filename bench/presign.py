@@ -85,11 +85,35 @@ def _companion(endpoint: str) -> Iterator[tuple[int, int] | None]:
             yield port, companion.pid
 
 
-def bench_presign(endpoint: str) -> dict[int, dict[str, Figures]]:
-    """{concurrency: {server: figures}}; Companion is left out when node is missing."""
+@contextmanager
+def _records_database() -> Iterator[tuple[str, str]]:
+    """Where the broker keeps its records here: PostgreSQL, a real server over TCP like
+    a deployment's (the emulator's DynamoDB copies its whole table for every write and
+    is not safe for concurrent ones), else a SQLite file. (URL, label)"""
+    from tests.postgres_server import postgres_installed, running_postgres
+
+    if not postgres_installed():
+        with tempfile.TemporaryDirectory() as folder:
+            yield f"sqlite:///{folder}/records.sqlite3", "SQLite (PostgreSQL not installed)"
+        return
+    from broker.records.schema import migrate
+
+    with running_postgres() as server:
+        migrate(server.url)
+        yield server.url, "PostgreSQL on loopback"
+
+
+def bench_presign(endpoint: str) -> tuple[str, dict[int, dict[str, Figures]]]:
+    """The records store used, and {concurrency: {server: figures}}; Companion is left
+    out when node is missing."""
+
+    with _records_database() as (url, label):
+        return label, _bench_presign(endpoint, bench_env(endpoint) | {"BROKER_DATABASE_URL": url})
+
+
+def _bench_presign(endpoint: str, env: dict[str, str]) -> dict[int, dict[str, Figures]]:
     from broker.auth import issue_token
 
-    env = bench_env(endpoint)
     ports = {"broker": free_port(), "bare": free_port()}
     # Every request from another user, as in production: the rate limit and the
     # pending cap stay on, and their cost is part of the figure.
@@ -99,9 +123,10 @@ def bench_presign(endpoint: str) -> dict[int, dict[str, Figures]]:
             "size": 1000}
 
     def broker_call(session: requests.Session) -> int:
-        return session.post(f"http://127.0.0.1:{ports['broker']}/v1/uploads", json=body,
-                            headers={"Authorization": f"Bearer {next(tokens)}"},
-                            timeout=30).status_code
+        reply = session.post(f"http://127.0.0.1:{ports['broker']}/v1/uploads", json=body,
+                             headers={"Authorization": f"Bearer {next(tokens)}"}, timeout=30)
+        assert reply.status_code == 201, reply.text
+        return reply.status_code
 
     def bare_call(session: requests.Session) -> int:
         return session.post(f"http://127.0.0.1:{ports['bare']}/presign", timeout=30).status_code
@@ -155,9 +180,11 @@ def _load(pool: ThreadPoolExecutor, sessions: list[requests.Session], server: Se
         into.latencies += latencies
 
 
-def print_presign(results: dict[int, dict[str, Figures]]) -> None:
+def print_presign(measured: tuple[str, dict[int, dict[str, Figures]]]) -> None:
+    store, results = measured
     print(f"\nthe presign, CPU per request in the server's one process and latency "
-          f"({ROUNDS * PER_ROUND} requests each, interleaved rounds, one emulator):")
+          f"({ROUNDS * PER_ROUND} requests each, interleaved rounds, one emulator; the "
+          f"broker's records in {store}):")
     for clients, figures in results.items():
         bare = figures["bare"].cpu_ms
         print(f"  {clients} concurrent client{'s' if clients > 1 else ''}:")

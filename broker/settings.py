@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     download_ttl: int = Field(default=300, gt=0, le=7 * 24 * 3600)
     profiles_file: Path | None = None
 
-    # Abuse limits on creating uploads, per user: a rate (Flask-Limiter syntax, stored
+    # Abuse limits on creating uploads, per user: a rate (the limits library's syntax, stored
     # in memory or at a limits storage URI such as redis://host:6379) and a pending cap.
     upload_rate_limit: str = "60/minute"
     rate_limit_storage: str = "memory://"

@@ -36,6 +36,7 @@ from broker.records.model import (
     Status,
     UploadRecord,
     Usage,
+    as_dict,
     decode_cursor,
     encode_cursor,
 )
@@ -57,7 +58,7 @@ _NUMBERS = ("declared_size", "size", "served_size")
 
 
 def to_item(record: UploadRecord) -> dict[str, Any]:
-    item = {k: _serialize(v) for k, v in asdict(record).items()}  # None is stored as NULL
+    item = {k: _serialize(v) for k, v in as_dict(record).items()}  # None is stored as NULL
     if record.status != "deleted":
         item["listed_owner"] = _serialize(record.owner)
         item["created_key"] = _serialize(record.listing_key)

@@ -25,6 +25,7 @@ from broker.records.model import (
     Status,
     UploadRecord,
     Usage,
+    as_dict,
     decode_cursor,
     encode_cursor,
 )
@@ -62,7 +63,7 @@ _OPEN = {
 
 def _row(record: UploadRecord) -> tuple[Any, ...]:
     return (record.id, record.owner, record.status, record.etag, record.listing_key,
-            record.expires_at, record.updated_at, json.dumps(asdict(record)))
+            record.expires_at, record.updated_at, json.dumps(as_dict(record)))
 
 
 def _record(text: str) -> UploadRecord:

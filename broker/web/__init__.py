@@ -21,7 +21,7 @@ from broker.uploads import Uploads
 from broker.web import problems
 from broker.web.api import api
 from broker.web.companion import companion
-from broker.web.limits import install_limits
+from broker.web.limits import UploadRateLimit
 from broker.web.openapi import openapi_document
 from broker.web.services import EXTENSION, Services, services
 
@@ -67,11 +67,11 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # Requests are small JSON documents: a larger body is refused (413) before it is read.
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
-    app.extensions[EXTENSION] = Services(settings, profiles, uploads, tokens)
+    app.extensions[EXTENSION] = Services(settings, profiles, uploads, tokens,
+                                         UploadRateLimit(settings))
     problems.register(app)
     app.register_blueprint(api)
     app.register_blueprint(companion)
-    install_limits(app, settings)
     if settings.allowed_origins:
         # Apps on other origins call the API with bearer tokens; cookies stay same-site.
         CORS(app, resources={r"/v1/*": {}, r"/s3/*": {}}, origins=list(settings.allowed_origins),

@@ -42,6 +42,7 @@ def parse_body(model: type[Model]) -> Model:
 @api.post("/uploads")
 def create_upload() -> tuple[Response, int, dict[str, str]]:
     owner = current_owner()
+    services().rate_limit.check(owner)
     body = parse_body(CreateUpload)
     new = services().uploads.create(owner, body.profile, body.filename, body.content_type,
                                     body.size, body.method)

@@ -26,6 +26,7 @@ def _metadata(name: str) -> str | None:
 @companion.get("/params")
 def params() -> Response:
     owner = current_owner(changes=True)  # it creates an upload, though it is a GET
+    services().rate_limit.check(owner)
     profile = _metadata("profile")
     if not profile:
         raise InvalidRequest("unknown_profile",

@@ -10,6 +10,7 @@ from broker.auth import TokenVerifier
 from broker.profiles import Profiles
 from broker.settings import Settings
 from broker.uploads import Uploads
+from broker.web.limits import UploadRateLimit
 
 EXTENSION = "broker"
 
@@ -20,6 +21,7 @@ class Services:
     profiles: Profiles
     uploads: Uploads
     tokens: TokenVerifier
+    rate_limit: UploadRateLimit
 
 
 def services() -> Services:
