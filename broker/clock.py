@@ -29,6 +29,8 @@ def isoformat(moment: datetime) -> str:
 
 def parse_iso(text: str) -> datetime:
     """Read back a timestamp written by `isoformat` (ValueError for any other form)."""
+    if not text.isascii():  # strptime's digits include every script's
+        raise ValueError(f"time data {text!r} does not match format '%Y-%m-%dT%H:%M:%SZ'")
     if len(text) == 20 and text[4] == text[7] == "-" and text[10] == "T" \
             and text[19] == "Z" and text[:4].isdigit() and text[5:7].isdigit():
         # The one form written, read ten times faster than strptime reads it.

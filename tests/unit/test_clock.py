@@ -14,7 +14,7 @@ def test_the_written_form_reads_back_exactly() -> None:
 
 @pytest.mark.parametrize("text", ["2026-W49-2T16:11:19Z", "2026-12-01T16:11:19+00:00",
                                   "2026-12-01 16:11:19Z", "2026-12-01T16:11:19",
-                                  "2026-12-01", "２０２６-12-01T16:11:19Z", ""])
+                                  "2026-12-01", "\uff12\uff10\uff12\uff16-12-01T16:11:19Z", ""])
 def test_any_other_form_is_refused(text: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="does not match format"):
         clock.parse_iso(text)
