@@ -162,8 +162,8 @@ def main() -> None:
           f"{verdicts['waited_p50'] * 1000:.0f} ms, p99 {verdicts['waited_p99'] * 1000:.0f} ms "
           f"({verdicts['waited_p99'] / verdicts['alone_p50']:.1f}x the single median)")
     print(f"  judged {verdicts['per_second']:.1f} uploads/s under that load; "
-          f"{verdicts['per_cpu_second']:.1f} per CPU-second of `broker run` (one process: "
-          "the broker, the emulator and the validator together)")
+          f"{verdicts['per_cpu_second']:.1f} per CPU-second of `broker run` (the broker, "
+          "the validator and the emulator together)")
 
     from bench.growth import bench_growth, print_growth
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 from PIL import Image
 
-from bench.common import cpu_seconds
+from bench.common import tree_cpu_seconds
 from tests.waiting import wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,11 +65,11 @@ def bench_verdicts(port: int, emulator_port: int, push_port: int) -> dict[str, f
         token = subprocess.run([broker, "token", "bench-load"], capture_output=True,
                                text=True, check=True, cwd=ROOT, env=env).stdout.strip()
         alone = [_upload_and_wait(base, token, i) for i in range(ALONE)]
-        started, cpu_before = time.perf_counter(), cpu_seconds(proc.pid)
+        started, cpu_before = time.perf_counter(), tree_cpu_seconds(proc.pid)
         with ThreadPoolExecutor(CLIENTS) as clients:
             loaded = sorted(clients.map(lambda i: _upload_and_wait(base, token, i),
                                         range(UNDER_LOAD)))
-        wall, cpu = time.perf_counter() - started, cpu_seconds(proc.pid) - cpu_before
+        wall, cpu = time.perf_counter() - started, tree_cpu_seconds(proc.pid) - cpu_before
         with ThreadPoolExecutor(CLIENTS) as clients:
             waited = sorted(clients.map(lambda i: _upload_and_wait(base, token, i, True),
                                         range(UNDER_LOAD)))

@@ -1,45 +1,104 @@
-"""The embedded emulator (moto's S3, SQS and DynamoDB) served in-process by waitress.
+"""The embedded emulator (moto's S3, SQS and DynamoDB), served by waitress in a child
+process of `broker run`.
 
 moto's own server (werkzeug's development server) starts a thread for every
 connection and closes it after every answer, so each call the broker and the
 validator made paid a TCP connect and a thread start that no real store costs:
 under load, a third of `broker run`'s CPU. waitress keeps connections alive and
-answers from a fixed pool of threads.
+answers from a fixed pool of threads. In a process of its own, the emulator works
+on the machine's other core instead of taking turns with the broker and the
+validator for one interpreter; it exits with the process that started it.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import socket
+import subprocess
+import sys
 import threading
-from typing import Any
+import time
 
 THREADS = 16  # answers at once: the broker's and the validator's calls in flight
+START_TIMEOUT = 30.0
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 class EmbeddedEmulator:
-    """moto on host:port (0: a free port), in a background thread."""
+    """moto on host:port (0: a free port), in a child process."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        from moto.moto_server.werkzeug_app import (  # the emulator is a local-only extra
-            DomainDispatcherApplication,
-            create_backend_app,
-        )
-        from waitress.server import create_server
-
-        self._server: Any = create_server(
-            DomainDispatcherApplication(create_backend_app), host=host, port=port,
-            threads=THREADS, ident="emulator", clear_untrusted_proxy_headers=True,
-            channel_timeout=60)
-        self._thread = threading.Thread(target=self._server.run, name="emulator",
-                                        daemon=True)
+        self.host = host
+        self.port = port or _free_port(host)
+        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def endpoint(self) -> str:
-        host, port = self._server.socket.getsockname()[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
-        self._thread.start()
+        self._process = subprocess.Popen(  # noqa: S603 - our own module, our own arguments
+            [sys.executable, "-m", "broker.emulator", "--host", self.host,
+             "--port", str(self.port), "--parent", str(os.getpid())],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                reason = self._process.stderr.read().decode() if self._process.stderr else ""
+                raise RuntimeError(f"the emulator did not start: {reason.strip()[-500:]}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"the emulator did not answer on {self.endpoint} "
+                           f"within {START_TIMEOUT:.0f} s")
 
     def stop(self) -> None:
-        self._server.close()  # stops listening; open connections end with the process
-        self._server.task_dispatcher.shutdown()
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout=10)
+        if self._process.stderr:
+            self._process.stderr.close()
+        self._process = None
+
+
+def _exit_with(parent: int) -> None:
+    """End this process when the one that started it is gone (even killed outright)."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="the embedded S3/SQS/DynamoDB emulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--parent", type=int, default=0)
+    args = parser.parse_args()
+    from moto.moto_server.werkzeug_app import (  # the emulator is a local-only extra
+        DomainDispatcherApplication,
+        create_backend_app,
+    )
+    from waitress import serve
+
+    if args.parent:
+        threading.Thread(target=_exit_with, args=(args.parent,), daemon=True).start()
+    serve(DomainDispatcherApplication(create_backend_app), host=args.host, port=args.port,
+          threads=THREADS, ident="emulator", channel_timeout=60, _quiet=True)
+
+
+if __name__ == "__main__":
+    main()
