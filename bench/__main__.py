@@ -21,8 +21,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import ROOT, bench_env, emulator, free_port, process
+from bench.common import ROOT, bench_env, free_port
 from bench.presign import bench_presign, print_presign
+from broker.emulator import EmbeddedEmulator
 
 SIZES_MIB = (1, 10, 100)
 
@@ -121,13 +122,12 @@ def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--validate-one":
         print(json.dumps(validate_one(sys.argv[2])))
         return
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    env = bench_env(endpoint)
     print(f"direct-upload broker benchmark, {datetime.now(UTC):%Y-%m-%d}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")
-    with process(emulator(port), env, endpoint):
+    # The emulator `broker run` uses: its own process, kept-alive connections.
+    with EmbeddedEmulator() as emulator:
+        endpoint = emulator.endpoint
         provision_emulator(endpoint)
         print_presign(bench_presign(endpoint))
         with optional_clamd() as clamd:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,7 +40,7 @@ def process(args: list[str], env: dict[str, str], ready_url: str
         proc.terminate()
         try:
             proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # an emulator holding 100 MiB objects can lag
+        except subprocess.TimeoutExpired:  # a server busy finishing its work
             proc.kill()
             proc.wait(timeout=10)
 
@@ -69,10 +68,3 @@ def bench_env(endpoint: str) -> dict[str, str]:
         "AWS_DEFAULT_REGION": "us-east-1", "BROKER_ENDPOINT_URL": endpoint,
         "BROKER_JWT_SECRET": SECRET, "BROKER_PROFILES_FILE": str(ROOT / "bench/profiles.toml"),
     }
-
-
-def emulator(port: int) -> list[str]:
-    """The emulator in its own process, with kept-alive connections (bench/emulator.py)."""
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    return [gunicorn, "-w", "1", "-k", "gthread", "--threads", "32", "--keep-alive", "30",
-            "-b", f"127.0.0.1:{port}", "bench.emulator:app"]

@@ -61,6 +61,13 @@ class EmbeddedEmulator:
         raise RuntimeError(f"the emulator did not answer on {self.endpoint} "
                            f"within {START_TIMEOUT:.0f} s")
 
+    def __enter__(self) -> EmbeddedEmulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if self._process is None:
             return

@@ -71,6 +71,13 @@ class StorageError(BrokerError):
     service = "storage"  # which outside service failed, for metrics
 
 
+def store_answered(exc: Any) -> bool:
+    """Whether a store's refusal (a botocore ClientError) is still an answer: a 4xx (no
+    such key or table, access denied) means the store is up; a 5xx means it is not."""
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
+    return status < 500
+
+
 class RecordsUnavailable(StorageError):
     service = "records"
 

@@ -167,28 +167,25 @@ def _queue_arn(clients: AwsClients, url: str) -> str:
     return attrs["Attributes"]["QueueArn"]
 
 
-_OPEN_INDEX_ATTRIBUTES: list[AttributeDefinitionTypeDef] = [
-    {"AttributeName": "open_status", "AttributeType": "S"},
-    {"AttributeName": "open_since", "AttributeType": "S"},
-]
-_OPEN_INDEX: GlobalSecondaryIndexTypeDef = {
-    "IndexName": OPEN_INDEX,
-    "KeySchema": [{"AttributeName": "open_status", "KeyType": "HASH"},
-                  {"AttributeName": "open_since", "KeyType": "RANGE"}],
-    "Projection": {"ProjectionType": "ALL"},
-}
+def _index(name: str, hash_key: str, range_key: str
+           ) -> tuple[list[AttributeDefinitionTypeDef], GlobalSecondaryIndexTypeDef]:
+    """A string-keyed index projecting every attribute, and the attributes it keys on."""
+    attributes: list[AttributeDefinitionTypeDef] = [
+        {"AttributeName": hash_key, "AttributeType": "S"},
+        {"AttributeName": range_key, "AttributeType": "S"},
+    ]
+    return attributes, {
+        "IndexName": name,
+        "KeySchema": [{"AttributeName": hash_key, "KeyType": "HASH"},
+                      {"AttributeName": range_key, "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "ALL"},
+    }
 
 
-_OUTBOX_INDEX_ATTRIBUTES: list[AttributeDefinitionTypeDef] = [
-    {"AttributeName": "outbox_state", "AttributeType": "S"},
-    {"AttributeName": "outbox_due", "AttributeType": "S"},
-]
-_OUTBOX_INDEX: GlobalSecondaryIndexTypeDef = {
-    "IndexName": OUTBOX_INDEX,
-    "KeySchema": [{"AttributeName": "outbox_state", "KeyType": "HASH"},
-                  {"AttributeName": "outbox_due", "KeyType": "RANGE"}],
-    "Projection": {"ProjectionType": "ALL"},
-}
+# The owner's listing, the sweeper's open records, the webhook outbox: all sparse.
+_INDEXES = {OWNER_INDEX: _index(OWNER_INDEX, "listed_owner", "created_key"),
+            OPEN_INDEX: _index(OPEN_INDEX, "open_status", "open_since"),
+            OUTBOX_INDEX: _index(OUTBOX_INDEX, "outbox_state", "outbox_due")}
 
 
 def ensure_table(clients: AwsClients, table: str) -> None:
@@ -201,8 +198,7 @@ def ensure_table(clients: AwsClients, table: str) -> None:
         _create_table(clients, table)
         return
     indexes = {i["IndexName"] for i in described.get("GlobalSecondaryIndexes", [])}
-    for name, attributes, index in ((OPEN_INDEX, _OPEN_INDEX_ATTRIBUTES, _OPEN_INDEX),
-                                    (OUTBOX_INDEX, _OUTBOX_INDEX_ATTRIBUTES, _OUTBOX_INDEX)):
+    for name, (attributes, index) in _INDEXES.items():
         if name not in indexes:
             db.update_table(TableName=table, AttributeDefinitions=attributes,
                             GlobalSecondaryIndexUpdates=[{"Create": index}])
@@ -216,18 +212,10 @@ def _create_table(clients: AwsClients, table: str) -> None:
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[
             {"AttributeName": "id", "AttributeType": "S"},
-            {"AttributeName": "listed_owner", "AttributeType": "S"},
-            {"AttributeName": "created_key", "AttributeType": "S"},
-            *_OPEN_INDEX_ATTRIBUTES,
-            *_OUTBOX_INDEX_ATTRIBUTES,
+            *(a for attributes, _ in _INDEXES.values() for a in attributes),
         ],
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[{
-            "IndexName": OWNER_INDEX,
-            "KeySchema": [{"AttributeName": "listed_owner", "KeyType": "HASH"},
-                          {"AttributeName": "created_key", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "ALL"},
-        }, _OPEN_INDEX, _OUTBOX_INDEX],
+        GlobalSecondaryIndexes=[index for _, index in _INDEXES.values()],
     )
     db.get_waiter("table_exists").wait(TableName=table)
     log.info("created table %s", table)

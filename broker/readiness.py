@@ -9,36 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from broker.errors import StorageError
 from broker.records import RecordStore
 from broker.storage import Storage
 
-PROBE_KEY = "readiness-probe"
-
-
-def _answered(exc: ClientError) -> bool:
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
-    return status < 500
-
 
 def check(storage: Storage, bucket: str, records: RecordStore) -> dict[str, str]:
     """Each dependency's state: "ok", or why it is not."""
-    def storage_probe() -> None:
-        storage.client.head_object(Bucket=bucket, Key=PROBE_KEY)
-
-    probes: dict[str, Callable[[], None]] = {"storage": storage_probe,
+    probes: dict[str, Callable[[], None]] = {"storage": lambda: storage.ping(bucket),
                                              "records": records.ping}
     results: dict[str, str] = {}
     for name, probe in probes.items():
         try:
             probe()
             results[name] = "ok"
-        except ClientError as exc:
-            results[name] = "ok" if _answered(exc) else f"error: {exc}"[:200]
-        except BotoCoreError as exc:
-            results[name] = f"unreachable: {exc}"[:200]
         except StorageError as exc:
             results[name] = str(exc)[:200]
     return results

@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from broker.errors import StorageError
+from broker.errors import StorageError, store_answered
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CopySourceTypeDef
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+PROBE_KEY = "readiness-probe"  # read by readiness checks, never written
 # Bytes in flight per streamed read: what a whole-object pass holds at once.
 STREAM_CHUNK = 256 * 1024
 # The first read of an object fetches this much: the sniff, and all of a small file,
@@ -188,6 +189,11 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+def _absent(exc: ClientError, version_id: str | None) -> bool:
+    """The object (or the version named) is not there: a value, not a failure."""
+    return _code(exc) in _MISSING or bool(version_id and _code(exc) in _BAD_VERSION)
+
+
 class Storage:
     """S3 operations on any store that speaks the protocol."""
 
@@ -205,7 +211,7 @@ class Storage:
             with reply["Body"] as body:
                 prefix: bytes = body.read()
         except ClientError as exc:
-            if _code(exc) in _MISSING or (version_id and _code(exc) in _BAD_VERSION):
+            if _absent(exc, version_id):
                 return None
             if _code(exc) == "InvalidRange":  # an empty object has no byte 0
                 info = self.head(bucket, key, version_id)
@@ -219,13 +225,24 @@ class Storage:
         size = int(total) if total.isdigit() else len(prefix)
         return StoredObject(self, self._info(bucket, key, reply, size), prefix)
 
+    def ping(self, bucket: str) -> None:
+        """Raise StorageError unless the store answers (readiness): a HEAD of a key
+        nobody writes, whose 404 (or 403) is an answer."""
+        try:
+            self.client.head_object(Bucket=bucket, Key=PROBE_KEY)
+        except ClientError as exc:
+            if not store_answered(exc):
+                raise StorageError(f"error: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"unreachable: {exc}") from exc
+
     def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo | None:
         """The object's facts (of one version, when named), or None when it does not exist."""
         pinned: dict[str, Any] = {"VersionId": version_id} if version_id else {}
         try:
             reply = self.client.head_object(Bucket=bucket, Key=key, **pinned)
         except ClientError as exc:
-            if _code(exc) in _MISSING or (version_id and _code(exc) in _BAD_VERSION):
+            if _absent(exc, version_id):
                 return None
             raise StorageError(f"HEAD s3://{bucket}/{key} failed: {_code(exc)}") from exc
         except BotoCoreError as exc:

@@ -21,13 +21,14 @@ is reached, so only uploads still open count.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, fields
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from broker.errors import InvalidRequest, RecordsUnavailable
+from broker.errors import InvalidRequest, RecordsUnavailable, store_answered
 from broker.records.lean_dynamodb import LeanDynamoDB
 from broker.records.model import (
     MAX_PAGE,
@@ -164,8 +165,7 @@ class DynamoRecords(RecordStore):
         try:
             self.client.get_item(TableName=self.table, Key={"id": _serialize(PROBE_KEY)})
         except ClientError as exc:
-            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
-            if status >= 500:  # a 4xx (no such table, access denied) is an answer: it is up
+            if not store_answered(exc):
                 raise RecordsUnavailable(f"error: {exc}") from exc
         except BotoCoreError as exc:
             raise RecordsUnavailable(f"unreachable: {exc}") from exc
@@ -180,19 +180,16 @@ class DynamoRecords(RecordStore):
             "ConditionExpression": "attribute_not_exists(pending) OR size(pending) < :cap",
             "ExpressionAttributeValues": {":entry": {"SS": [entry]},
                                           ":cap": _serialize(pending_cap)}}}
-        for attempt in range(_TRANSACTION_ATTEMPTS):
-            try:
-                self._transact([put, count])
-                return True
-            except _Cancelled as refused:
-                record_refused, cap_refused = refused.reasons[:2]
-                if record_refused == "ConditionalCheckFailed":
-                    return False
-                if cap_refused == "ConditionalCheckFailed" and \
-                        not self._prune_lapsed(record.owner, record.created_at, pending_cap):
-                    raise PendingCapReached(pending_cap, self._soonest(record.owner)) from None
-                time.sleep(0.01 * attempt)  # a concurrent create on this owner: try again
-        raise RecordsUnavailable("the upload records are too busy for this owner; try again")
+
+        def settle(reasons: list[str]) -> bool | None:
+            record_refused, cap_refused = reasons[:2]
+            if record_refused == "ConditionalCheckFailed":
+                return False
+            if cap_refused == "ConditionalCheckFailed" and \
+                    not self._prune_lapsed(record.owner, record.created_at, pending_cap):
+                raise PendingCapReached(pending_cap, self._soonest(record.owner))
+            return None  # lapsed entries pruned, or a concurrent create: try again
+        return self._transact_settled([put, count], settle)
 
     def _pending_entries(self, owner: str) -> list[str]:
         reply = self._call("get_item", TableName=self.table, Key=_owner_key(owner),
@@ -247,17 +244,14 @@ class DynamoRecords(RecordStore):
         items += [{"Put": {"TableName": self.table, "Item": _webhook_item(d),
                            "ConditionExpression": "attribute_not_exists(id)"}}
                   for d in deliveries]
-        for attempt in range(_TRANSACTION_ATTEMPTS):
-            try:
-                self._transact(items)
-                return True
-            except _Cancelled as refused:
-                if refused.reasons[0] == "ConditionalCheckFailed":
-                    return False
-                if owner_update is not None and refused.reasons[1] == "ConditionalCheckFailed":
-                    raise QuotaExceeded from None
-                time.sleep(0.01 * attempt)
-        raise RecordsUnavailable("the upload records are too busy for this owner; try again")
+
+        def settle(reasons: list[str]) -> bool | None:
+            if reasons[0] == "ConditionalCheckFailed":
+                return False
+            if owner_update is not None and reasons[1] == "ConditionalCheckFailed":
+                raise QuotaExceeded
+            return None  # a concurrent write to the owner's item: try again
+        return self._transact_settled(items, settle)
 
     def due_webhooks(self, now: str, limit: int = 50) -> list[WebhookDelivery]:
         return self._outbox("pending", now, limit)
@@ -321,6 +315,23 @@ class DynamoRecords(RecordStore):
         if conditions:
             update["ConditionExpression"] = " AND ".join(conditions)
         return update
+
+    def _transact_settled(self, items: list[dict[str, Any]],
+                          settle: Callable[[list[str]], bool | None]) -> bool:
+        """Write `items` in one transaction: True when it was written. A refusal goes to
+        `settle` with one reason per item: it returns the outcome (or raises) when a
+        condition decided it, None when another write got in the way (try again)."""
+        for attempt in range(_TRANSACTION_ATTEMPTS):
+            try:
+                self._transact(items)
+                return True
+            except _Cancelled as refused:
+                reasons = refused.reasons
+            outcome = settle(reasons)  # outside the except: what it raises stands alone
+            if outcome is not None:
+                return outcome
+            time.sleep(0.01 * attempt)
+        raise RecordsUnavailable("the upload records are too busy for this owner; try again")
 
     def _transact(self, items: list[dict[str, Any]]) -> None:
         try:

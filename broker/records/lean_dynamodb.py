@@ -65,7 +65,8 @@ class LeanDynamoDB:
     the records' calls, sent as DynamoDB's JSON protocol."""
 
     def __init__(self, client: Any) -> None:
-        self.client = client  # for its operation names, events, endpoint and timeouts
+        """Takes the boto3 client's endpoint, region, credentials, timeouts, event
+        handlers and operation names."""
         meta = client.meta
         parts = urlsplit(meta.endpoint_url)
         self.host = parts.netloc

@@ -40,16 +40,13 @@ class UploadRateLimit:
 
     def check(self, owner: str) -> None:
         """Count one upload for `owner`, or raise TooManyRequests with when to retry."""
-        limiter = self.local
-        if self.shared is not None:
-            try:
-                allowed = self.shared.hit(self.limit, NAMESPACE, owner)
-                limiter = self.shared
-            except StorageError as exc:
-                log.warning("the shared rate limit store failed (%s); limiting locally", exc)
-                allowed = self.local.hit(self.limit, NAMESPACE, owner)
-        else:
-            allowed = self.local.hit(self.limit, NAMESPACE, owner)
+        limiter = self.shared or self.local
+        try:
+            allowed = limiter.hit(self.limit, NAMESPACE, owner)
+        except StorageError as exc:  # only the shared store fails
+            log.warning("the shared rate limit store failed (%s); limiting locally", exc)
+            limiter = self.local
+            allowed = limiter.hit(self.limit, NAMESPACE, owner)
         if allowed:
             return
         try:

@@ -16,7 +16,7 @@ def current_owner(changes: bool = False) -> str:
     """The authenticated owner id; NotAuthenticated says what is missing. `changes`
     marks a GET that creates or changes something (Companion's protocol has such GETs):
     it is held to the same cross-site rule as a POST."""
-    if "owner" not in g:  # once per request: the rate limiter asks first
+    if "owner" not in g:  # once per request, however many ask
         g.owner = _authenticate()
     if changes and g.get("by_cookie"):
         _check_origin()
