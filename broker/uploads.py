@@ -139,16 +139,16 @@ class Uploads:
     def wait_for_change(self, owner: str, upload_id: str, seconds: float) -> UploadRecord:
         """The owner's upload once its status differs from now, or settled, or after
         `seconds` as it then is (a long poll: the browser learns at once, unpolled)."""
-        record = self.get(owner, upload_id)
         deadline = clock.monotonic() + seconds
-        first = record.status
-        while record.status == first and record.status in WAITING:
-            left = deadline - clock.monotonic()
-            if left <= 0:
-                break
-            record_changes.wait(upload_id, min(left, record_changes.RECHECK))
-            record = self.get(owner, upload_id)
-        return record
+        first: str | None = None
+        while True:
+            with record_changes.Watch(upload_id) as watch:
+                record = self.get(owner, upload_id)
+                first = first or record.status
+                left = deadline - clock.monotonic()
+                if record.status != first or record.status not in WAITING or left <= 0:
+                    return record
+                watch.wait(min(left, record_changes.RECHECK))
 
     def list_page(self, owner: str, limit: int, cursor: str | None
              ) -> tuple[list[UploadRecord], str | None]:

@@ -27,22 +27,32 @@ webhooks_due = threading.Event()
 
 
 def changed(upload_id: str) -> None:
-    """The record changed: wake whoever waits on it in this process."""
+    """The record changed: wake whoever watches it in this process."""
     with _lock:
-        waiters = _waiting.pop(upload_id, None)  # later waiters start a fresh wait
+        waiters = _waiting.pop(upload_id, None)  # later watches start afresh
     if waiters is not None:
         waiters.woken.set()
 
 
-def wait(upload_id: str, timeout: float) -> None:
-    """Sleep until the record changes in this process, or `timeout` passes."""
-    with _lock:
-        waiters = _waiting.setdefault(upload_id, _Waiters())
-        waiters.count += 1
-    try:
-        waiters.woken.wait(timeout)
-    finally:
+class Watch:
+    """Interest in an upload's next change, taken *before* reading the record, so a
+    change landing between the read and the wait still wakes the waiter."""
+
+    def __init__(self, upload_id: str) -> None:
+        self._id = upload_id
         with _lock:
-            waiters.count -= 1
-            if waiters.count == 0 and _waiting.get(upload_id) is waiters:
-                del _waiting[upload_id]
+            self._waiters = _waiting.setdefault(upload_id, _Waiters())
+            self._waiters.count += 1
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with _lock:
+            self._waiters.count -= 1
+            if self._waiters.count == 0 and _waiting.get(self._id) is self._waiters:
+                del _waiting[self._id]
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until the record changes in this process, or `timeout` passes."""
+        self._waiters.woken.wait(timeout)

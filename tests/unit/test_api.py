@@ -267,6 +267,30 @@ def test_a_png_is_small_enough_for_the_avatar_profile() -> None:
     assert len(png_bytes()) < 5 * MIB
 
 
+def test_a_long_poll_wakes_for_a_change_landing_between_its_read_and_its_wait(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from broker.records import changes
+
+    monkeypatch.setattr(changes, "RECHECK", 5.0)
+    uploads = app.extensions["broker"].uploads
+    record = uploads.create("alice", "avatar", "a.png", "image/png", 10).record
+    real_get, reads = type(uploads).get, []
+
+    def get_then_judged(self: Any, owner: str, upload_id: str) -> Any:
+        seen = real_get(self, owner, upload_id)
+        if not reads:  # the verdict lands just after the waiter's first read
+            self.records.transition(record, "processing", allowed_from=("pending",))
+        reads.append(seen.status)
+        return seen
+
+    monkeypatch.setattr(type(uploads), "get", get_then_judged)
+    started = time.monotonic()
+    assert uploads.wait_for_change("alice", record.id, 10).status == "processing"
+    assert time.monotonic() - started < 1  # woken, not found at the next re-check
+
+
 def test_a_long_poll_sees_a_change_made_by_another_process(
         app: Flask, aws: AwsClients, monkeypatch: pytest.MonkeyPatch) -> None:
     """No wake-up comes from a validator elsewhere: the waiter re-reads the record."""
