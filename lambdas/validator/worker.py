@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -54,10 +53,14 @@ class Lease:
         self._thread.join()
         self.release_all()
 
-    def hold(self, messages: Sequence[MessageTypeDef]) -> None:
+    def receive(self, most: int, wait_seconds: int) -> list[MessageTypeDef]:
+        """Up to `most` messages, hidden for one lease from the moment they arrive."""
+        messages = self._sqs.receive_message(
+            QueueUrl=self._queue_url, MaxNumberOfMessages=most, WaitTimeSeconds=wait_seconds,
+            VisibilityTimeout=LEASE_SECONDS).get("Messages", [])
         with self._lock:
             self._held.update({m["MessageId"]: m["ReceiptHandle"] for m in messages})
-        self._set_visibility(dict(self._held), LEASE_SECONDS)
+        return messages
 
     def done(self, message_id: str) -> None:
         """The message is settled: delete it now, not at the end of the batch."""
@@ -110,12 +113,8 @@ def poll_once(validator: Validator, sqs: SQSClient, queue_url: str, wait_seconds
     """Receive up to 10 messages and settle each in turn. Returns messages seen.
     Without a running `lease`, the batch must finish within one LEASE_SECONDS."""
     lease = lease or Lease(sqs, queue_url)
-    reply = sqs.receive_message(
-        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds
-    )
-    messages = reply.get("Messages", [])
+    messages = lease.receive(10, wait_seconds)
     try:
-        lease.hold(messages)
         for message in messages:
             if stop is not None and stop.is_set():
                 break
@@ -181,10 +180,7 @@ def run_worker(validator: Validator, sqs: SQSClient, queue_url: str,
                 taken = slots.take(min(10, size), stop)
                 if not taken:
                     continue
-                messages = sqs.receive_message(
-                    QueueUrl=queue_url, MaxNumberOfMessages=taken, WaitTimeSeconds=wait_seconds
-                ).get("Messages", [])
-                lease.hold(messages)
+                messages = lease.receive(taken, wait_seconds)
                 for message in messages:
                     pool.submit(judge, message)
                 slots.give_back(taken - len(messages))

@@ -143,9 +143,8 @@ def test_the_worker_deletes_each_message_as_soon_as_it_is_done(
 def test_a_lease_hands_back_what_was_not_started(aws: AwsClients, queue_url: str) -> None:
     aws.sqs.purge_queue(QueueUrl=queue_url)
     aws.sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"Records": []}))
-    messages = aws.sqs.receive_message(QueueUrl=queue_url)["Messages"]
     lease = Lease(aws.sqs, queue_url)
-    lease.hold(messages)
+    assert len(lease.receive(10, wait_seconds=0)) == 1
     assert counts(aws, queue_url) == (0, 1)
     lease.release_all()
     assert counts(aws, queue_url) == (1, 0)
@@ -161,9 +160,8 @@ def test_a_lease_keeps_a_long_judged_message_from_a_second_worker(
     monkeypatch.setattr(worker, "RENEW_EVERY_SECONDS", 0.5)
     aws.sqs.purge_queue(QueueUrl=queue_url)
     aws.sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"Records": []}))
-    messages = aws.sqs.receive_message(QueueUrl=queue_url)["Messages"]
     with Lease(aws.sqs, queue_url) as lease:
-        lease.hold(messages)
+        assert len(lease.receive(10, wait_seconds=0)) == 1
         time.sleep(3.5)  # longer than one lease: only the renewals keep it hidden
         assert counts(aws, queue_url) == (0, 1)
         assert aws.sqs.receive_message(QueueUrl=queue_url).get("Messages", []) == []
