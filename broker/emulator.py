@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 THREADS = 16  # answers at once: the broker's and the validator's calls in flight
 START_TIMEOUT = 30.0
@@ -89,21 +90,38 @@ def _exit_with(parent: int) -> None:
     os._exit(0)
 
 
+def _dispatcher() -> Any:
+    """moto's request router, remembering which backend answers each host: moto looks it
+    up again on every request, under one lock, listing its own package directory."""
+    from moto.moto_server.werkzeug_app import (  # the emulator is a local-only extra
+        DomainDispatcherApplication,
+        create_backend_app,
+    )
+
+    class Dispatcher(DomainDispatcherApplication):
+        def __init__(self) -> None:
+            super().__init__(create_backend_app)
+            self._backends: dict[str | None, object] = {}
+
+        def get_backend_for_host(self, host: str | None) -> object:
+            if host not in self._backends:  # callers hold self.lock
+                self._backends[host] = super().get_backend_for_host(host)
+            return self._backends[host]
+
+    return Dispatcher()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="the embedded S3/SQS/DynamoDB emulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--parent", type=int, default=0)
     args = parser.parse_args()
-    from moto.moto_server.werkzeug_app import (  # the emulator is a local-only extra
-        DomainDispatcherApplication,
-        create_backend_app,
-    )
     from waitress import serve
 
     if args.parent:
         threading.Thread(target=_exit_with, args=(args.parent,), daemon=True).start()
-    serve(DomainDispatcherApplication(create_backend_app), host=args.host, port=args.port,
+    serve(_dispatcher(), host=args.host, port=args.port,
           threads=THREADS, ident="emulator", channel_timeout=60, _quiet=True)
 
 
