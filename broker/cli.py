@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,7 +32,18 @@ def cmd_token(args: argparse.Namespace) -> int:
 RUN_THREADS = 48  # broker run: requests at once, long polls included
 
 
+def _share_metrics() -> str | None:
+    """One folder for the broker's and the validator's counters, so /metrics shows both
+    (set before any metric exists)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    folder = tempfile.mkdtemp(prefix="broker-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    return folder
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    metrics_folder = _share_metrics()
     from waitress.server import create_server
 
     from broker.local import DevStack, ensure_local_secret
@@ -49,7 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = stack.start(with_worker=False)
     try:
         _migrate_records(settings)
-        stack.start_worker()
+        stack.start_worker(own_process=True)
         app = create_app(settings.model_dump(), clients=stack.clients)
         # Kept-alive connections and a fixed pool of threads (a long poll holds one).
         server = create_server(app, host=args.host, port=args.port, threads=RUN_THREADS,
@@ -74,6 +87,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         print("\nstopping the broker, the validator worker and the emulator…", flush=True)
         stack.stop()
+        if metrics_folder:
+            shutil.rmtree(metrics_folder, ignore_errors=True)
     return 0
 
 

@@ -13,13 +13,12 @@ validator for one interpreter; it exits with the process that started it.
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import subprocess
-import sys
-import threading
 import time
 from typing import Any
+
+from broker import children
 
 THREADS = 16  # answers at once: the broker's and the validator's calls in flight
 START_TIMEOUT = 30.0
@@ -44,15 +43,14 @@ class EmbeddedEmulator:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
-        self._process = subprocess.Popen(  # noqa: S603 - our own module, our own arguments
-            [sys.executable, "-m", "broker.emulator", "--host", self.host,
-             "--port", str(self.port), "--parent", str(os.getpid())],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._process = children.spawn("broker.emulator", "--host", self.host,
+                                        "--port", str(self.port),
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                reason = self._process.stderr.read().decode() if self._process.stderr else ""
-                raise RuntimeError(f"the emulator did not start: {reason.strip()[-500:]}")
+                raise RuntimeError("the emulator did not start: "
+                                   + children.last_words(self._process.stderr))
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
                     return
@@ -70,24 +68,9 @@ class EmbeddedEmulator:
         self.stop()
 
     def stop(self) -> None:
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(timeout=10)
-        if self._process.stderr:
-            self._process.stderr.close()
-        self._process = None
-
-
-def _exit_with(parent: int) -> None:
-    """End this process when the one that started it is gone (even killed outright)."""
-    while os.getppid() == parent:
-        time.sleep(1)
-    os._exit(0)
+        if self._process is not None:
+            children.stop(self._process)
+            self._process = None
 
 
 def _dispatcher() -> Any:
@@ -119,8 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     from waitress import serve
 
-    if args.parent:
-        threading.Thread(target=_exit_with, args=(args.parent,), daemon=True).start()
+    children.exit_with(args.parent)
     serve(_dispatcher(), host=args.host, port=args.port,
           threads=THREADS, ident="emulator", channel_timeout=60, _quiet=True)
 

@@ -68,6 +68,7 @@ class DevStack:
     _push_server: Any = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _worker: threading.Thread | None = None
+    _worker_process: Any = None
     _records_dir: str | None = None
 
     def start(self, with_worker: bool = True) -> Settings:
@@ -109,7 +110,16 @@ class DevStack:
             self.start_worker()
         return self.settings
 
-    def start_worker(self) -> None:
+    def start_worker(self, own_process: bool = False) -> None:
+        """The validator, its sweeper and the webhook deliverer: in threads of this
+        process, or (`own_process`) in a child process of their own."""
+        if own_process:
+            from broker.local_worker import WorkerProcess
+
+            assert self.settings is not None
+            self._worker_process = WorkerProcess(self.settings, self.host, self.push_port)
+            self._worker_process.start()
+            return
         from broker.webhooks.deliverer import start_deliverer
         from lambdas.validator.process import Validator
         from lambdas.validator.push import PushReceiver, serve_push
@@ -143,6 +153,8 @@ class DevStack:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._worker_process is not None:
+            self._worker_process.stop()
         if self._push_server is not None:
             self._push_server.shutdown()
         if self._worker is not None:

@@ -1,14 +1,16 @@
 """Wake-ups for requests waiting on an upload's status (`GET /v1/uploads/{id}?wait=N`).
 
-A state change made in this process wakes its waiters at once; changes made by
-another process (a validator elsewhere) are seen by the waiter re-reading the
-record every `RECHECK` seconds. Nothing here is a source of truth: a missed wake-up
+A state change made in this process wakes its waiters at once, and is forwarded
+to another process when one asked (`broker run`'s validator tells its broker);
+changes made elsewhere (a validator on Lambda) are seen by the waiter re-reading
+the record every `RECHECK` seconds. Nothing here is a source of truth: a missed wake-up
 costs at most one re-check interval.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 RECHECK = 1.0
@@ -24,6 +26,13 @@ _lock = threading.Lock()
 _waiting: dict[str, _Waiters] = {}
 # Set when a state change wrote webhook deliveries: the deliverer sends them at once.
 webhooks_due = threading.Event()
+# Where to announce this process's changes as well: another process's waiters.
+_forward: Callable[[str], None] | None = None
+
+
+def forward_changes(to: Callable[[str], None]) -> None:
+    global _forward
+    _forward = to
 
 
 def changed(upload_id: str) -> None:
@@ -32,6 +41,8 @@ def changed(upload_id: str) -> None:
         waiters = _waiting.pop(upload_id, None)  # later watches start afresh
     if waiters is not None:
         waiters.woken.set()
+    if _forward is not None:
+        _forward(upload_id)
 
 
 class Watch:

@@ -41,3 +41,36 @@ def test_the_local_stack_shares_one_sqlite_file_and_removes_it() -> None:
     finally:
         stack.stop()
     assert not path.exists()
+
+
+def test_broker_runs_validator_in_its_own_process_wakes_the_brokers_long_polls(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`broker run` judges in a child process; its verdicts still wake long polls here."""
+    import time
+
+    import requests
+
+    from broker.records import changes
+    from tests.samples import auth
+
+    monkeypatch.setattr(changes, "RECHECK", 60.0)  # only the child's word can wake us in time
+    port = free_port()
+    stack = DevStack(emulator_port=free_port(), broker_origin=f"http://127.0.0.1:{port}",
+                     overrides={"jwt_secret": SECRET})
+    settings = stack.start(with_worker=False)
+    try:
+        stack.start_worker(own_process=True)
+        app = create_app(settings.model_dump(), clients=stack.clients)
+        with serving(app, port) as base:
+            started = time.monotonic()
+            upload_id = send_upload(base, "own-process", png_bytes())
+            seen: list[str] = []
+            while not seen or seen[-1] not in ("ready", "rejected"):
+                answer = requests.get(f"{base}/v1/uploads/{upload_id}", params={"wait": 20},
+                                      headers=auth("own-process"), timeout=30)
+                seen.append(answer.json()["status"])
+            assert seen[-1] == "ready"
+            assert time.monotonic() - started < 20  # woken, not left to the re-check
+    finally:
+        stack.stop()
+    assert not Path(settings.sqlite_path).exists()

@@ -1,0 +1,61 @@
+"""`broker run` as a developer runs it: its emulator and its validator in processes
+of their own, stopped in order on Ctrl-C, gone with it even when it is killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import free_port
+from tests.waiting import wait_for_http
+
+pytestmark = pytest.mark.integration
+BROKER = str(Path(sys.executable).parent / "broker")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _start() -> tuple[subprocess.Popen[str], list[int]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")}
+    port = free_port()
+    run = subprocess.Popen(
+        [BROKER, "run", "--port", str(port), "--emulator-port", str(free_port()),
+         "--push-port", str(free_port())], env=env, cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
+    children = Path(f"/proc/{run.pid}/task/{run.pid}/children").read_text().split()
+    return run, [int(pid) for pid in children]
+
+
+def _gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_ctrl_c_stops_the_validator_and_the_emulator_cleanly() -> None:
+    run, children = _start()
+    assert len(children) == 2  # the emulator and the validator worker
+    os.killpg(run.pid, signal.SIGINT)  # what the terminal sends the whole group
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 0
+    assert "stopping the broker" in out
+    assert "Traceback" not in err  # the validator stopped before the emulator it calls
+    assert all(_gone(pid, 10) for pid in children)
+
+
+def test_the_children_exit_when_broker_run_is_killed_outright() -> None:
+    run, children = _start()
+    run.kill()
+    run.communicate(timeout=30)
+    assert all(_gone(pid, 10) for pid in children)
