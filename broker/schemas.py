@@ -20,9 +20,11 @@ class CreateUpload(BaseModel):
     content_type: str = Field(min_length=3, max_length=255, examples=["image/png"])
     size: StrictInt = Field(ge=0, description="Exact size of the file in bytes.",
                             examples=[48213])
-    method: Literal["POST", "PUT"] = Field(
-        default="POST", description="POST: a form upload (default). PUT: a presigned PUT "
-                                    "URL, for clients such as Uppy's signRequest.")
+    method: Literal["POST", "PUT", "multipart"] | None = Field(
+        default=None, description="POST: a form upload (the default below the multipart "
+        "threshold, 100 MiB unless configured). PUT: a presigned PUT URL, for clients such "
+        "as Uppy's signRequest. multipart: the file in parts, resumable (the default from "
+        "the threshold; the only way above 5 GiB).")
 
 
 class PresignedUpload(BaseModel):
@@ -35,12 +37,78 @@ class PresignedUpload(BaseModel):
     headers: dict[str, str] = {}
 
 
+class PlannedParts(BaseModel):
+    """multipart: ask for part URLs (POST /v1/uploads/{id}/parts), PUT each part, then
+    complete (POST /v1/uploads/{id}/complete). Every part is `part_size` bytes but the
+    last, which holds the rest."""
+
+    method: Literal["multipart"]
+    part_size: int | None
+    part_count: int | None
+
+
 class UploadCreated(BaseModel):
     id: str
     status: Literal["pending"]
     profile: str
+    expires_at: str = Field(description="Until when the file may be sent: the presign's "
+                            "lifetime, or for parts the whole upload's (a day by default).")
+    upload: PresignedUpload | PlannedParts
+
+
+class SignParts(BaseModel):
+    """Ask for the URLs of some parts (at most 100 at a time)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    part_numbers: list[StrictInt] = Field(min_length=1, max_length=100, examples=[[1, 2, 3]])
+    sha256: dict[str, str] = Field(
+        default_factory=dict, description="Part number -> the part's SHA-256, base64: "
+        "storage then refuses any other content for it.",
+        examples=[{"1": "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="}])
+
+
+class PartUrl(BaseModel):
+    """PUT the part's bytes to `url` with `headers` (Content-Length is the part's size)."""
+
+    part_number: int
+    url: str
+    headers: dict[str, str]
+
+
+class PartUrls(BaseModel):
+    parts: list[PartUrl]
     expires_at: str
-    upload: PresignedUpload
+
+
+class StoredPartView(BaseModel):
+    part_number: int
+    size: int
+    etag: str
+
+
+class StoredParts(BaseModel):
+    """What storage holds of a multipart upload: send the rest, then complete."""
+
+    parts: list[StoredPartView]
+    part_size: int | None
+    part_count: int | None
+
+
+class CompletedPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    part_number: StrictInt = Field(ge=1, le=10_000)
+    etag: str = Field(min_length=1, max_length=128)
+
+
+class CompleteUpload(BaseModel):
+    """The parts the client sent, with the ETag storage answered for each; when given,
+    they must be exactly the parts storage holds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parts: list[CompletedPart] | None = Field(default=None, max_length=10_000)
 
 
 class Reason(BaseModel):

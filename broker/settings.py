@@ -88,6 +88,16 @@ class Settings(BaseSettings):
     presign_ttl: int = Field(default=300, gt=0, le=MAX_PRESIGN_SECONDS)
     download_ttl: int = Field(default=300, gt=0, le=7 * 24 * 3600)
     profiles_file: Path | None = None
+    # Large files go in parts (S3 multipart) from this declared size, unless the client
+    # chose; parts of this size (more when 10,000 would not hold the file); resumable
+    # this long (at most a day: the incoming bucket's lifecycle rule aborts after one).
+    multipart_threshold: int = Field(default=100 * 1024 * 1024, gt=0)
+    multipart_part_size: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024,
+                                     le=5 * 1024 * 1024 * 1024)
+    multipart_ttl: int = Field(default=24 * 3600, ge=60, le=24 * 3600)
+    # How part URLs pin each part's content when the client sends its SHA-256: S3's
+    # checksum header (AWS S3, MinIO), or the payload hash (Ceph RGW before 19).
+    part_checksum: Literal["checksum-sha256", "content-sha256"] = "checksum-sha256"
 
     # Abuse limits on creating uploads, per user: a rate (the limits library's syntax, stored
     # in memory or at a limits storage URI such as redis://host:6379) and a pending cap.

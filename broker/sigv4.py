@@ -1,4 +1,5 @@
-"""AWS Signature Version 4 for the broker's hot path: request headers and POST policies.
+"""AWS Signature Version 4 for the broker's hot path: request headers, POST policies and
+presigned part URLs.
 
 botocore signs correctly but re-derives the signing key and walks its event machinery
 on every call; the broker signs one POST policy and one records write per upload, so
@@ -15,10 +16,16 @@ import json
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote, urlsplit
 
 from botocore.exceptions import NoCredentialsError
 
 ALGORITHM = "AWS4-HMAC-SHA256"
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+
+
+def _uri_encode(text: str) -> str:
+    return quote(text, safe="-_.~")
 
 
 class CredentialSource(Protocol):
@@ -115,3 +122,30 @@ class Signer:
         }
         encoded = base64.b64encode(json.dumps(policy).encode()).decode()
         return {**fields, **signing, "policy": encoded, "x-amz-signature": stamp.sign(encoded)}
+
+    def presign_url(self, method: str, url: str, query: dict[str, str],
+                    headers: dict[str, str], expires_in: int,
+                    payload_hash: str = UNSIGNED_PAYLOAD, now: float | None = None) -> str:
+        """`url` (already path-encoded) with `query` and the signing parameters, signed
+        for `headers` (lower-case names; Host is added): the client must send exactly
+        those. `payload_hash` is the hex SHA-256 the body must have, or unsigned."""
+        stamp = self.stamp(now)
+        parts = urlsplit(url)
+        signed = {**headers, "host": parts.netloc}
+        names = sorted(signed)
+        params = {**query, "X-Amz-Algorithm": ALGORITHM, "X-Amz-Credential": stamp.credential,
+                  "X-Amz-Date": stamp.amz_date, "X-Amz-Expires": str(expires_in),
+                  "X-Amz-SignedHeaders": ";".join(names)}
+        if stamp.token:
+            params["X-Amz-Security-Token"] = stamp.token
+        canonical_query = "&".join(f"{_uri_encode(k)}={_uri_encode(v)}"
+                                   for k, v in sorted(params.items()))
+        canonical = "\n".join([
+            method, parts.path or "/", canonical_query,
+            *(f"{name}:{' '.join(signed[name].split())}" for name in names), "",
+            ";".join(names), payload_hash,
+        ])
+        to_sign = "\n".join([ALGORITHM, stamp.amz_date, stamp.scope,
+                             hashlib.sha256(canonical.encode()).hexdigest()])
+        return f"{parts.scheme}://{parts.netloc}{parts.path}?{canonical_query}" \
+               f"&X-Amz-Signature={stamp.sign(to_sign)}"

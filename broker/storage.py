@@ -23,6 +23,7 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from broker.errors import StorageError, store_answered
+from broker.multipart_store import MultipartStore
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -199,6 +200,7 @@ class Storage:
 
     def __init__(self, client: S3Client) -> None:
         self.client = client
+        self.multipart = MultipartStore(client)
 
     def fetch(self, bucket: str, key: str, version_id: str | None = None
               ) -> StoredObject | None:

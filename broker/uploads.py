@@ -5,15 +5,16 @@ The web layer authenticates, parses and renders; this module decides.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from broker import clock, metrics
 from broker.errors import Conflict, InvalidRequest, NotFound, TooManyRequests
 from broker.filenames import clean_filename, content_disposition
 from broker.keys import incoming_key, is_upload_id
 from broker.logs import set_upload
+from broker.parts import plan_parts
 from broker.presign import PostSigner, PresignedUpload, presign_put
 from broker.profiles import Profile, Profiles, human_size, normalize_type
 from broker.records import (
@@ -37,12 +38,26 @@ EXPIRY_GRACE = timedelta(minutes=2)
 LIVE: tuple[Status, ...] = ("pending", "processing", "ready", "rejected", "expired")
 WAITING: tuple[Status, ...] = ("pending", "processing")  # not settled yet
 MAX_WAIT = 25  # seconds: under the 30 s an HTTP API on Lambda gives a request
+MAX_SINGLE_REQUEST = 5 * 1024 ** 3  # what one POST or PUT may carry to S3
+UPLOAD_ID_METADATA = "upload-id"  # x-amz-meta-upload-id: which upload an object is
+
+
+@dataclass(frozen=True)
+class PlannedParts:
+    """A multipart upload: ask for part URLs, send the parts, then complete."""
+
+    part_size: int | None  # None: the client sizes its parts (Uppy)
+    part_count: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": "multipart", "part_size": self.part_size,
+                "part_count": self.part_count}
 
 
 @dataclass(frozen=True)
 class NewUpload:
     record: UploadRecord
-    post: PresignedUpload
+    post: PresignedUpload | PlannedParts
 
 
 class Uploads:
@@ -58,9 +73,17 @@ class Uploads:
         self.post_signer = PostSigner(s3)
 
     def create(self, owner: str, profile_name: str, filename: str, content_type: str,
-               size: int | None, method: str = "POST") -> NewUpload:
+               size: int | None, method: str | None = None) -> NewUpload:
         """Check a declared upload against its profile, record it, and presign its POST
-        (or PUT). Without a declared size the POST admits the profile's range."""
+        (or PUT), or start it in parts (`multipart`, the default from the threshold's
+        size). Without a declared size the POST (or the parts) admit the profile's range."""
+        if method is None:
+            large = size is not None and size >= self.settings.multipart_threshold
+            method = "multipart" if large else "POST"
+        if method != "multipart" and size is not None and size > MAX_SINGLE_REQUEST:
+            raise InvalidRequest("use_multipart", f"One request carries at most "
+                                 f"{human_size(MAX_SINGLE_REQUEST)}: send this file in "
+                                 "parts (method multipart).")
         profile = self.profiles.get(profile_name)
         if not filename.strip():
             raise InvalidRequest("invalid_filename", "The file name is blank.")
@@ -73,19 +96,35 @@ class Uploads:
         created = clock.now()
 
         upload_id = clock.new_upload_id()
-        expires = created + timedelta(seconds=self.settings.presign_ttl)
+        in_parts = method == "multipart"
+        lasts = self.settings.multipart_ttl if in_parts else self.settings.presign_ttl
+        expires = created + timedelta(seconds=lasts)
         key = incoming_key(self.settings.incoming_prefix, upload_id)
+        bucket, ttl = self.settings.incoming_bucket, self.settings.presign_ttl
+        plan = plan_parts(size, self.settings.multipart_part_size) \
+            if in_parts and size is not None else None
         record = UploadRecord(
             id=upload_id, owner=owner, profile=profile.name, visibility=profile.visibility,
             status="pending", filename=clean, declared_type=content_type, declared_size=size,
-            incoming_key=key, transport="put" if method == "PUT" else "post",
+            incoming_key=key, transport={"PUT": "put", "multipart": "multipart"}.get(
+                method, "post"),
             created_at=clock.isoformat(created),
             updated_at=clock.isoformat(created), expires_at=clock.isoformat(expires),
+            part_size=plan.part_size if plan else None,
         )
-        self._record_within_cap(record, created)
+        if in_parts:  # the store's upload id is part of the record
+            record = replace(record, multipart_id=self.storage.multipart.start(
+                bucket, key, content_type, {UPLOAD_ID_METADATA: upload_id}))
+        try:
+            self._record_within_cap(record, created)
+        except BaseException:
+            self.storage.multipart.abort(bucket, key, record.multipart_id)
+            raise
         set_upload(upload_id)
         metrics.UPLOADS_CREATED.labels(profile=profile.name).inc()
-        bucket, ttl = self.settings.incoming_bucket, self.settings.presign_ttl
+        if in_parts:
+            return NewUpload(record, PlannedParts(
+                plan.part_size if plan else None, plan.part_count if plan else None))
         if method == "PUT" and size is not None:
             post = presign_put(self.s3, bucket=bucket, key=key, content_type=content_type,
                                size=size, ttl=ttl)
@@ -184,6 +223,8 @@ class Uploads:
         else:
             raise Conflict("The upload changed while it was being deleted; try again.")
         self.storage.delete(self.settings.incoming_bucket, record.incoming_key)
+        self.storage.multipart.abort(self.settings.incoming_bucket, record.incoming_key,
+                                     record.multipart_id)
         if record.stored_key:
             bucket = (self.settings.public_bucket if record.visibility == "public"
                       else self.settings.private_bucket)
@@ -195,4 +236,7 @@ class Uploads:
         if clock.now() <= clock.parse_iso(record.expires_at) + EXPIRY_GRACE:
             return record
         expired = self.records.transition(record, "expired", allowed_from=("pending",))
+        if expired:
+            self.storage.multipart.abort(self.settings.incoming_bucket, record.incoming_key,
+                                         record.multipart_id)
         return expired or self.records.get(record.id) or record

@@ -48,7 +48,10 @@ class UploadRecord:
     sha256: str | None = None  # of the upload as stored and judged
     served_size: int | None = None  # of the file served: differs when re-encoded or rewritten
     served_sha256: str | None = None
-    transport: str = "post"  # "put": a presigned PUT, which carries no upload-id metadata
+    # "put": a presigned PUT, which carries no upload-id metadata; "multipart": in parts
+    transport: str = "post"
+    multipart_id: str | None = None  # the store's id of the multipart upload
+    part_size: int | None = None  # planned; None when the client plans its own parts
 
     @property
     def reason(self) -> Reason | None:

@@ -12,6 +12,7 @@ from broker import metrics, readiness
 from broker.auth import TokenVerifier
 from broker.clients import AwsClients, fetch_secret, make_clients
 from broker.logs import set_upload
+from broker.multipart import MultipartUploads
 from broker.oidc import OidcVerifier
 from broker.profiles import load_profiles
 from broker.records import open_records
@@ -68,7 +69,7 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     # Requests are small JSON documents: a larger body is refused (413) before it is read.
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.extensions[EXTENSION] = Services(settings, profiles, uploads, tokens,
-                                         UploadRateLimit(settings))
+                                         UploadRateLimit(settings), MultipartUploads(uploads))
     problems.register(app)
     app.register_blueprint(api)
     app.register_blueprint(companion)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Iterator
 from typing import TypeVar
@@ -15,7 +17,7 @@ from broker.auth import bearer_token
 from broker.errors import InvalidRequest, MalformedRequest, UnsupportedMediaType
 from broker.parsing import UnreadableJson, parse_json, whole_number
 from broker.records import UploadRecord
-from broker.schemas import CreateUpload, render_upload
+from broker.schemas import CompleteUpload, CreateUpload, SignParts, render_upload
 from broker.uploads import MAX_WAIT, WAITING
 from broker.web.services import services
 from broker.web.session import SESSION_COOKIE, current_owner
@@ -55,6 +57,52 @@ def create_upload() -> tuple[Response, int, dict[str, str]]:
     }
     location = url_for("api.get_upload", upload_id=new.record.id)
     return jsonify(payload), 201, {"Location": location, "Cache-Control": "no-store"}
+
+
+@api.post("/uploads/<upload_id>/parts")
+def sign_parts(upload_id: str) -> WerkzeugResponse:
+    owner = current_owner()
+    body = parse_body(SignParts)
+    signed = services().multipart.sign(owner, upload_id, body.part_numbers,
+                                       _part_hashes(body.sha256))
+    return _no_store(jsonify({"parts": [p.as_dict() for p in signed.parts],
+                              "expires_at": signed.expires_at}))
+
+
+@api.get("/uploads/<upload_id>/parts")
+def list_parts(upload_id: str) -> WerkzeugResponse:
+    plan, parts = services().multipart.stored(current_owner(), upload_id)
+    return _no_store(jsonify({"parts": [p.as_dict() for p in parts],
+                              "part_size": plan.part_size if plan else None,
+                              "part_count": plan.part_count if plan else None}))
+
+
+@api.post("/uploads/<upload_id>/complete")
+def complete_upload(upload_id: str) -> WerkzeugResponse:
+    owner = current_owner()
+    body = parse_body(CompleteUpload)
+    claimed = None if body.parts is None else {p.part_number: p.etag for p in body.parts}
+    if body.parts is not None and len(claimed or {}) != len(body.parts):
+        raise InvalidRequest("invalid_part_numbers", "A part number is listed twice.")
+    uploads = services().uploads
+    record = services().multipart.complete(owner, upload_id, claimed)
+    return _no_store(jsonify(render_upload(uploads, record)))
+
+
+def _part_hashes(given: dict[str, str]) -> dict[int, bytes]:
+    """Part number -> SHA-256 digest, from the body's decimal keys and base64 values."""
+    hashes: dict[int, bytes] = {}
+    for key, value in given.items():
+        number = whole_number(key)
+        try:
+            digest = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            digest = b""
+        if number is None or len(digest) != 32:
+            raise InvalidRequest("invalid_sha256", f"sha256[{key!r}] must map a part number "
+                                 "to the part's SHA-256 in base64 (44 characters).")
+        hashes[number] = digest
+    return hashes
 
 
 @api.get("/uploads/<upload_id>")

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from broker.errors import InvalidRequest
 from broker.parsing import whole_number
+from broker.presign import PresignedUpload
 from broker.web.services import services
 from broker.web.session import current_owner
 
@@ -37,7 +38,9 @@ def params() -> Response:
         raise InvalidRequest("validation_error",
                              "metadata[size] must be a whole number of bytes (digits 0-9).")
     new = services().uploads.create(
-        owner, profile, request.args.get("filename", ""), request.args.get("type", ""), size)
+        owner, profile, request.args.get("filename", ""), request.args.get("type", ""), size,
+        "POST")
+    assert isinstance(new.post, PresignedUpload)
     response = jsonify({
         "method": "POST",
         "url": new.post.url.rstrip("/") + "/",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from broker.auth import TokenVerifier
+from broker.multipart import MultipartUploads
 from broker.profiles import Profiles
 from broker.settings import Settings
 from broker.uploads import Uploads
@@ -22,6 +23,7 @@ class Services:
     uploads: Uploads
     tokens: TokenVerifier
     rate_limit: UploadRateLimit
+    multipart: MultipartUploads
 
 
 def services() -> Services:

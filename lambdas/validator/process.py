@@ -123,8 +123,9 @@ class Validator:
 
     def _inspect(self, record: UploadRecord, stored: StoredObject) -> Inspection:
         obj = stored.info
-        # A POST form pins the upload id in metadata; a PUT's signature pins the key.
-        if record.transport == "post" and obj.metadata.get("upload-id") != record.id:
+        # A POST form and a multipart start pin the upload id in metadata; a PUT's
+        # signature pins the key.
+        if record.transport != "put" and obj.metadata.get("upload-id") != record.id:
             return Inspection(Verdict.reject("unexpected_object", obj.size))
         if obj.last_modified > clock.parse_iso(record.expires_at) + CLOCK_SKEW:
             # A store that ignores policy expiry took it late.

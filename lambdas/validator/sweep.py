@@ -1,6 +1,7 @@
 """Nothing stays unsettled: the sweeper moves on what no event will.
 
-- a `pending` upload whose permission lapsed (and grace passed) becomes `expired`,
+- a `pending` upload whose permission lapsed (and grace passed) becomes `expired`
+  (a multipart upload left unfinished is aborted, its parts with it),
   without waiting for someone to read it; if its object did arrive (the event was
   lost), the object is judged instead;
 - a record still `processing` long after it was claimed (a crash, a lost event, an
@@ -84,8 +85,9 @@ def _settle(validator: Validator, record: UploadRecord, report: SweepReport) -> 
         log.info("re-drove %s (%s): %s", record.id, record.status,
                  report.redriven[record.id])
         return
-    # Nothing stored, and nothing will be: the upload lapsed.
+    # Nothing stored, and nothing will be: the upload lapsed (and its parts with it).
     if validator.records.transition(record, "expired", allowed_from=(record.status,)):
+        validator.storage.multipart.abort(bucket, record.incoming_key, record.multipart_id)
         report.expired.append(record.id)
         log.info("expired %s (was %s)", record.id, record.status)
 

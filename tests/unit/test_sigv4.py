@@ -92,3 +92,28 @@ def test_post_policy_matches_botocores_presigned_post(
                         {"success_action_status": "201"}, ["content-length-range", 10, 20]])
         assert ours.url == theirs["url"]
         assert ours.fields == theirs["fields"]
+
+
+@pytest.mark.parametrize("style", ["path", "virtual"])
+@pytest.mark.parametrize("token", [None, "session-token/with+odd=chars"])
+def test_part_urls_match_botocore(monkeypatch: pytest.MonkeyPatch, style: str,
+                                  token: str | None) -> None:
+    """A presigned UploadPart pinning the part's length and checksum, as botocore signs it."""
+    s3 = boto3.client("s3", region_name="eu-west-3", aws_access_key_id="AKIDEXAMPLE",
+                      aws_secret_access_key="secret/key+example", aws_session_token=token,
+                      config=Config(signature_version="s3v4", s3={"addressing_style": style}))
+    signer = PostSigner(s3)
+    for moment in MOMENTS:
+        now = _freeze(monkeypatch, moment)
+        params = {"Bucket": "uploads-incoming", "Key": "incoming/up_1", "PartNumber": 7,
+                  "UploadId": "2~odd/upload+id=", "ContentLength": 5242880,
+                  "ChecksumSHA256": "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="}
+        theirs = s3.generate_presigned_url("upload_part", Params=params, ExpiresIn=300)
+        ours = signer.signer.presign_url(
+            "PUT", signer.object_url("uploads-incoming", "incoming/up_1"),
+            {"partNumber": "7", "uploadId": "2~odd/upload+id="},
+            {"content-length": "5242880",
+             "x-amz-checksum-sha256": "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="},
+            300, now=now)
+        assert sorted(ours.split("?")[1].split("&")) == sorted(theirs.split("?")[1].split("&"))
+        assert ours.split("?")[0] == theirs.split("?")[0]
