@@ -113,13 +113,16 @@ class MultipartUploads:
                  claimed: dict[int, str] | None) -> PartProblem | None:
         plan = _plan_of(record)
         problem = check_against_plan(plan, parts) if plan else check_unplanned(parts)
+        total = sum(p.size for p in parts)
+        if problem is None and plan is None and record.declared_size is not None \
+                and total != record.declared_size:
+            problem = PartProblem("size_mismatch", f"The parts hold {total} bytes; "
+                                  f"{record.declared_size} were declared.")
         if problem is None and plan is None:
-            size_problem = self.uploads.profiles.get(record.profile).size_problem(
-                sum(p.size for p in parts))
+            size_problem = self.uploads.profiles.get(record.profile).size_problem(total)
             if size_problem:
-                problem = PartProblem(size_problem, f"The parts hold "
-                                      f"{sum(p.size for p in parts)} bytes, which this "
-                                      "profile does not take.")
+                problem = PartProblem(size_problem, f"The parts hold {total} bytes, which "
+                                      "this profile does not take.")
         if problem is None and claimed is not None:
             held = {p.part_number: p.etag.strip('"') for p in parts}
             differ = [n for n, etag in claimed.items() if held.get(n) != etag.strip('"')]

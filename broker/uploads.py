@@ -73,7 +73,8 @@ class Uploads:
         self.post_signer = PostSigner(s3)
 
     def create(self, owner: str, profile_name: str, filename: str, content_type: str,
-               size: int | None, method: str | None = None) -> NewUpload:
+               size: int | None, method: str | None = None, planned: bool = True
+               ) -> NewUpload:
         """Check a declared upload against its profile, record it, and presign its POST
         (or PUT), or start it in parts (`multipart`, the default from the threshold's
         size). Without a declared size the POST (or the parts) admit the profile's range."""
@@ -102,7 +103,7 @@ class Uploads:
         key = incoming_key(self.settings.incoming_prefix, upload_id)
         bucket, ttl = self.settings.incoming_bucket, self.settings.presign_ttl
         plan = plan_parts(size, self.settings.multipart_part_size) \
-            if in_parts and size is not None else None
+            if in_parts and planned and size is not None else None
         record = UploadRecord(
             id=upload_id, owner=owner, profile=profile.name, visibility=profile.visibility,
             status="pending", filename=clean, declared_type=content_type, declared_size=size,

@@ -65,14 +65,14 @@ def sign_parts(upload_id: str) -> WerkzeugResponse:
     body = parse_body(SignParts)
     signed = services().multipart.sign(owner, upload_id, body.part_numbers,
                                        _part_hashes(body.sha256))
-    return _no_store(jsonify({"parts": [p.as_dict() for p in signed.parts],
+    return no_store(jsonify({"parts": [p.as_dict() for p in signed.parts],
                               "expires_at": signed.expires_at}))
 
 
 @api.get("/uploads/<upload_id>/parts")
 def list_parts(upload_id: str) -> WerkzeugResponse:
     plan, parts = services().multipart.stored(current_owner(), upload_id)
-    return _no_store(jsonify({"parts": [p.as_dict() for p in parts],
+    return no_store(jsonify({"parts": [p.as_dict() for p in parts],
                               "part_size": plan.part_size if plan else None,
                               "part_count": plan.part_count if plan else None}))
 
@@ -86,7 +86,7 @@ def complete_upload(upload_id: str) -> WerkzeugResponse:
         raise InvalidRequest("invalid_part_numbers", "A part number is listed twice.")
     uploads = services().uploads
     record = services().multipart.complete(owner, upload_id, claimed)
-    return _no_store(jsonify(render_upload(uploads, record)))
+    return no_store(jsonify(render_upload(uploads, record)))
 
 
 def _part_hashes(given: dict[str, str]) -> dict[int, bytes]:
@@ -117,7 +117,7 @@ def get_upload(upload_id: str) -> WerkzeugResponse:
             raise InvalidRequest("invalid_wait", f"wait must be a whole number of seconds "
                                  f"from 0 to {MAX_WAIT}.")
         record = uploads.wait_for_change(current_owner(), upload_id, seconds)
-    return _no_store(jsonify(render_upload(uploads, record)))
+    return no_store(jsonify(render_upload(uploads, record)))
 
 
 @api.get("/uploads/<upload_id>/events")
@@ -147,13 +147,13 @@ def upload_events(upload_id: str) -> WerkzeugResponse:
 
     response = Response(stream_with_context(stream()), mimetype="text/event-stream")
     response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
-    return _no_store(response)
+    return no_store(response)
 
 
 @api.get("/usage")
 def usage() -> WerkzeugResponse:
     used, quota = services().uploads.usage(current_owner())
-    return _no_store(jsonify({"bytes": used.bytes, "files": used.files,
+    return no_store(jsonify({"bytes": used.bytes, "files": used.files,
                               "quota": {"bytes": quota.bytes, "files": quota.files}}))
 
 
@@ -165,14 +165,14 @@ def list_uploads() -> WerkzeugResponse:
     if limit is None:
         raise InvalidRequest("invalid_limit", "limit must be a whole number from 1 to 100.")
     records, cursor = uploads.list_page(owner, limit, request.args.get("cursor"))
-    return _no_store(jsonify({"items": [render_upload(uploads, r) for r in records],
+    return no_store(jsonify({"items": [render_upload(uploads, r) for r in records],
                               "next_cursor": cursor}))
 
 
 @api.get("/uploads/<upload_id>/download")
 def download_upload(upload_id: str) -> WerkzeugResponse:
     url = services().uploads.download_url(current_owner(), upload_id)
-    return _no_store(redirect(url, code=302))
+    return no_store(redirect(url, code=302))
 
 
 @api.delete("/uploads/<upload_id>")
@@ -207,7 +207,7 @@ def delete_session() -> Response:
     return response
 
 
-def _no_store(response: WerkzeugResponse) -> WerkzeugResponse:
+def no_store(response: WerkzeugResponse) -> WerkzeugResponse:
     # Records and download links are per user and short-lived: no shared caching.
     response.headers["Cache-Control"] = "no-store"
     return response

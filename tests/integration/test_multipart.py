@@ -233,3 +233,120 @@ def test_an_unfinished_upload_read_after_it_lapsed_is_expired_and_aborted(
     assert open_parts(dev, upload) == []
 
 
+
+
+# -- Uppy Companion's multipart protocol, as Uppy 6's AwsS3 plugin calls it -------------
+
+def companion_start(broker: str, user: str, size: int | None = None) -> tuple[str, str]:
+    metadata: dict[str, object] = {"profile": "document", "name": "big.txt"}
+    if size is not None:
+        metadata["size"] = size
+    created = requests.post(f"{broker}/s3/multipart", headers=auth(user), timeout=30, json={
+        "filename": "big.txt", "type": "text/plain", "metadata": metadata})
+    assert created.status_code == 200, created.text
+    body = created.json()
+    assert body["bucket"] == "uploads-incoming"
+    return body["key"], body["uploadId"]
+
+
+def companion_put(broker: str, user: str, key: str, upload_id: str, number: int,
+                  body: bytes) -> str:
+    signed = requests.get(f"{broker}/s3/multipart/{upload_id}/{number}", params={"key": key},
+                          headers=auth(user), timeout=30)
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["expires"] == 300
+    stored = requests.put(signed.json()["url"], data=body, timeout=60)
+    assert stored.status_code == 200, stored.text
+    return str(stored.headers["ETag"])
+
+
+def test_uppys_companion_multipart_protocol_uploads_to_ready(broker: str) -> None:
+    user = "companion-parts-amy"
+    data = text(11 * MIB, seed=6)
+    key, upload_id = companion_start(broker, user)
+    chunks = [data[i:i + PART] for i in range(0, len(data), PART)]  # Uppy's own chunking
+    etags = {1: companion_put(broker, user, key, upload_id, 1, chunks[0])}
+    listed = requests.get(f"{broker}/s3/multipart/{upload_id}", params={"key": key},
+                          headers=auth(user), timeout=30).json()
+    assert [(p["PartNumber"], p["Size"]) for p in listed] == [(1, PART)]
+    batch = requests.get(f"{broker}/s3/multipart/{upload_id}/batch",
+                         params={"key": key, "partNumbers": "2,3"}, headers=auth(user),
+                         timeout=30).json()["presignedUrls"]
+    for number in (2, 3):
+        query = parse_qs(urlparse(batch[str(number)]).query)
+        assert query["X-Amz-SignedHeaders"] == ["host"]  # Uppy sizes its own parts
+        stored = requests.put(batch[str(number)], data=chunks[number - 1], timeout=60)
+        etags[number] = stored.headers["ETag"]
+    done = requests.post(f"{broker}/s3/multipart/{upload_id}/complete", params={"key": key},
+                         headers=auth(user), timeout=60, json={
+                             "parts": [{"PartNumber": n, "ETag": e} for n, e in etags.items()]})
+    assert done.status_code == 200, done.text
+    assert done.json()["key"] == key
+    assert done.json()["location"].endswith(f"/{key}")
+    record = settle(broker, user)
+    assert record["status"] == "ready", record
+    assert requests.get(record["download_url"], timeout=30).content == data
+
+
+def test_companion_multipart_of_another_user_or_key_is_404(broker: str) -> None:
+    key, upload_id = companion_start(broker, "companion-parts-bo")
+    other_key, _ = companion_start(broker, "companion-parts-bo")
+    for path, params in ((f"{upload_id}", {"key": key}), (f"{upload_id}/1", {"key": key})):
+        assert requests.get(f"{broker}/s3/multipart/{path}", params=params, timeout=30,
+                            headers=auth("companion-parts-eve")).status_code == 404
+    assert requests.get(f"{broker}/s3/multipart/{upload_id}/1", params={"key": other_key},
+                        headers=auth("companion-parts-bo"), timeout=30).status_code == 404
+    assert requests.delete(f"{broker}/s3/multipart/{upload_id}", params={"key": key},
+                           headers=auth("companion-parts-eve"), timeout=30).status_code == 404
+    missing = requests.get(f"{broker}/s3/multipart/{upload_id}/1", timeout=30,
+                           headers=auth("companion-parts-bo"))
+    assert missing.status_code == 400
+
+
+def test_companion_multipart_is_bounded_by_the_profiles_maximum(broker: str) -> None:
+    user = "companion-parts-cy"
+    key, upload_id = companion_start(broker, user)
+    # document: at most 25 MiB, so at most 6 parts when all but the last hold 5 MiB.
+    refused = requests.get(f"{broker}/s3/multipart/{upload_id}/7", params={"key": key},
+                           headers=auth(user), timeout=30)
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "invalid_part_numbers"
+    data = text(6 * PART, seed=7)
+    etags = {n: companion_put(broker, user, key, upload_id, n,
+                              data[(n - 1) * PART:n * PART]) for n in range(1, 7)}
+    over = requests.post(f"{broker}/s3/multipart/{upload_id}/complete", params={"key": key},
+                         headers=auth(user), timeout=60, json={
+                             "parts": [{"PartNumber": n, "ETag": e} for n, e in etags.items()]})
+    assert over.status_code == 422
+    assert over.json()["code"] == "too_large"
+    aborted = requests.delete(f"{broker}/s3/multipart/{upload_id}", params={"key": key},
+                              headers=auth(user), timeout=30)
+    assert aborted.status_code == 200
+    assert aborted.json() == {}
+
+
+def test_companion_multipart_with_a_declared_size_completes_only_that_size(
+        broker: str) -> None:
+    user = "companion-parts-dee"
+    key, upload_id = companion_start(broker, user, size=6 * MIB)
+    data = text(6 * MIB + 1, seed=8)
+    etags = {1: companion_put(broker, user, key, upload_id, 1, data[:PART]),
+             2: companion_put(broker, user, key, upload_id, 2, data[PART:])}
+    refused = requests.post(f"{broker}/s3/multipart/{upload_id}/complete", params={"key": key},
+                            headers=auth(user), timeout=60, json={
+                                "parts": [{"PartNumber": n, "ETag": e}
+                                          for n, e in etags.items()]})
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "size_mismatch"
+
+
+@pytest.mark.parametrize("body", [None, {"filename": 3, "type": "text/plain"},
+                                  {"filename": "a.txt", "type": "text/plain"},
+                                  {"filename": "a.txt", "type": "text/plain",
+                                   "metadata": {"profile": "document", "size": "ten"}}])
+def test_bad_companion_multipart_starts_get_a_clear_error(
+        broker: str, body: dict[str, object] | None) -> None:
+    refused = requests.post(f"{broker}/s3/multipart", headers=auth("companion-parts-ed"),
+                            json=body, timeout=30)
+    assert refused.status_code in (400, 422), refused.text
+    assert refused.json()["code"] in ("malformed_json", "unknown_profile", "validation_error")

@@ -84,3 +84,21 @@ def test_cross_site_requests_do_not_use_up_the_users_rate_limit(client: FlaskCli
                           headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
     assert client.get(f"/s3/params?{QUERY}",
                       headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
+
+
+def test_multipart_calls_with_the_session_cookie_from_another_site_are_refused(
+        client: FlaskClient) -> None:
+    client.post("/v1/session", headers=auth("alice"))
+    start = {"filename": "big.txt", "type": "text/plain", "metadata": {"profile": "document"}}
+    refused = client.post("/s3/multipart", json=start,
+                          headers={"Origin": "https://evil.example"})
+    assert refused.status_code == 403
+    created = client.post("/s3/multipart", json=start, headers={"Origin": "http://localhost"})
+    assert created.status_code == 200, created.get_json()
+    key, upload_id = created.get_json()["key"], created.get_json()["uploadId"]
+    for path in (f"/s3/multipart/{upload_id}/1?key={key}",
+                 f"/s3/multipart/{upload_id}/batch?key={key}&partNumbers=1,2"):
+        assert client.get(path, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+        assert client.get(path, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
+    assert client.delete(f"/s3/multipart/{upload_id}?key={key}",
+                         headers={"Origin": "https://evil.example"}).status_code == 403
