@@ -99,7 +99,7 @@ class CompletedPart(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     part_number: StrictInt = Field(ge=1, le=10_000)
-    etag: str = Field(min_length=1, max_length=128)
+    etag: str = Field(min_length=1, max_length=64)  # S3 answers 34 characters, quotes included
 
 
 class CompleteUpload(BaseModel):

@@ -10,10 +10,14 @@ from pydantic.json_schema import models_json_schema
 
 from broker.schemas import (
     CompanionParams,
+    CompleteUpload,
     CreateUpload,
+    PartUrls,
     Problem,
     ProfileList,
     SessionCreated,
+    SignParts,
+    StoredParts,
     UploadCreated,
     UploadPage,
     UploadView,
@@ -28,6 +32,7 @@ _ERRORS = {
     "403": "A session-cookie request from an origin that may not use it",
     "404": "No such upload for this caller",
     "409": "The upload is not in a state that allows this",
+    "413": "The body is larger than 1 MiB",
     "415": "The body is not JSON",
     "422": "A rule the client can fix; `code` says which",
     "429": "Over the caller's limit; retry after `retry_after` seconds (also Retry-After)",
@@ -65,7 +70,8 @@ _ID = [{"name": "upload_id", "in": "path", "required": True, "schema": {"type": 
 def openapi_document() -> dict[str, Any]:
     models: list[type[BaseModel]] = [CreateUpload, UploadCreated, UploadView, UploadPage,
                                      ProfileList, SessionCreated, Problem, CompanionParams,
-                                     UsageView]
+                                     UsageView, SignParts, PartUrls, StoredParts,
+                                     CompleteUpload]
     _, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     return {
         "openapi": "3.1.0",
@@ -80,7 +86,8 @@ def openapi_document() -> dict[str, Any]:
         "security": [{"bearer": []}, {"session": []}],
         "paths": {
             "/v1/uploads": {
-                "post": _op("Ask to upload a file; returns a presigned POST",
+                "post": _op("Ask to upload a file; returns a presigned POST (or PUT), or "
+                            "the plan of its parts (multipart)",
                             {"201": _json("UploadCreated", "Upload recorded; POST the file")},
                             "400", *_CHANGE, "415", "422", "429", body="CreateUpload"),
                 "get": _op("The caller's uploads, newest first",
@@ -101,6 +108,26 @@ def openapi_document() -> dict[str, Any]:
                      "schema": {"type": "integer", "minimum": 0, "maximum": MAX_WAIT}}]},
                 "delete": _op("Delete an upload and its stored file",
                               {"204": {"description": "Deleted"}}, *_CHANGE, "404", "409"),
+            },
+            "/v1/uploads/{upload_id}/parts": {
+                "parameters": _ID,
+                "post": _op("URLs for some parts of a multipart upload, each signed for the "
+                            "part's planned length (and SHA-256, when sent)",
+                            {"200": _json("PartUrls", "PUT each part to its URL")},
+                            "400", *_CHANGE, "404", "409", "415", "422", body="SignParts"),
+                "get": _op("The parts storage already holds (to resume)",
+                           {"200": _json("StoredParts", "Send the others, then complete")},
+                           *_AUTHENTICATED, "404", "409"),
+            },
+            "/v1/uploads/{upload_id}/complete": {
+                "parameters": _ID,
+                "post": _op("Complete a multipart upload once storage holds every planned "
+                            "part at its planned size (else 422 parts_missing, "
+                            "part_size_mismatch, part_etag_mismatch; the upload stays open)",
+                            {"200": _json("UploadView", "The upload, now judged like any "
+                                          "other")},
+                            "400", *_CHANGE, "404", "409", "413", "415", "422",
+                            body="CompleteUpload"),
             },
             "/v1/uploads/{upload_id}/events": {
                 "parameters": _ID,

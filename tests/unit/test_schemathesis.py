@@ -19,10 +19,14 @@ from tests.samples import auth
 
 EXAMPLES = 25
 # A schema-valid create can still break a profile's rules (a type the profile does not
-# take, a size over its limit): those 422s with a reason code are the contract.
+# take, a size over its limit): those 422s with a reason code are the contract. A
+# forbidden body may also be refused for its size alone (413, over 1 MiB).
 CONFIG = SchemathesisConfig.from_dict({"checks": {
     "positive_data_acceptance": {"expected-statuses": ["2xx", "3xx", "401", "403", "404",
-                                                       "409", "422", "429"]}}})
+                                                       "409", "422", "429"]},
+    "negative_data_rejection": {"expected-statuses": ["400", "401", "403", "404", "405",
+                                                      "406", "409", "413", "415", "422",
+                                                      "428", "429", "5xx"]}}})
 
 
 def documented_answers(operation: Any, mode: GenerationMode, statuses: Counter[str]) -> Any:
