@@ -42,11 +42,12 @@ class MultipartStore:
     def __init__(self, client: S3Client) -> None:
         self.client = client
 
-    def start(self, bucket: str, key: str, content_type: str, metadata: dict[str, str]) -> str:
+    def start(self, bucket: str, key: str, content_type: str, metadata: dict[str, str],
+              **extra: Any) -> str:
         """A new multipart upload at `key`; its id."""
         with _calling("CREATE MULTIPART", bucket, key):
             reply = self.client.create_multipart_upload(
-                Bucket=bucket, Key=key, ContentType=content_type, Metadata=metadata)
+                Bucket=bucket, Key=key, ContentType=content_type, Metadata=metadata, **extra)
         return str(reply["UploadId"])
 
     def parts(self, bucket: str, key: str, multipart_id: str) -> list[StoredPart] | None:

@@ -104,6 +104,11 @@ class Profile(BaseModel):
     # (BROKER_QUOTA_BYTES, BROKER_QUOTA_FILES); usage counts all of the owner's files.
     quota_bytes: Size | None = None
     quota_files: int | None = Field(default=None, gt=0)
+    # Malware scanning of large files: scan at most this much (default: the deployment's
+    # BROKER_CLAMD_STREAM_MAX, which clamd's StreamMaxLength must allow); a file above it is
+    # refused too_large_to_scan unless this profile explicitly serves it unscanned.
+    scan_max_size: Size | None = None
+    serve_unscanned_over_limit: bool = False
 
     @field_validator("types")
     @classmethod

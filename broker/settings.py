@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     multipart_part_size: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024,
                                      le=5 * 1024 * 1024 * 1024)
     multipart_ttl: int = Field(default=24 * 3600, ge=60, le=24 * 3600)
+    # The validator copies objects larger than this in parts (UploadPartCopy, in parallel):
+    # a single CopyObject stops at 5 GiB.
+    multipart_copy_threshold: int = Field(default=5 * 1024 ** 3, gt=0, le=5 * 1024 ** 3)
+    multipart_copy_part_size: int = Field(default=256 * 1024 * 1024, ge=5 * 1024 * 1024,
+                                          le=5 * 1024 ** 3)
     # How part URLs pin each part's content when the client sends its SHA-256: S3's
     # checksum header (AWS S3, MinIO), or the payload hash (Ceph RGW before 19).
     part_checksum: Literal["checksum-sha256", "content-sha256"] = "checksum-sha256"

@@ -15,6 +15,7 @@ import hashlib
 import io
 import itertools
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -24,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from broker.errors import StorageError, store_answered
 from broker.multipart_store import MultipartStore
+from broker.parts import PartPlan, StoredPart
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -38,6 +40,7 @@ STREAM_CHUNK = 256 * 1024
 FIRST_READ = 1024 * 1024
 # A file we produce up to this size is stored with one PUT, not a multipart upload.
 SINGLE_PUT_MAX = 8 * 1024 * 1024
+COPY_CONCURRENCY = 8  # parts of a copy in parts copied at once
 _CHANGED = {"412", "PreconditionFailed"}
 # What a store answers for a version id it does not know (deleted, or never versioned).
 _BAD_VERSION = {"400", "InvalidArgument", "NoSuchVersion"}
@@ -47,6 +50,14 @@ class ObjectChanged(Exception):
     """The object was replaced between two reads: what was checked is not what is there."""
 
     service = "storage_changed"
+
+
+@dataclass(frozen=True)
+class Copied:
+    """What a store said about a copy it wrote: its SHA-256, or each part's (hex)."""
+
+    sha256: str | None = None
+    part_sha256: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,21 +94,46 @@ class Delivery:
 
 
 class HashedStream:
-    """Passes a stream of chunks through, counting and hashing what goes by."""
+    """Passes a stream of chunks through, counting and hashing what goes by; with
+    `part_size`, also each `part_size` bytes on their own (what a multipart copy in parts
+    of that size must reproduce, part by part)."""
 
-    def __init__(self, chunks: Iterable[bytes]) -> None:
+    def __init__(self, chunks: Iterable[bytes], part_size: int | None = None) -> None:
         self._chunks = chunks
         self.size = 0
         self._digest = hashlib.sha256()
+        self._part_size = part_size
+        self._part = hashlib.sha256()
+        self._part_filled = 0
+        self.part_digests: list[str] = []
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._chunks:
             self.size += len(chunk)
             self._digest.update(chunk)
+            if self._part_size:
+                self._hash_parts(chunk)
             yield chunk
+
+    def _hash_parts(self, chunk: bytes) -> None:
+        assert self._part_size is not None
+        view = memoryview(chunk)
+        while view:
+            take = min(len(view), self._part_size - self._part_filled)
+            self._part.update(view[:take])
+            self._part_filled += take
+            view = view[take:]
+            if self._part_filled == self._part_size:
+                self.part_digests.append(self._part.hexdigest())
+                self._part, self._part_filled = hashlib.sha256(), 0
 
     def hexdigest(self) -> str:
         return self._digest.hexdigest()
+
+    def part_hexdigests(self) -> tuple[str, ...]:
+        """Every part's SHA-256 (hex), the last, shorter one included."""
+        tail = [self._part.hexdigest()] if self._part_filled else []
+        return tuple(self.part_digests + tail)
 
 
 class _ChunkReader(io.RawIOBase):
@@ -303,16 +339,21 @@ class Storage:
         return reply["Body"]
 
     def copy(self, obj: ObjectInfo, bucket: str, key: str, delivery: Delivery | None,
-             metadata: dict[str, str]) -> str | None:
-        """Server-side copy of exactly this version, with the headers it will be served with.
-        Returns the copy's SHA-256 (hex) when the store computed one."""
-        extra: dict[str, Any] = {}
+             metadata: dict[str, str], plan: PartPlan | None = None) -> Copied:
+        """Server-side copy of exactly this version, with the headers it will be served
+        with; in parts per `plan` (what a single CopyObject cannot do above 5 GiB)."""
+        extra: dict[str, Any] = {"ContentType": obj.content_type}
         if delivery is not None:
             extra = {
                 "ContentType": delivery.content_type,
                 "ContentDisposition": delivery.content_disposition,
                 "CacheControl": delivery.cache_control,
             }
+        if plan is not None:
+            return Copied(part_sha256=self._copy_in_parts(obj, bucket, key, metadata, plan,
+                                                          extra))
+        if delivery is None:
+            extra = {}  # the source's own type, as REPLACE keeps it only when named
         try:
             reply = self.client.copy_object(
                 Bucket=bucket,
@@ -329,7 +370,52 @@ class Storage:
         except BotoCoreError as exc:
             raise StorageError(f"COPY s3://{obj.bucket}/{obj.key} failed: {exc}") from exc
         checksum = reply.get("CopyObjectResult", {}).get("ChecksumSHA256")
-        return base64.b64decode(checksum).hex() if checksum else None
+        return Copied(sha256=base64.b64decode(checksum).hex() if checksum else None)
+
+    def _copy_in_parts(self, obj: ObjectInfo, bucket: str, key: str, metadata: dict[str, str],
+                       plan: PartPlan, extra: dict[str, Any]) -> tuple[str, ...] | None:
+        """UploadPartCopy, several parts at once, each only while the source keeps its
+        ETag; nothing passes through here, whatever the size. Each part's SHA-256 (hex)
+        when the store reported them all. A failure aborts the copy: nothing is left."""
+        content_type = extra.pop("ContentType")
+        multipart_id = self.multipart.start(bucket, key, content_type, metadata,
+                                            ChecksumAlgorithm="SHA256", **extra)
+
+        def copy(number: int) -> StoredPart:
+            first = (number - 1) * plan.part_size
+            try:
+                reply = self.client.upload_part_copy(
+                    Bucket=bucket, Key=key, UploadId=multipart_id, PartNumber=number,
+                    CopySource=obj.copy_source(), CopySourceIfMatch=obj.etag,
+                    CopySourceRange=f"bytes={first}-{first + plan.length_of(number) - 1}")
+            except ClientError as exc:
+                self._raise(exc, "COPY PART", obj.bucket, obj.key)
+            except BotoCoreError as exc:
+                raise StorageError(f"COPY PART s3://{obj.bucket}/{obj.key} failed: {exc}") \
+                    from exc
+            result = reply["CopyPartResult"]
+            return StoredPart(number, plan.length_of(number), str(result["ETag"]),
+                              result.get("ChecksumSHA256"))
+
+        try:
+            with ThreadPoolExecutor(COPY_CONCURRENCY, thread_name_prefix="copy-part") as pool:
+                parts = list(pool.map(copy, range(1, plan.part_count + 1)))
+            if not self.multipart.complete(bucket, key, multipart_id, parts):
+                raise StorageError(f"the copy in parts to s3://{bucket}/{key} vanished")
+        except StorageError as exc:
+            self.multipart.abort(bucket, key, multipart_id)
+            # A store that ignores the precondition copied ranges of a newer object (whose
+            # parts then do not assemble): say so, as one that honours it would.
+            current = self.head(obj.bucket, obj.key)
+            if current is None or current.etag != obj.etag:
+                raise ObjectChanged(f"{obj.key} changed during the copy in parts") from exc
+            raise
+        except BaseException:
+            self.multipart.abort(bucket, key, multipart_id)
+            raise
+        if not all(p.checksum_sha256 for p in parts):
+            return None
+        return tuple(base64.b64decode(p.checksum_sha256 or "").hex() for p in parts)
 
     def sha256(self, bucket: str, key: str) -> str | None:
         """The SHA-256 (hex) of what is stored at a key now, read as a stream; None if absent."""

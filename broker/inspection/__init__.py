@@ -18,7 +18,7 @@ from broker.errors import StorageError
 from broker.inspection.images import PIL_FORMATS, check_image, reencoded
 from broker.inspection.ooxml import OOXML_TYPES, check_ooxml
 from broker.inspection.pdf import check_pdf
-from broker.inspection.scanner import Scanner, ScannerUnavailable
+from broker.inspection.scanner import Scanner, ScannerUnavailable, ScanResult
 from broker.inspection.sniff import HEAD_BYTES, effective_type, sniff
 from broker.inspection.svg import check_svg, check_xml, sanitized_svg
 from broker.inspection.text import neutralized_csv, scan_text
@@ -65,8 +65,9 @@ class Inspection:
 
 
 def inspect(source: ObjectSource, profile: Profile, declared: Declared,
-            scanner: Scanner) -> Inspection:
-    """Judge the object. ScannerUnavailable means: no verdict yet, try again later."""
+            scanner: Scanner, part_size: int | None = None) -> Inspection:
+    """Judge the object. ScannerUnavailable means: no verdict yet, try again later.
+    With `part_size`, an accepted verdict carries each part's SHA-256 too."""
     size = source.size
     if problem := _size_problem(profile, declared, size):
         return Inspection(Verdict.reject(problem, size))
@@ -92,7 +93,7 @@ def inspect(source: ObjectSource, profile: Profile, declared: Declared,
     finding, rewrite = _guarded_deep_check(source, detected, profile)
     if finding is not None:
         return Inspection(Verdict.from_finding(finding, size, detected))
-    return Inspection(_scan(source, scanner, detected), rewrite)
+    return Inspection(_scan(source, scanner, detected, profile, part_size), rewrite)
 
 
 def _size_problem(profile: Profile, declared: Declared, size: int) -> str | None:
@@ -161,18 +162,26 @@ def _streamed(transform: Callable[[Iterable[bytes]], Iterator[bytes]]) -> Rewrit
     return lambda source: transform(source.chunks())
 
 
-def _scan(source: ObjectSource, scanner: Scanner, content_type: str) -> Verdict:
+def _scan(source: ObjectSource, scanner: Scanner, content_type: str, profile: Profile,
+          part_size: int | None) -> Verdict:
+    """Stream the whole object once: through the scanner (when it takes a file this
+    large), and through SHA-256, which pins the bytes that are served."""
     size = source.size
-    if scanner.stream_max is not None and size > scanner.stream_max:
+    limit = profile.scan_max_size or scanner.stream_max
+    unscanned = scanner.stream_max is not None and limit is not None and size > limit
+    if unscanned and not profile.serve_unscanned_over_limit:
         return Verdict.reject("too_large_to_scan", size, content_type,
-                              f"{size} bytes; the scanner takes {scanner.stream_max}")
-    hashed = HashedStream(source.chunks())
+                              f"{size} bytes; the scanner takes {limit}")
+    hashed = HashedStream(source.chunks(), part_size)
     stream = iter(hashed)
-    result = scanner.scan(stream)
+    result = ScanResult() if unscanned else scanner.scan(stream)
     if not result.clean:
         return Verdict.reject("malware", size, content_type, result.signature or "")
     for _ in stream:  # what the scanner left unread still counts: the hash pins the bytes
         pass
     if hashed.size != size:
         raise ObjectChanged(f"read {hashed.size} bytes of an object of {size}")
-    return Verdict.accept(content_type, size, hashed.hexdigest())
+    return Verdict.accept(content_type, size, hashed.hexdigest(),
+                          hashed.part_hexdigests() if part_size else None,
+                          f"served unscanned: over the {limit}-byte scan limit"
+                          if unscanned else "")

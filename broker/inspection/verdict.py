@@ -34,10 +34,14 @@ class Verdict:
     reason: Reason | None = None
     detail: str = ""
     sha256: str | None = None
+    # Each part's SHA-256 (hex) when asked for: what a copy in parts must reproduce.
+    part_sha256: tuple[str, ...] | None = None
 
     @classmethod
-    def accept(cls, content_type: str, size: int, sha256: str | None = None) -> Verdict:
-        return cls(True, content_type, size, sha256=sha256)
+    def accept(cls, content_type: str, size: int, sha256: str | None = None,
+               part_sha256: tuple[str, ...] | None = None, detail: str = "") -> Verdict:
+        return cls(True, content_type, size, detail=detail, sha256=sha256,
+                   part_sha256=part_sha256)
 
     @classmethod
     def reject(cls, code: str, size: int, content_type: str | None = None,

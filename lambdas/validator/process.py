@@ -24,10 +24,12 @@ from broker.inspection import OUTAGES, Declared, Inspection, Verdict, inspect
 from broker.inspection.scanner import Scanner, make_scanner
 from broker.keys import delivered_key, quarantine_key, upload_id_from_key
 from broker.logs import about_upload
+from broker.parts import PartPlan, plan_parts
 from broker.profiles import Profiles, load_profiles
 from broker.records import Quota, QuotaExceeded, RecordStore, UploadRecord, open_records
 from broker.settings import Settings
 from broker.storage import (
+    Copied,
     Delivery,
     HashedStream,
     ObjectChanged,
@@ -135,7 +137,15 @@ class Validator:
         except InvalidRequest:
             return Inspection(Verdict.reject("unknown_profile", obj.size))
         declared = Declared(record.filename, record.declared_type, record.declared_size)
-        return inspect(stored, profile, declared, self.scanner)
+        plan = self._copy_plan(obj)
+        return inspect(stored, profile, declared, self.scanner,
+                       plan.part_size if plan else None)
+
+    def _copy_plan(self, obj: ObjectInfo) -> PartPlan | None:
+        """How an object too large for one CopyObject is copied: in these parts."""
+        if obj.size <= self.settings.multipart_copy_threshold:
+            return None
+        return plan_parts(obj.size, self.settings.multipart_copy_part_size)
 
     def _promote(self, record: UploadRecord, stored: StoredObject, inspection: Inspection
                  ) -> Outcome:
@@ -198,9 +208,9 @@ class Validator:
         assert judged is not None
         metadata = {"upload-id": upload_id}
         if inspection.rewrite is None:
-            copied = self.storage.copy(obj, bucket, key, delivery, metadata)
-            written = copied or self.storage.sha256(bucket, key)  # the store said nothing
-            if written != judged:
+            copied = self.storage.copy(obj, bucket, key, delivery, metadata,
+                                       self._copy_plan(obj))
+            if not self._copy_proved(copied, inspection.verdict, bucket, key):
                 self.storage.delete(bucket, key)
                 raise ObjectChanged(f"{obj.key} changed during the copy; withdrawn")
             return Served(inspection.verdict.size, judged)
@@ -214,11 +224,21 @@ class Validator:
             raise
         return Served(served.size, served.hexdigest())
 
+    def _copy_proved(self, copied: Copied, verdict: Verdict, bucket: str, key: str) -> bool:
+        """The copy holds the judged bytes: by the store's own SHA-256 of it (whole, or
+        part by part), else by reading it back."""
+        if copied.sha256 is not None:
+            return copied.sha256 == verdict.sha256
+        if copied.part_sha256 is not None and verdict.part_sha256 is not None:
+            return copied.part_sha256 == verdict.part_sha256
+        return self.storage.sha256(bucket, key) == verdict.sha256
+
     def _reject(self, record: UploadRecord, obj: ObjectInfo, verdict: Verdict) -> Outcome:
         assert verdict.reason is not None
         key = quarantine_key(self.settings.quarantine_prefix, record.id, obj.etag)
         self.storage.copy(obj, obj.bucket, key, None,
-                          {"upload-id": record.id, "reason": verdict.reason.code})
+                          {"upload-id": record.id, "reason": verdict.reason.code},
+                          self._copy_plan(obj))
         settled = self.records.transition(
             record, "rejected", allowed_from=("processing",), claimed_etag=obj.etag,
             content_type=verdict.content_type, size=verdict.size,
@@ -242,7 +262,8 @@ class Validator:
     def _quarantine_stray(self, obj: ObjectInfo, label: str) -> Outcome:
         """An object no pending upload expects: keep it out of reach, then expire."""
         key = quarantine_key(self.settings.quarantine_prefix, label, obj.etag)
-        self.storage.copy(obj, obj.bucket, key, None, {"reason": "unexpected_object"})
+        self.storage.copy(obj, obj.bucket, key, None, {"reason": "unexpected_object"},
+                          self._copy_plan(obj))
         self.storage.delete_judged(obj)
         log.warning("quarantined unexpected object s3://%s/%s", obj.bucket, obj.key)
         return "quarantined"

@@ -16,6 +16,7 @@ from tests.conformance.conftest import Rgw
 from tests.samples import HTML_AS_PNG, SECRET
 from tests.unit.test_integrity import (
     INCOMING,
+    KIND_IDS,
     KINDS,
     Kind,
     process_every_version,
@@ -56,7 +57,7 @@ def stage(rgw_stack: DevStack) -> Stage:
 
 
 @pytest.mark.parametrize("versioning", ["versioned", "unversioned"])
-@pytest.mark.parametrize("kind", KINDS, ids=["reencoded-image", "copied-document"])
+@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
 def test_a_swap_during_delivery_on_rgw_serves_only_judged_bytes(
         stage: Stage, kind: Kind, versioning: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if versioning == "unversioned":

@@ -28,7 +28,10 @@ def stack() -> Iterator[tuple[str, DevStack]]:
     port = free_port()
     stack = DevStack(emulator_port=free_port(), broker_origin=f"http://127.0.0.1:{port}",
                      overrides={"jwt_secret": SECRET, "multipart_part_size": PART,
-                                "multipart_threshold": 6 * MIB})
+                                "multipart_threshold": 6 * MIB,
+                                # Promotion by copy in parts, at a size tests can afford.
+                                "multipart_copy_threshold": 6 * MIB,
+                                "multipart_copy_part_size": PART})
     settings = stack.start()
     try:
         with serving(create_app(settings.model_dump(), clients=stack.clients), port) as base:
@@ -55,7 +58,9 @@ def open_parts(stack: DevStack, upload: PartsUpload) -> list[dict[str, object]]:
     return list(listed.get("Uploads", []))
 
 
-def test_a_large_file_in_parts_resumes_and_ends_ready_byte_for_byte(broker: str) -> None:
+def test_a_large_file_in_parts_resumes_and_ends_ready_byte_for_byte(
+        stack: tuple[str, DevStack]) -> None:
+    broker, _ = stack
     data = text(12 * MIB + 123)
     upload = start_in_parts(broker, "parts-alice", len(data), method=None)  # by its size
     assert (upload.part_size, upload.part_count) == (PART, 3)
@@ -73,6 +78,7 @@ def test_a_large_file_in_parts_resumes_and_ends_ready_byte_for_byte(broker: str)
     assert record["size"] == len(data)
     served = requests.get(record["download_url"], timeout=30)
     assert served.content == data
+    assert served.headers["ETag"].endswith('-3"')  # promoted by a copy in three parts
 
 
 def test_below_the_threshold_a_post_form_is_the_default(broker: str) -> None:

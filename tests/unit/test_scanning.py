@@ -158,3 +158,50 @@ def test_make_run_scans_with_the_machine_clamd_and_says_so(
     monkeypatch.setenv("BROKER_SCANNER", "none")
     assert cli._local_scanner() == {}
     assert cli._scan_banner(load_settings(env="local")).startswith("OFF: uploads are not")
+
+
+class CountingScanner:
+    """A scanner that finds nothing and counts the streams it was given."""
+
+    def __init__(self, stream_max: int) -> None:
+        self.stream_max: int | None = stream_max
+        self.scanned = 0
+
+    def scan(self, chunks: object) -> object:
+        from broker.inspection.scanner import ScanResult
+
+        self.scanned += 1
+        for _ in chunks:  # type: ignore[attr-defined]
+            pass
+        return ScanResult()
+
+
+def _profile(**limits: object) -> object:
+    return PROFILES.get("document").model_copy(update=limits)
+
+
+def test_a_profiles_scan_limit_applies_below_the_scanners() -> None:
+    data = b"fine text\n" * 1000
+    scanner = CountingScanner(stream_max=10 * len(data))
+    declared = Declared("a.txt", "text/plain", len(data))
+    verdict = inspect(BytesSource(data), _profile(scan_max_size=len(data) - 1),  # type: ignore[arg-type]
+                      declared, scanner).verdict
+    assert verdict.reason is not None
+    assert verdict.reason.code == "too_large_to_scan"
+    assert scanner.scanned == 0
+
+
+def test_a_profile_may_serve_files_over_the_scan_limit_unscanned_and_says_so() -> None:
+    data = b"fine text\n" * 1000
+    scanner = CountingScanner(stream_max=len(data) - 1)
+    declared = Declared("a.txt", "text/plain", len(data))
+    verdict = inspect(BytesSource(data), _profile(serve_unscanned_over_limit=True),  # type: ignore[arg-type]
+                      declared, scanner).verdict
+    assert verdict.accepted
+    assert scanner.scanned == 0  # not scanned, but still hashed: the served bytes are pinned
+    assert verdict.sha256 == hashlib.sha256(data).hexdigest()
+    assert "unscanned" in verdict.detail
+    small = b"fine text\n"
+    inspect(BytesSource(small), _profile(serve_unscanned_over_limit=True),  # type: ignore[arg-type]
+            Declared("a.txt", "text/plain", len(small)), scanner)
+    assert scanner.scanned == 1  # within the limit, files are scanned as ever
