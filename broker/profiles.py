@@ -18,11 +18,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from broker.errors import InvalidRequest
 from broker.records.model import Quota
 
-# copy_object promotes in one call, which S3 allows up to 5 GiB.
-MAX_PROFILE_SIZE = 5 * 1024**3
-_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
-          "kib": 1024, "mib": 1024**2, "gib": 1024**3}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*$", re.IGNORECASE)
+# S3's largest object (sent in parts, and promoted by a copy in parts above 5 GiB).
+MAX_PROFILE_SIZE = 5 * 1024**4
+_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$", re.IGNORECASE)
 
 
 def parse_size(value: object) -> int:

@@ -2,7 +2,7 @@
 # System packages the product and its test suites need, installed with apt-get
 # when missing and we are root. Outside CI only libmagic is required; the suites
 # that need the rest (ClamAV, Ceph RGW, Chromium, PostgreSQL,
-# Redis) skip, and say so loudly.
+# Redis, ffmpeg for real videos) skip, and say so loudly.
 # Under CI=true everything is installed.
 set -euo pipefail
 
@@ -15,6 +15,7 @@ if [ "${CI:-}" = "true" ]; then
   [ -x /usr/bin/chromium ] || missing+=(chromium chromium-driver)
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
   command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -21,6 +21,7 @@ from pypdf.generic import ArrayObject, DictionaryObject, NameObject, TextStringO
 from reportlab.pdfgen import canvas
 
 from broker.profiles import Profiles, load_profiles
+from tests.videos import box, encoded, streamed_webm, tiny_mp4
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -80,8 +81,14 @@ class Sample:
     build: Callable[[], bytes]
     expect: str | None  # a reason code, or None: accepted
     scanner: bool = False  # needs a real malware scanner
+    encoder: bool = False  # made with ffmpeg
 
     def data(self) -> bytes:
+        if self.encoder:  # skipped loudly without ffmpeg, and failed under CI
+            from tests.conftest import require_system
+            from tests.videos import FFMPEG_INSTALL, ffmpeg_installed
+
+            require_system("ffmpeg", ffmpeg_installed(), FFMPEG_INSTALL)
         return self.build()
 
 
@@ -323,7 +330,8 @@ def csv_rows(*rows: str) -> bytes:
     return ("\r\n".join(rows) + "\r\n").encode()
 
 
-A, D = "avatar", "document"
+PHP = b"<?php system($_GET['c']); ?>\n"
+A, D, V = "avatar", "document", "video"
 
 ATTACKS: list[Sample] = [
     # Spoofed types: the bytes are something else than the declaration.
@@ -486,6 +494,38 @@ ATTACKS: list[Sample] = [
            lambda: "hello wörld\n".encode("utf-16") * 4, "invalid_text"),
     Sample("text with a NUL byte past the first 64 KiB", D, "a.txt", "text/plain",
            lambda: TEXT_70K + b"\0tail\n", "invalid_text"),
+    # Videos: spoofed, truncated, with something riding along.
+    Sample("HTML page named .mp4", V, "a.mp4", "video/mp4", lambda: HTML, "type_mismatch"),
+    Sample("ZIP named .webm", V, "a.webm", "video/webm", lambda: zip_of({"a.txt": b"x"}),
+           "type_mismatch"),
+    Sample("MP4 cut off in its media", V, "a.mp4", "video/mp4",
+           lambda: encoded("mp4")[:len(encoded("mp4")) * 2 // 3], "malformed", encoder=True),
+    Sample("WebM cut off in a cluster", V, "a.webm", "video/webm",
+           lambda: encoded("webm")[:len(encoded("webm")) - 300], "malformed", encoder=True),
+    Sample("MP4 with a ZIP appended", V, "a.mp4", "video/mp4",
+           lambda: encoded("mp4") + zip_of({"run.sh": b"#!/bin/sh\n"}), "polyglot",
+           encoder=True),
+    Sample("MP4 with HTML appended", V, "a.mp4", "video/mp4",
+           lambda: encoded("mp4-faststart") + HTML, "polyglot", encoder=True),
+    Sample("WebM with a PHP script appended", V, "a.webm", "video/webm",
+           lambda: encoded("webm") + PHP, "polyglot", encoder=True),
+    Sample("Matroska named .webm", V, "a.webm", "video/webm", lambda: encoded("mkv"),
+           "type_mismatch", encoder=True),
+    Sample("QuickTime named .mp4", V, "a.mp4", "video/mp4", lambda: encoded("mov"),
+           "type_mismatch", encoder=True),
+    Sample("MP4 with no movie box", V, "a.mp4", "video/mp4",
+           lambda: tiny_mp4(boxes=[box(b"mdat", bytes(4000))]), "malformed"),
+    Sample("MP4 with two movie boxes", V, "a.mp4", "video/mp4",
+           lambda: tiny_mp4(boxes=[box(b"moov", bytes(50)), box(b"moov", bytes(50)),
+                                   box(b"mdat", bytes(100))]), "malformed"),
+    Sample("MP4 with an unknown brand", V, "a.mp4", "video/mp4",
+           lambda: tiny_mp4(brand=b"evil"), "type_mismatch"),
+    Sample("MP4 with a box smaller than its header", V, "a.mp4", "video/mp4",
+           lambda: tiny_mp4(boxes=[box(b"moov", bytes(50)), b"\0\0\0\4free"]), "malformed"),
+    Sample("MP4 with a box claiming 4 GiB", V, "a.mp4", "video/mp4",
+           lambda: tiny_mp4(boxes=[box(b"moov", bytes(50)),
+                                   struct.pack(">I4s", 2**32 - 1, b"mdat") + bytes(100)]),
+           "malformed"),
     # Known malware inside allowed types (needs clamd).
     Sample("EICAR as a text file", D, "eicar.txt", "text/plain", lambda: EICAR, "malware",
            scanner=True),
@@ -544,6 +584,21 @@ BENIGN: list[Sample] = [
            lambda: csv_rows("item;amount", "refund;-12,50", "fee;+3", '"rate";"-1,5"'), None),
     Sample("CSV with a 300 KiB field", D, "notes.csv", "text/csv",
            lambda: csv_rows("id,note", "1," + "long note " * 30_000), None),
+    Sample("MP4 (H.264, AAC) from ffmpeg", V, "clip.mp4", "video/mp4",
+           lambda: encoded("mp4"), None, encoder=True),
+    Sample("MP4 with its index first (faststart)", V, "clip.mp4", "video/mp4",
+           lambda: encoded("mp4-faststart"), None, encoder=True),
+    Sample("fragmented MP4", V, "clip.mp4", "video/mp4",
+           lambda: encoded("mp4-fragmented"), None, encoder=True),
+    Sample("QuickTime movie", V, "clip.mov", "video/quicktime", lambda: encoded("mov"),
+           None, encoder=True),
+    Sample("WebM (VP9, Opus)", V, "clip.webm", "video/webm", lambda: encoded("webm"), None,
+           encoder=True),
+    Sample("WebM streamed, sizes unknown (as MediaRecorder writes)", V, "rec.webm",
+           "video/webm", streamed_webm, None, encoder=True),
+    Sample("Matroska (H.264, FLAC)", V, "clip.mkv", "video/x-matroska",
+           lambda: encoded("mkv"), None, encoder=True),
+    Sample("hand-built MP4 of three boxes", V, "tiny.mp4", "video/mp4", tiny_mp4, None),
 ]
 
 

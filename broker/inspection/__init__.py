@@ -23,6 +23,7 @@ from broker.inspection.sniff import HEAD_BYTES, effective_type, sniff
 from broker.inspection.svg import check_svg, check_xml, sanitized_svg
 from broker.inspection.text import neutralized_csv, scan_text
 from broker.inspection.verdict import Declared, Finding, Verdict
+from broker.inspection.video import VIDEO_TYPES, check_video
 from broker.profiles import FORBIDDEN_TYPES, Profile, normalize_type
 from broker.storage import HashedStream, ObjectChanged
 
@@ -140,6 +141,9 @@ def _deep_check(source: ObjectSource, content_type: str, profile: Profile
     if content_type in OOXML_TYPES:
         with source.open() as fp:
             return check_ooxml(fp, content_type), None
+    if content_type in VIDEO_TYPES:
+        with source.open() as fp:
+            return check_video(fp, source.size, content_type), None
     if content_type in ("text/plain", "text/csv"):
         report = scan_text(source.chunks(), is_csv=content_type == "text/csv")
         if report.finding is not None:
