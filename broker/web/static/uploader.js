@@ -12,11 +12,29 @@
 //
 // Each file: ask the broker (POST /v1/uploads), send the form straight to storage
 // with progress, then follow the verdict (GET /v1/uploads/{id}?wait=20, a long poll)
-// until it settles.
+// until it settles. Large files (the broker answers "multipart") go in parts, several
+// at once, each hashed with WebCrypto so storage verifies it; they can be paused,
+// resumed and cancelled, and after a dropped connection or a reload, choosing the
+// same file again sends only the parts storage does not have yet.
 (function (global) {
   "use strict";
 
   const SETTLED = ["ready", "rejected", "expired"];
+  const PART_BATCH = 8; // part URLs asked for at once
+  const PART_ATTEMPTS = 3; // tries per part before the upload pauses with an error
+
+  // Where a resumable upload of this very file is remembered across reloads.
+  function resumeKey(broker, file) {
+    return "bu-resume:" + broker + ":" + [file.name, file.size, file.lastModified].join(":");
+  }
+
+  async function sha256Base64(blob) {
+    if (!(global.crypto && global.crypto.subtle)) return null; // not a secure context
+    const digest = await global.crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
+    return btoa(String.fromCharCode(...new Uint8Array(digest)));
+  }
+
+  class Stopped extends Error {}
 
   function el(tag, attrs, children) {
     const node = document.createElement(tag);
@@ -157,6 +175,12 @@
       return {
         item, progress, action,
         set(state, text) { item.dataset.state = state; status.textContent = text; },
+        button(label, onClick) {
+          const button = el("button", { type: "button", class: "bu-" + label.toLowerCase(), text: label });
+          button.addEventListener("click", onClick);
+          action.appendChild(button);
+          return button;
+        },
       };
     }
 
@@ -219,24 +243,157 @@
       const profile = typeof this.options.profile === "function" ? this.options.profile() : this.options.profile;
       try {
         ui.set("uploading", "uploading");
-        const created = await this.api("/v1/uploads", {
-          method: "POST",
-          headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ profile, filename: file.name, content_type: file.type || "application/octet-stream", size: file.size }),
-        });
-        await this.send(created.upload, file, ui);
+        let id = await this.resumable(file);
+        if (!id) {
+          const created = await this.api("/v1/uploads", {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ profile, filename: file.name, content_type: file.type || "application/octet-stream", size: file.size }),
+          });
+          id = created.id;
+          if (created.upload.method === "multipart") {
+            global.localStorage.setItem(resumeKey(this.broker, file), id);
+          } else {
+            await this.send(created.upload, file, ui);
+          }
+        }
+        if (global.localStorage.getItem(resumeKey(this.broker, file)) === id) {
+          await this.sendInParts(id, file, ui);
+          global.localStorage.removeItem(resumeKey(this.broker, file));
+        }
         ui.progress.value = 100;
-        const record = await this.verdict(created.id, ui);
+        const record = await this.verdict(id, ui);
         this.show(record, ui);
         this.refresh();
         if (this.options.onSettled) this.options.onSettled(record);
       } catch (error) {
+        if (error instanceof Stopped) return; // paused or cancelled: the row says so
         ui.set("error", error.message);
         if (!error.code) {
           // A network failure, not a refusal: the same file may simply be sent again.
           const retry = el("button", { type: "button", class: "bu-retry", text: "Retry" });
           retry.addEventListener("click", () => { ui.item.remove(); this.upload(file); });
           ui.action.appendChild(retry);
+        }
+      }
+    }
+
+    // An upload in parts of this same file, started before a reload and still open.
+    async resumable(file) {
+      const id = global.localStorage.getItem(resumeKey(this.broker, file));
+      if (!id) return null;
+      try {
+        await this.api("/v1/uploads/" + encodeURIComponent(id) + "/parts");
+        return id;
+      } catch (error) {
+        if (!error.code) throw error; // the network, not the upload: try again later
+        global.localStorage.removeItem(resumeKey(this.broker, file)); // gone, expired, done
+        return null;
+      }
+    }
+
+    // Send the parts storage lacks, PART_BATCH URLs at a time and a few parts at once,
+    // then complete. Pause keeps what was sent; resume asks storage what it has.
+    async sendInParts(id, file, ui) {
+      const control = { stopped: null, requests: new Set() };
+      const stop = (why) => {
+        control.stopped = why;
+        control.requests.forEach((xhr) => xhr.abort());
+      };
+      ui.action.replaceChildren();
+      const pause = ui.button("Pause", () => { stop("paused"); ui.set("paused", "paused"); showResume(); });
+      ui.button("Cancel", async () => {
+        stop("cancelled");
+        ui.set("cancelled", "cancelled");
+        ui.action.replaceChildren();
+        global.localStorage.removeItem(resumeKey(this.broker, file));
+        await this.api("/v1/uploads/" + encodeURIComponent(id), { method: "DELETE" }).catch(() => null);
+      });
+      const showResume = () => {
+        pause.hidden = true;
+        const resume = ui.button("Resume", () => {
+          resume.remove();
+          ui.item.remove();
+          this.upload(file);
+        });
+      };
+      const path = "/v1/uploads/" + encodeURIComponent(id);
+      const stored = await this.api(path + "/parts");
+      const partSize = stored.part_size, count = stored.part_count;
+      const done = new Map(stored.parts.map((p) => [p.part_number, p.size]));
+      const sent = new Map(); // bytes of each part in flight
+      const progress = () => {
+        let bytes = 0;
+        done.forEach((size) => { bytes += size; });
+        sent.forEach((size) => { bytes += size; });
+        ui.progress.value = Math.floor((bytes / file.size) * 100);
+        ui.item.dataset.progress = String(ui.progress.value);
+      };
+      progress();
+      const slice = (n) => file.slice((n - 1) * partSize, Math.min(n * partSize, file.size));
+      const missing = [];
+      for (let n = 1; n <= count; n += 1) if (done.get(n) !== slice(n).size) missing.push(n);
+      ui.item.dataset.parts = String(count);
+      ui.item.dataset.resumedWith = String(count - missing.length);
+      const concurrency = this.options.partConcurrency || 4;
+      for (let start = 0; start < missing.length; start += PART_BATCH) {
+        const batch = missing.slice(start, start + PART_BATCH);
+        const sha256 = {};
+        for (const n of batch) {
+          const digest = await sha256Base64(slice(n));
+          if (digest) sha256[String(n)] = digest;
+        }
+        if (control.stopped) throw new Stopped(control.stopped);
+        const signed = await this.api(path + "/parts", {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ part_numbers: batch, sha256 }),
+        });
+        const queue = signed.parts.slice();
+        const worker = async () => {
+          for (let part = queue.shift(); part; part = queue.shift()) {
+            await this.sendPart(part, slice(part.part_number), control, (bytes) => {
+              sent.set(part.part_number, bytes);
+              progress();
+            });
+            sent.delete(part.part_number);
+            done.set(part.part_number, slice(part.part_number).size);
+            progress();
+          }
+        };
+        await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
+      }
+      ui.action.replaceChildren();
+      ui.set("checking", "assembling");
+      await this.api(path + "/complete", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
+      });
+    }
+
+    async sendPart(part, blob, control, onProgress) {
+      for (let attempt = 1; ; attempt += 1) {
+        if (control.stopped) throw new Stopped(control.stopped);
+        try {
+          await new Promise((resolve, reject) => {
+            const xhr = new XMLHttpRequest();
+            control.requests.add(xhr);
+            xhr.open("PUT", part.url);
+            Object.entries(part.headers).forEach(([k, v]) => xhr.setRequestHeader(k, v));
+            xhr.upload.onprogress = (e) => onProgress(e.loaded);
+            xhr.onloadend = () => control.requests.delete(xhr);
+            xhr.onload = () => (xhr.status >= 200 && xhr.status < 300)
+              ? resolve()
+              : reject(new Error("Storage refused part " + part.part_number + " (HTTP " + xhr.status + ")."));
+            xhr.onerror = () => reject(new Error("Network error while sending the file; check the connection and try again."));
+            xhr.onabort = () => reject(new Stopped("stopped"));
+            xhr.send(blob);
+          });
+          return;
+        } catch (error) {
+          if (error instanceof Stopped || control.stopped) throw new Stopped(control.stopped || "stopped");
+          if (attempt >= PART_ATTEMPTS) throw error;
+          onProgress(0);
+          await new Promise((r) => setTimeout(r, 500 * attempt));
         }
       }
     }
