@@ -134,8 +134,7 @@ class MultipartUploads:
 
     def _completed_elsewhere(self, record: UploadRecord) -> UploadRecord:
         """The store has no open upload: completed by a concurrent call, or aborted."""
-        stored = self.uploads.storage.head(self.bucket, record.incoming_key)
-        if stored is None:
+        if not self.uploads.storage.exists(self.bucket, record.incoming_key):
             raise Conflict("The upload's parts are gone (it was aborted); start again.",
                            code="upload_gone")
         return self.uploads.records.get(record.id) or record

@@ -274,6 +274,14 @@ class Storage:
         except BotoCoreError as exc:
             raise StorageError(f"unreachable: {exc}") from exc
 
+    def exists(self, bucket: str, key: str) -> bool:
+        """Whether an object is stored at `key`, from a listing: needs no read access."""
+        try:
+            reply = self.client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"LIST s3://{bucket}/{key} failed: {exc}") from exc
+        return any(o.get("Key") == key for o in reply.get("Contents", []))
+
     def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo | None:
         """The object's facts (of one version, when named), or None when it does not exist."""
         pinned: dict[str, Any] = {"VersionId": version_id} if version_id else {}

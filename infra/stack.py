@@ -140,7 +140,8 @@ class UploadBrokerStack(Stack):
         }
         self.validator = self._validator(
             stage, package_dir,
-            environment | {"BROKER_DEAD_LETTER_QUEUE_URL": self.dead_letters.queue_url})
+            environment | {"BROKER_DEAD_LETTER_QUEUE_URL": self.dead_letters.queue_url,
+                           "BROKER_QUEUE_URL": self.events.queue_url})
         self.broker, self.api = self._broker(stage, package_dir, environment)
         CfnOutput(self, "ApiUrl", value=self.api.api_endpoint)
         if self.webhook_secret is not None:
@@ -193,9 +194,16 @@ class UploadBrokerStack(Stack):
             # Without ListBucket, S3 answers 403 instead of 404 for an object already gone.
             iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.incoming.bucket_arn],
                                 conditions={"StringLike": {"s3:prefix": [f"{INCOMING_PREFIX}*"]}}),
-            iam.PolicyStatement(actions=["s3:PutObject"], resources=[
+            # Promote and quarantine (by a copy in parts above 5 GiB: aborted if it fails).
+            iam.PolicyStatement(actions=["s3:PutObject", "s3:AbortMultipartUpload"], resources=[
                 self.incoming.arn_for_objects(f"{QUARANTINE_PREFIX}*"),
                 self.public.arn_for_objects("*"), self.private.arn_for_objects("*")]),
+            # The sweeper aborts the parts of uploads that expired unfinished.
+            iam.PolicyStatement(actions=["s3:AbortMultipartUpload"],
+                                resources=[incoming_objects]),
+            # A batch short on time hands its unstarted messages back at once.
+            iam.PolicyStatement(actions=["sqs:ChangeMessageVisibility"],
+                                resources=[self.events.queue_arn]),
             # A claim leaves pending: the record and its owner's pending entry, together.
             iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:PutItem",
                                          "dynamodb:UpdateItem"],
@@ -233,9 +241,14 @@ class UploadBrokerStack(Stack):
             # Named, not read: the broker writes the outbox, the validator sends it.
             function.add_environment("BROKER_WEBHOOK_SECRET_ARN", self.webhook_secret.secret_arn)
         for statement in (
-            # Presigned uploads are signed with this role: only under incoming/.
-            iam.PolicyStatement(actions=["s3:PutObject"], resources=[
+            # Presigned uploads (forms, PUTs, parts) are signed with this role, and uploads
+            # in parts started, listed, completed and aborted: only under incoming/.
+            iam.PolicyStatement(actions=["s3:PutObject", "s3:ListMultipartUploadParts",
+                                         "s3:AbortMultipartUpload"], resources=[
                 self.incoming.arn_for_objects(f"{INCOMING_PREFIX}*")]),
+            # Whether a completed upload's object is there (a listing, not a read).
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.incoming.bucket_arn],
+                                conditions={"StringLike": {"s3:prefix": [f"{INCOMING_PREFIX}*"]}}),
             # Presigned downloads of private files.
             iam.PolicyStatement(actions=["s3:GetObject"],
                                 resources=[self.private.arn_for_objects("*")]),

@@ -34,8 +34,11 @@ class Stage:
     # Days before unprocessed uploads and quarantined objects expire.
     unprocessed_days: int = 2
     quarantine_days: int = 30
-    validator_timeout_seconds: int = 60
-    validator_memory_mb: int = 1024
+    # Large objects (the video profile takes 10 GiB) are streamed once through SHA-256 and
+    # copied in parts: minutes, not seconds. Lambda's ceiling is 15 minutes; 1769 MB is
+    # one full vCPU (hashing is CPU-bound). A batch stops starting messages at half time.
+    validator_timeout_seconds: int = 900
+    validator_memory_mb: int = 1769
     validator_concurrency: int = 20
     broker_memory_mb: int = 512
     # Allow presigned PUT uploads (Uppy's signRequest) as well as POST forms.

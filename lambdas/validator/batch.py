@@ -1,13 +1,15 @@
 """A batch of SQS messages in, the ids of the failed ones out (partial batch response).
 
 One bad message never fails its neighbours: a failed id goes back to the queue,
-is retried, and after the queue's redrive limit lands in the dead-letter queue.
+is retried, and after the queue's redrive limit lands in the dead-letter queue. A
+batch whose time runs short (large objects take long) stops starting messages and
+hands the rest back: they are not failures, and another invocation takes them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from broker import metrics
@@ -18,11 +20,24 @@ from lambdas.validator.process import Validator
 log = logging.getLogger(__name__)
 
 
-def process_sqs_records(validator: Validator, records: Iterable[dict[str, Any]]) -> list[str]:
-    """Process each message on its own; return the message ids that must be retried."""
+def process_sqs_records(validator: Validator, records: Iterable[dict[str, Any]],
+                        out_of_time: Callable[[], bool] | None = None,
+                        not_started: list[dict[str, Any]] | None = None) -> list[str]:
+    """Process each message on its own; return the message ids that must be retried.
+    Once `out_of_time()` says so, the rest are not started: they join the failed ids and
+    `not_started`, for the caller to hand back to the queue at once."""
     failed = []
-    for record in records:
+    batch = list(records)
+    for index, record in enumerate(batch):
         message_id = str(record.get("messageId", "?"))
+        if index and out_of_time is not None and out_of_time():
+            left = batch[index:]
+            log.info("%d messages handed back unstarted: the invocation's time runs short",
+                     len(left))
+            failed += [str(r.get("messageId", "?")) for r in left]
+            if not_started is not None:
+                not_started += left
+            break
         try:
             for ref in refs_from_sqs_body(str(record.get("body", ""))):
                 outcome = validator.process(ref)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -53,11 +54,39 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     else:
         records = event.get("Records") or []
         if records and records[0].get("eventSource") == "aws:sqs":
-            answer = batch_response(process_sqs_records(validator, records))
+            not_started: list[dict[str, Any]] = []
+            failed = process_sqs_records(validator, records, _out_of_time(context),
+                                         not_started)
+            _hand_back(not_started)
+            answer = batch_response(failed)
         else:
             answer = {"outcomes": [validator.process(r) for r in refs_from_notification(event)]}
     _send_webhooks()
     return answer
+
+
+def _out_of_time(context: Any) -> Callable[[], bool] | None:
+    """True once less than half the invocation's time is left: the next object may be
+    large (judging a 10 GiB video takes minutes), so it goes to a fresh invocation."""
+    if context is None or not hasattr(context, "get_remaining_time_in_millis"):
+        return None
+    budget = context.get_remaining_time_in_millis()
+    return lambda: context.get_remaining_time_in_millis() < budget / 2
+
+
+def _hand_back(records: list[dict[str, Any]]) -> None:
+    """Make messages not started visible again at once, rather than after the queue's
+    visibility timeout (they are reported as failures, which alone would wait for it)."""
+    queue_url = _validator().settings.queue_url
+    if not records or not queue_url:
+        return
+    try:
+        for start in range(0, len(records), 10):
+            _sqs().change_message_visibility_batch(QueueUrl=queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": r["receiptHandle"], "VisibilityTimeout": 0}
+                for i, r in enumerate(records[start:start + 10])])
+    except Exception:  # they come back after the visibility timeout anyway
+        logging.getLogger(__name__).exception("handing back %d messages failed", len(records))
 
 
 def _send_webhooks() -> None:

@@ -142,4 +142,4 @@ def test_the_unpacked_broker_zip_answers_an_http_api_event(packages: Path,
     answer = json.loads(reply.stdout.strip().splitlines()[-1])
     assert answer["statusCode"] == 200
     names = [p["name"] for p in json.loads(answer["body"])["profiles"]]
-    assert names == ["avatar", "document"]
+    assert names == ["avatar", "document", "video"]  # the shipped profiles

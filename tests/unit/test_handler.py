@@ -120,3 +120,35 @@ def test_provisioning_again_resets_a_queue_changed_by_hand(
     attributes = aws.sqs.get_queue_attributes(QueueUrl=queue_url,
                                               AttributeNames=["VisibilityTimeout"])
     assert attributes["Attributes"]["VisibilityTimeout"] == "60"
+
+
+class ShortOnTime:
+    """A Lambda context whose remaining time halves after the first message."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.calls += 1
+        return 900_000 if self.calls <= 1 else 300_000
+
+
+def test_a_batch_short_on_time_hands_back_what_it_did_not_start(
+        app: Flask, aws: AwsClients, queue_url: str, handler: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BROKER_QUEUE_URL", queue_url)
+    lambda_handler._validator.cache_clear()
+    aws.sqs.purge_queue(QueueUrl=queue_url)
+    uploads = [store_upload(app, aws, png_bytes()) for _ in range(3)]  # each notifies
+    received = aws.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                       VisibilityTimeout=600)["Messages"]
+    assert len(received) == len(uploads)
+    event = {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"],
+                          "body": m["Body"], "eventSource": "aws:sqs"} for m in received]}
+    reply = handler(event, ShortOnTime())
+    handed_back = {f["itemIdentifier"] for f in reply["batchItemFailures"]}
+    assert handed_back == {m["MessageId"] for m in received[1:]}
+    assert sorted(status_of(app, u) for u in uploads) == ["pending", "pending", "ready"]
+    # Visible again at once, not after the 600 s the receive asked for.
+    again = aws.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    assert {m["MessageId"] for m in again} == handed_back
