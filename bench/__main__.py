@@ -4,7 +4,9 @@
    only presigns and Uppy Companion's /s3/params, at 1 and 16 concurrent clients.
 2. Validator wall time and peak memory per object for 1 MiB and 100 MiB objects
    against the emulator, each in a fresh process.
-3. Verdict latency on `broker run`: uploads one at a time, then many clients at once.
+3. Large files (bench/large.py): a 1 GiB upload in parts, and the validator on
+   100 MiB, 1 GiB and 6 GiB videos.
+4. Verdict latency on `broker run`: uploads one at a time, then many clients at once.
 """
 
 from __future__ import annotations
@@ -146,6 +148,9 @@ def main() -> None:
                       "(flat means ~1)")
         if clamd is None:
             print("  (clamd is not installed: apt-get install clamav-daemon adds the scan rows)")
+        from bench.large import bench_large_validation, bench_upload_in_parts, print_large
+
+        print_large(bench_upload_in_parts(endpoint), bench_large_validation(endpoint))
     from bench.verdicts import ALONE, CLIENTS, UNDER_LOAD, bench_verdicts
 
     verdicts = bench_verdicts(free_port(), free_port(), free_port())

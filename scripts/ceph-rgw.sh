@@ -7,6 +7,8 @@
 #   scripts/ceph-rgw.sh install                       # apt-get the packages (root)
 #
 # The S3 user is "conformance" with the keys in DIR/s3-keys (access, secret).
+# CEPH_MEMSTORE_BYTES sizes the in-memory OSD (default 1 GiB; the benchmark's
+# large objects need more).
 set -euo pipefail
 
 cmd=${1:?usage: ceph-rgw.sh start|stop|install ...}
@@ -63,7 +65,7 @@ osd pool default min size = 1
 mon allow pool size one = true
 mon warn on pool no redundancy = false
 osd objectstore = memstore
-memstore device bytes = 1073741824
+memstore device bytes = ${CEPH_MEMSTORE_BYTES:-1073741824}
 osd pool default pg num = 8
 osd pool default pgp num = 8
 mon max pg per osd = 1000
