@@ -35,6 +35,21 @@ def part_number(url: str) -> int | None:
     return int(found[0]) if found else None
 
 
+def held_parts(running: Running, user: str, upload_id: str) -> set[int]:
+    """The parts storage holds, once parts cut off by a reload have landed or not."""
+    import time
+
+    seen: set[int] | None = None
+    while True:
+        now = {p["part_number"] for p in requests.get(
+            f"{running.url}/v1/uploads/{upload_id}/parts", headers=auth(user),
+            timeout=30).json()["parts"]}
+        if now == seen:
+            return now
+        seen = now
+        time.sleep(1)
+
+
 def open_page(page: Any, running: Running, token: str) -> None:
     page.goto(f"{running.url}/")
     page.fill("#token", token)
@@ -60,9 +75,7 @@ def test_the_uploader_resumes_after_a_reload_sending_only_the_missing_parts(
     page.reload()
     (upload,) = [u for u in requests.get(f"{running.url}/v1/uploads", headers=auth(user),
                                          timeout=30).json()["items"]]
-    held = {p["part_number"] for p in requests.get(
-        f"{running.url}/v1/uploads/{upload['id']}/parts", headers=auth(user),
-        timeout=30).json()["parts"]}
+    held = held_parts(running, user, upload["id"])
     assert held  # some parts made it before the reload
     sessions.append([])
     open_page(page, running, token)
