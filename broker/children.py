@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import IO, Any
+from typing import Any
 
 STOP_TIMEOUT = 10.0
 
@@ -47,7 +47,3 @@ def exit_with(parent: int) -> None:
     if parent:
         threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
-
-def last_words(pipe: IO[bytes] | None) -> str:
-    """What a child that failed to start said on its way out."""
-    return pipe.read().decode(errors="replace").strip()[-500:] if pipe else ""
