@@ -20,8 +20,10 @@ BROKER = str(Path(sys.executable).parent / "broker")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _start() -> tuple[subprocess.Popen[str], list[int]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")}
+def _start(scratch: Path) -> tuple[subprocess.Popen[str], list[int]]:
+    # Its temporary folders in the test's own: a killed `broker run` cannot remove them.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")} | {
+        "TMPDIR": str(scratch)}
     port = free_port()
     run = subprocess.Popen(
         [BROKER, "run", "--port", str(port), "--emulator-port", str(free_port()),
@@ -43,8 +45,8 @@ def _gone(pid: int, within: float) -> bool:
     return False
 
 
-def test_ctrl_c_stops_the_validator_and_the_emulator_cleanly() -> None:
-    run, children = _start()
+def test_ctrl_c_stops_the_validator_and_the_emulator_cleanly(tmp_path: Path) -> None:
+    run, children = _start(tmp_path)
     assert len(children) == 2  # the emulator and the validator worker
     os.killpg(run.pid, signal.SIGINT)  # what the terminal sends the whole group
     out, err = run.communicate(timeout=60)
@@ -52,10 +54,11 @@ def test_ctrl_c_stops_the_validator_and_the_emulator_cleanly() -> None:
     assert "stopping the broker" in out
     assert "Traceback" not in err  # the validator stopped before the emulator it calls
     assert all(_gone(pid, 10) for pid in children)
+    assert list(tmp_path.iterdir()) == []  # its records and metrics folders removed
 
 
-def test_the_children_exit_when_broker_run_is_killed_outright() -> None:
-    run, children = _start()
+def test_the_children_exit_when_broker_run_is_killed_outright(tmp_path: Path) -> None:
+    run, children = _start(tmp_path)
     run.kill()
     run.communicate(timeout=30)
     assert all(_gone(pid, 10) for pid in children)
