@@ -94,9 +94,7 @@ class MultipartUploads:
                 raise Conflict("The upload expired before it was completed; start again.",
                                code="expired", upload_status=record.status)
             return record  # completed before: the validator has it
-        if clock.now() > clock.parse_iso(record.expires_at):
-            raise Conflict("The upload expired before it was completed; start again.",
-                           code="expired", upload_status="expired")
+        _refuse_lapsed(record)
         assert record.multipart_id is not None
         parts = self.store.parts(self.bucket, record.incoming_key, record.multipart_id)
         if parts is None:
@@ -146,6 +144,7 @@ class MultipartUploads:
         if record.status != "pending":
             raise Conflict(f"The upload is {record.status}: its parts can no longer change.",
                            code="not_pending", upload_status=record.status)
+        _refuse_lapsed(record)
         return record
 
     def _highest_part(self, record: UploadRecord) -> int:
@@ -154,6 +153,14 @@ class MultipartUploads:
             return plan.part_count
         max_size = self.uploads.profiles.get(record.profile).max_size
         return min(MAX_PARTS, highest_part_number(max_size))
+
+
+def _refuse_lapsed(record: UploadRecord) -> None:
+    """Past its lifetime an upload takes no more parts and is not completed (it expires,
+    and its parts are aborted, once the grace for late events has passed too)."""
+    if clock.now() > clock.parse_iso(record.expires_at):
+        raise Conflict("The upload expired before it was completed; start again.",
+                       code="expired", upload_status="expired")
 
 
 def _plan_of(record: UploadRecord) -> PartPlan | None:

@@ -226,6 +226,21 @@ def test_an_upload_left_unfinished_expires_and_its_parts_are_aborted(
     assert late.json()["code"] == "expired"
 
 
+def test_an_upload_past_its_lifetime_takes_no_more_parts(
+        broker: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    upload = start_in_parts(broker, "parts-lea", 6 * MIB)
+    headers = auth("parts-lea")
+    real_now = clock.now
+    monkeypatch.setattr(clock, "now", lambda: real_now() + timedelta(days=1, seconds=30))
+    for ask in (lambda: requests.post(f"{broker}/v1/uploads/{upload.id}/parts", timeout=30,
+                                      json={"part_numbers": [1]}, headers=headers),
+                lambda: requests.post(f"{broker}/v1/uploads/{upload.id}/complete", json={},
+                                      headers=headers, timeout=30)):
+        refused = ask()
+        assert refused.status_code == 409
+        assert refused.json()["code"] == "expired"
+
+
 def test_an_unfinished_upload_read_after_it_lapsed_is_expired_and_aborted(
         stack: tuple[str, DevStack], monkeypatch: pytest.MonkeyPatch) -> None:
     broker, dev = stack
