@@ -14,7 +14,7 @@ from broker.clients import AwsClients, fetch_secret, make_clients
 from broker.logs import set_upload
 from broker.multipart import MultipartUploads
 from broker.oidc import OidcVerifier
-from broker.profiles import load_profiles
+from broker.profiles import human_size, load_profiles
 from broker.records import open_records
 from broker.settings import Settings, SettingsError, load_settings
 from broker.storage import Storage
@@ -68,6 +68,7 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # Requests are small JSON documents: a larger body is refused (413) before it is read.
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.jinja_env.filters["human_size"] = human_size  # "10 GiB", not "10240.0 MiB"
     app.extensions[EXTENSION] = Services(settings, profiles, uploads, tokens,
                                          UploadRateLimit(settings), MultipartUploads(uploads))
     problems.register(app)

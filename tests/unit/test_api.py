@@ -227,6 +227,8 @@ def test_health_openapi_and_page(client: FlaskClient) -> None:
     page = client.get("/")
     assert page.status_code == 200
     assert b'id="uploads"' in page.data
+    assert b"video: private, up to 10 GiB" in page.data  # each profile's limit, readable
+    assert b"avatar: public, up to 5 MiB" in page.data
     with client.get("/static/uploader.js") as script:
         assert script.status_code == 200
 
