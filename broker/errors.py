@@ -15,7 +15,11 @@ BrokerError
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from broker.reasons import REASONS
 
@@ -71,11 +75,19 @@ class StorageError(BrokerError):
     service = "storage"  # which outside service failed, for metrics
 
 
-def store_answered(exc: Any) -> bool:
-    """Whether a store's refusal (a botocore ClientError) is still an answer: a 4xx (no
-    such key or table, access denied) means the store is up; a 5xx means it is not."""
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
-    return status < 500
+@contextmanager
+def probing(unavailable: type[StorageError]) -> Iterator[None]:
+    """A readiness probe of an AWS-protocol store: a refusal that is a 4xx (no such key
+    or table, access denied) means the store is up; a 5xx, or no answer, raises
+    `unavailable`."""
+    try:
+        yield
+    except ClientError as exc:
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
+        if status >= 500:
+            raise unavailable(f"error: {exc}") from exc
+    except BotoCoreError as exc:
+        raise unavailable(f"unreachable: {exc}") from exc
 
 
 class RecordsUnavailable(StorageError):

@@ -18,7 +18,6 @@ from broker import clock
 from broker.errors import Conflict, InvalidRequest
 from broker.parts import (
     BATCH_MAX,
-    MAX_PARTS,
     PartPlan,
     PartProblem,
     StoredPart,
@@ -151,8 +150,7 @@ class MultipartUploads:
         plan = _plan_of(record)
         if plan is not None:
             return plan.part_count
-        max_size = self.uploads.profiles.get(record.profile).max_size
-        return min(MAX_PARTS, highest_part_number(max_size))
+        return highest_part_number(self.uploads.profiles.get(record.profile).max_size)
 
 
 def _refuse_lapsed(record: UploadRecord) -> None:

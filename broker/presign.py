@@ -27,7 +27,8 @@ from broker.sigv4 import UNSIGNED_PAYLOAD, Signer
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-UPLOAD_ID_FIELD = "x-amz-meta-upload-id"
+UPLOAD_ID_METADATA = "upload-id"  # the object's metadata naming its upload
+UPLOAD_ID_FIELD = f"x-amz-meta-{UPLOAD_ID_METADATA}"  # the same, as a POST form field
 SUCCESS_STATUS = "201"
 # How a part URL pins the part's content: S3's additional checksum (AWS S3, MinIO), or
 # the payload hash signed into the URL (stores that verify only that, such as Ceph

@@ -52,6 +52,18 @@ class Stamp:
     def sign(self, string_to_sign: str) -> str:
         return hmac.new(self.key, string_to_sign.encode(), hashlib.sha256).hexdigest()
 
+    def sign_request(self, method: str, path: str, query: str, headers: dict[str, str],
+                     payload_hash: str) -> str:
+        """The signature of a request's canonical form, every header in `headers` signed."""
+        names = sorted(headers)
+        canonical = "\n".join([
+            method, path, query,
+            *(f"{name}:{' '.join(headers[name].split())}" for name in names), "",
+            ";".join(names), payload_hash,
+        ])
+        return self.sign("\n".join([ALGORITHM, self.amz_date, self.scope,
+                                    hashlib.sha256(canonical.encode()).hexdigest()]))
+
 
 def _hmac(key: bytes, message: str) -> bytes:
     return hmac.new(key, message.encode(), hashlib.sha256).digest()
@@ -92,17 +104,11 @@ class Signer:
         signed = {**headers, "host": host, "x-amz-date": stamp.amz_date}
         if stamp.token:
             signed["x-amz-security-token"] = stamp.token
-        names = sorted(signed)
-        canonical = "\n".join([
-            method, path, "",  # no query string on these requests
-            *(f"{name}:{' '.join(signed[name].split())}" for name in names), "",
-            ";".join(names), hashlib.sha256(body).hexdigest(),
-        ])
-        to_sign = "\n".join([ALGORITHM, stamp.amz_date, stamp.scope,
-                             hashlib.sha256(canonical.encode()).hexdigest()])
+        # No query string on these requests.
+        signature = stamp.sign_request(method, path, "", signed, hashlib.sha256(body).hexdigest())
         signed["authorization"] = (f"{ALGORITHM} Credential={stamp.credential}, "
-                                   f"SignedHeaders={';'.join(names)}, "
-                                   f"Signature={stamp.sign(to_sign)}")
+                                   f"SignedHeaders={';'.join(sorted(signed))}, "
+                                   f"Signature={signature}")
         return signed
 
     def post_policy(self, fields: dict[str, str], conditions: list[Any], expires_in: int,
@@ -132,20 +138,14 @@ class Signer:
         stamp = self.stamp(now)
         parts = urlsplit(url)
         signed = {**headers, "host": parts.netloc}
-        names = sorted(signed)
         params = {**query, "X-Amz-Algorithm": ALGORITHM, "X-Amz-Credential": stamp.credential,
                   "X-Amz-Date": stamp.amz_date, "X-Amz-Expires": str(expires_in),
-                  "X-Amz-SignedHeaders": ";".join(names)}
+                  "X-Amz-SignedHeaders": ";".join(sorted(signed))}
         if stamp.token:
             params["X-Amz-Security-Token"] = stamp.token
         canonical_query = "&".join(f"{_uri_encode(k)}={_uri_encode(v)}"
                                    for k, v in sorted(params.items()))
-        canonical = "\n".join([
-            method, parts.path or "/", canonical_query,
-            *(f"{name}:{' '.join(signed[name].split())}" for name in names), "",
-            ";".join(names), payload_hash,
-        ])
-        to_sign = "\n".join([ALGORITHM, stamp.amz_date, stamp.scope,
-                             hashlib.sha256(canonical.encode()).hexdigest()])
+        signature = stamp.sign_request(method, parts.path or "/", canonical_query, signed,
+                                       payload_hash)
         return f"{parts.scheme}://{parts.netloc}{parts.path}?{canonical_query}" \
-               f"&X-Amz-Signature={stamp.sign(to_sign)}"
+               f"&X-Amz-Signature={signature}"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from broker.errors import StorageError, store_answered
+from broker.errors import StorageError, probing
 from broker.multipart_store import MultipartStore
 from broker.parts import PartPlan, StoredPart
 
@@ -266,13 +266,8 @@ class Storage:
     def ping(self, bucket: str) -> None:
         """Raise StorageError unless the store answers (readiness): a HEAD of a key
         nobody writes, whose 404 (or 403) is an answer."""
-        try:
+        with probing(StorageError):
             self.client.head_object(Bucket=bucket, Key=PROBE_KEY)
-        except ClientError as exc:
-            if not store_answered(exc):
-                raise StorageError(f"error: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StorageError(f"unreachable: {exc}") from exc
 
     def exists(self, bucket: str, key: str) -> bool:
         """Whether an object is stored at `key`, from a listing: needs no read access."""
@@ -350,18 +345,17 @@ class Storage:
              metadata: dict[str, str], plan: PartPlan | None = None) -> Copied:
         """Server-side copy of exactly this version, with the headers it will be served
         with; in parts per `plan` (what a single CopyObject cannot do above 5 GiB)."""
-        extra: dict[str, Any] = {"ContentType": obj.content_type}
-        if delivery is not None:
-            extra = {
-                "ContentType": delivery.content_type,
-                "ContentDisposition": delivery.content_disposition,
-                "CacheControl": delivery.cache_control,
-            }
+        # REPLACE keeps no header that is not named: a copy without a delivery (to
+        # quarantine) names the source's own type.
+        source_type = obj.content_type or "application/octet-stream"
+        extra: dict[str, Any] = {"ContentType": source_type} if delivery is None else {
+            "ContentType": delivery.content_type,
+            "ContentDisposition": delivery.content_disposition,
+            "CacheControl": delivery.cache_control,
+        }
         if plan is not None:
             return Copied(part_sha256=self._copy_in_parts(obj, bucket, key, metadata, plan,
                                                           extra))
-        if delivery is None:
-            extra = {}  # the source's own type, as REPLACE keeps it only when named
         try:
             reply = self.client.copy_object(
                 Bucket=bucket,

@@ -15,7 +15,7 @@ from broker.filenames import clean_filename, content_disposition
 from broker.keys import incoming_key, is_upload_id
 from broker.logs import set_upload
 from broker.parts import plan_parts
-from broker.presign import PostSigner, PresignedUpload, presign_put
+from broker.presign import UPLOAD_ID_METADATA, PostSigner, PresignedUpload, presign_put
 from broker.profiles import Profile, Profiles, human_size, normalize_type
 from broker.records import (
     PendingCapReached,
@@ -39,7 +39,6 @@ LIVE: tuple[Status, ...] = ("pending", "processing", "ready", "rejected", "expir
 WAITING: tuple[Status, ...] = ("pending", "processing")  # not settled yet
 MAX_WAIT = 25  # seconds: under the 30 s an HTTP API on Lambda gives a request
 MAX_SINGLE_REQUEST = 5 * 1024 ** 3  # what one POST or PUT may carry to S3
-UPLOAD_ID_METADATA = "upload-id"  # x-amz-meta-upload-id: which upload an object is
 
 
 @dataclass(frozen=True)

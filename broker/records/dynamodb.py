@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from broker.errors import InvalidRequest, RecordsUnavailable, store_answered
+from broker.errors import InvalidRequest, RecordsUnavailable, probing
 from broker.records.lean_dynamodb import LeanDynamoDB
 from broker.records.model import (
     MAX_PAGE,
@@ -162,13 +162,8 @@ class DynamoRecords(RecordStore):
         return [from_item(item) for item in reply.get("Items", [])]
 
     def ping(self) -> None:
-        try:
+        with probing(RecordsUnavailable):
             self.client.get_item(TableName=self.table, Key={"id": _serialize(PROBE_KEY)})
-        except ClientError as exc:
-            if not store_answered(exc):
-                raise RecordsUnavailable(f"error: {exc}") from exc
-        except BotoCoreError as exc:
-            raise RecordsUnavailable(f"unreachable: {exc}") from exc
 
     def _insert(self, record: UploadRecord, pending_cap: int) -> bool:
         entry = _pending_entry(record)

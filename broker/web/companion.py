@@ -37,11 +37,7 @@ def params() -> WerkzeugResponse:
     if not profile:
         raise InvalidRequest("unknown_profile",
                              "Set the upload profile in Uppy's meta: metadata[profile].")
-    size_text = _metadata("size")
-    size = whole_number(size_text) if size_text is not None else None
-    if size_text is not None and size is None:
-        raise InvalidRequest("validation_error",
-                             "metadata[size] must be a whole number of bytes (digits 0-9).")
+    size = _declared_size(_metadata("size"), "metadata[size]")
     new = services().uploads.create(
         owner, profile, request.args.get("filename", ""), request.args.get("type", ""), size,
         "POST")
@@ -71,7 +67,7 @@ def create_multipart() -> WerkzeugResponse:
     if not isinstance(metadata, dict) or not metadata.get("profile"):
         raise InvalidRequest("unknown_profile",
                              "Set the upload profile in Uppy's meta: metadata.profile.")
-    size = _declared_size(metadata.get("size"))
+    size = _declared_size(metadata.get("size"), "metadata.size")
     new = services().uploads.create(owner, str(metadata["profile"]), body["filename"],
                                     body["type"], size, "multipart", planned=False)
     return no_store(jsonify({"key": new.record.incoming_key,
@@ -149,11 +145,12 @@ def _upload_of(multipart_id: str, changes: bool = False) -> tuple[str, str]:
     return owner, upload_id
 
 
-def _declared_size(value: object) -> int | None:
+def _declared_size(value: object, name: str) -> int | None:
+    """The size Uppy's metadata declares, if any: a whole number of bytes."""
     if value is None:
         return None
     size = value if type(value) is int else whole_number(str(value))
     if size is None or size < 0:
         raise InvalidRequest("validation_error",
-                             "metadata.size must be a whole number of bytes (digits 0-9).")
+                             f"{name} must be a whole number of bytes (digits 0-9).")
     return size

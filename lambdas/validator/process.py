@@ -25,6 +25,7 @@ from broker.inspection.scanner import Scanner, make_scanner
 from broker.keys import delivered_key, quarantine_key, upload_id_from_key
 from broker.logs import about_upload
 from broker.parts import PartPlan, plan_parts
+from broker.presign import UPLOAD_ID_METADATA
 from broker.profiles import Profiles, load_profiles
 from broker.records import Quota, QuotaExceeded, RecordStore, UploadRecord, open_records
 from broker.settings import Settings
@@ -127,7 +128,7 @@ class Validator:
         obj = stored.info
         # A POST form and a multipart start pin the upload id in metadata; a PUT's
         # signature pins the key.
-        if record.transport != "put" and obj.metadata.get("upload-id") != record.id:
+        if record.transport != "put" and obj.metadata.get(UPLOAD_ID_METADATA) != record.id:
             return Inspection(Verdict.reject("unexpected_object", obj.size))
         if obj.last_modified > clock.parse_iso(record.expires_at) + CLOCK_SKEW:
             # A store that ignores policy expiry took it late.
@@ -206,7 +207,7 @@ class Validator:
         obj = stored.info
         judged = inspection.verdict.sha256
         assert judged is not None
-        metadata = {"upload-id": upload_id}
+        metadata = {UPLOAD_ID_METADATA: upload_id}
         if inspection.rewrite is None:
             copied = self.storage.copy(obj, bucket, key, delivery, metadata,
                                        self._copy_plan(obj))
@@ -237,7 +238,7 @@ class Validator:
         assert verdict.reason is not None
         key = quarantine_key(self.settings.quarantine_prefix, record.id, obj.etag)
         self.storage.copy(obj, obj.bucket, key, None,
-                          {"upload-id": record.id, "reason": verdict.reason.code},
+                          {UPLOAD_ID_METADATA: record.id, "reason": verdict.reason.code},
                           self._copy_plan(obj))
         settled = self.records.transition(
             record, "rejected", allowed_from=("processing",), claimed_etag=obj.etag,
