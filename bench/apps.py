@@ -8,12 +8,14 @@ import boto3
 from botocore.config import Config
 from flask import Flask, jsonify
 
+from broker.serving import ready_to_serve
 from broker.web import create_app
 
 
 def broker_app() -> Flask:
-    """The real broker: auth, profile checks, record write, presign."""
-    return create_app()
+    """The real broker: auth, profile checks, record write, presign; served as
+    `broker serve` serves it."""
+    return ready_to_serve(create_app())
 
 
 def bare_app() -> Flask:

@@ -10,6 +10,7 @@ from botocore.config import Config
 from pydantic import SecretStr
 
 from broker.settings import Settings
+from broker.storage import COPY_CONCURRENCY
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -39,6 +40,9 @@ def make_clients(settings: Settings, session: boto3.Session | None = None) -> Aw
     # SigV4 always: some regions would otherwise presign POSTs with SigV2.
     config = Config(
         signature_version="s3v4",
+        # A connection per thread that may call at once (worker threads, each copying
+        # in parts; server threads): a full pool discards and reconnects on every call.
+        max_pool_connections=max(32, settings.worker_concurrency * (COPY_CONCURRENCY + 1)),
         retries={"mode": "standard", "max_attempts": 4},
         s3={"addressing_style": addressing},
     )

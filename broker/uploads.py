@@ -108,13 +108,28 @@ class Uploads:
             status="pending", filename=clean, declared_type=content_type, declared_size=size,
             incoming_key=key, transport={"PUT": "put", "multipart": "multipart"}.get(
                 method, "post"),
-            created_at=clock.isoformat(created),
-            updated_at=clock.isoformat(created), expires_at=clock.isoformat(expires),
+            created_at=(stamp := clock.isoformat(created)), updated_at=stamp,
+            expires_at=clock.isoformat(expires),
             part_size=plan.part_size if plan else None,
         )
+        upload: PlannedParts | PresignedUpload
         if in_parts:  # the store's upload id is part of the record
             record = replace(record, multipart_id=self.storage.multipart.start(
                 bucket, key, content_type, {UPLOAD_ID_METADATA: upload_id}))
+            upload = PlannedParts(plan.part_size if plan else None,
+                                  plan.part_count if plan else None)
+        elif method == "PUT" and size is not None:
+            upload = presign_put(self.s3, bucket=bucket, key=key, content_type=content_type,
+                                 size=size, ttl=ttl)
+        else:
+            # Signed before the record is written (it is handed out only once written):
+            # work after a wait for the database costs more CPU than the same work before.
+            upload = self.post_signer.presign_post(
+                bucket=bucket, key=key, upload_id=upload_id,
+                content_type=content_type,
+                min_size=profile.min_size if size is None else size,
+                max_size=profile.max_size if size is None else size, ttl=ttl,
+            )
         try:
             self._record_within_cap(record, created)
         except BaseException:
@@ -122,20 +137,7 @@ class Uploads:
             raise
         set_upload(upload_id)
         metrics.UPLOADS_CREATED.labels(profile=profile.name).inc()
-        if in_parts:
-            return NewUpload(record, PlannedParts(
-                plan.part_size if plan else None, plan.part_count if plan else None))
-        if method == "PUT" and size is not None:
-            post = presign_put(self.s3, bucket=bucket, key=key, content_type=content_type,
-                               size=size, ttl=ttl)
-        else:
-            post = self.post_signer.presign_post(
-                bucket=bucket, key=key, upload_id=upload_id,
-                content_type=content_type,
-                min_size=profile.min_size if size is None else size,
-                max_size=profile.max_size if size is None else size, ttl=ttl,
-            )
-        return NewUpload(record, post)
+        return NewUpload(record, upload)
 
     def usage(self, owner: str) -> tuple[Usage, Quota]:
         """What the owner stores, and the deployment's quota."""

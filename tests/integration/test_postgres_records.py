@@ -111,6 +111,24 @@ def test_the_broker_rides_out_a_database_restart(database: PostgresServer) -> No
         stack.stop()
 
 
+def test_a_create_on_a_connection_the_restart_broke_is_sent_again_on_a_fresh_one(
+        database: PostgresServer) -> None:
+    from broker.records.postgres import PostgresRecords
+    from tests.records.test_contract import make
+
+    store = PostgresRecords.connect(database.url, pool_size=1)
+    try:
+        store.create(make("pg-stale", n=1), pending_cap=10)
+        database.stop()
+        database.start()
+        # The pool's one connection died with the server: the create notices, drops
+        # it, and writes on a new one, once.
+        store.create(make("pg-stale", n=2), pending_cap=10)
+        assert store.get(make("pg-stale", n=2).id) == make("pg-stale", n=2)
+    finally:
+        store.close()
+
+
 def run_broker(*args: str, url: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")} | {
         "BROKER_DATABASE_URL": url, "BROKER_JWT_SECRET": SECRET}

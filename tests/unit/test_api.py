@@ -41,6 +41,15 @@ def test_create_answers_201_with_a_pending_upload_and_a_post(client: FlaskClient
     assert response.headers["Location"] == f"/v1/uploads/{body['id']}"
 
 
+def test_behind_a_path_prefix_the_location_keeps_the_prefix(client: FlaskClient) -> None:
+    response = client.post("/v1/uploads", headers=auth("alice"),
+                           environ_overrides={"SCRIPT_NAME": "/files"},
+                           json={"profile": "avatar", "filename": "me.png",
+                                 "content_type": "image/png", "size": 1234})
+    assert response.status_code == 201
+    assert response.headers["Location"] == f"/files/v1/uploads/{response.get_json()['id']}"
+
+
 @pytest.mark.parametrize(
     ("raw", "stored"),
     [("/../", "upload.png"), ("\u202e\u200f", "upload.png"), ("..\\..\\me.png", "me.png"),
