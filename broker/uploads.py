@@ -6,7 +6,7 @@ The web layer authenticates, parses and renders; this module decides.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from broker import clock, metrics
@@ -77,6 +77,16 @@ class Uploads:
         """Check a declared upload against its profile, record it, and presign its POST
         (or PUT), or start it in parts (`multipart`, the default from the threshold's
         size). Without a declared size the POST (or the parts) admit the profile's range."""
+        new = self.prepare(owner, profile_name, filename, content_type, size, method, planned)
+        self.record(new)
+        return new
+
+    def prepare(self, owner: str, profile_name: str, filename: str, content_type: str,
+                size: int | None, method: str | None = None, planned: bool = True
+                ) -> NewUpload:
+        """`create` up to the record's write: nothing of it may be handed out before
+        `record(new)` returns. Signing and rendering the answer before the write, not
+        after it, costs less CPU: work after a wait for the database costs more."""
         if method is None:
             large = size is not None and size >= self.settings.multipart_threshold
             method = "multipart" if large else "POST"
@@ -122,22 +132,26 @@ class Uploads:
             upload = presign_put(self.s3, bucket=bucket, key=key, content_type=content_type,
                                  size=size, ttl=ttl)
         else:
-            # Signed before the record is written (it is handed out only once written):
-            # work after a wait for the database costs more CPU than the same work before.
             upload = self.post_signer.presign_post(
                 bucket=bucket, key=key, upload_id=upload_id,
                 content_type=content_type,
                 min_size=profile.min_size if size is None else size,
                 max_size=profile.max_size if size is None else size, ttl=ttl,
             )
-        try:
-            self._record_within_cap(record, created)
-        except BaseException:
-            self.storage.multipart.abort(bucket, key, record.multipart_id)
-            raise
-        set_upload(upload_id)
-        metrics.UPLOADS_CREATED.labels(profile=profile.name).inc()
         return NewUpload(record, upload)
+
+    def record(self, new: NewUpload) -> None:
+        """Write a prepared upload's record, refused beyond the owner's pending cap (a
+        multipart upload started for it is then aborted)."""
+        record = new.record
+        try:
+            self._record_within_cap(record)
+        except BaseException:
+            self.storage.multipart.abort(self.settings.incoming_bucket, record.incoming_key,
+                                         record.multipart_id)
+            raise
+        set_upload(record.id)
+        metrics.UPLOADS_CREATED.labels(profile=record.profile).inc()
 
     def usage(self, owner: str) -> tuple[Usage, Quota]:
         """What the owner stores, and the deployment's quota."""
@@ -158,13 +172,13 @@ class Uploads:
                                  f"{human_size(size)} file does not fit. Delete some files "
                                  "to upload more.")
 
-    def _record_within_cap(self, record: UploadRecord, now: datetime) -> None:
+    def _record_within_cap(self, record: UploadRecord) -> None:
         """Record the upload, refused while the owner has too many still waiting for
         their file (the store checks the cap as it writes)."""
         try:
             self.records.create(record, pending_cap=self.settings.max_pending_uploads)
         except PendingCapReached as full:
-            wait = clock.parse_iso(full.soonest_expiry) - now
+            wait = clock.parse_iso(full.soonest_expiry) - clock.parse_iso(record.created_at)
             raise TooManyRequests(
                 f"You have {full.cap} uploads waiting for their file; finish or let them "
                 "expire.", code="too_many_pending",

@@ -46,8 +46,9 @@ def create_upload() -> tuple[Response, int, dict[str, str]]:
     owner = current_owner()
     services().rate_limit.check(owner)
     body = parse_body(CreateUpload)
-    new = services().uploads.create(owner, body.profile, body.filename, body.content_type,
-                                    body.size, body.method)
+    uploads = services().uploads
+    new = uploads.prepare(owner, body.profile, body.filename, body.content_type, body.size,
+                          body.method)
     payload = {
         "id": new.record.id,
         "status": new.record.status,
@@ -57,7 +58,9 @@ def create_upload() -> tuple[Response, int, dict[str, str]]:
     }
     # What url_for("api.get_upload") gives, without its URL map walk on the hot path.
     location = f"{request.script_root}{api.url_prefix}/uploads/{new.record.id}"
-    return jsonify(payload), 201, {"Location": location, "Cache-Control": "no-store"}
+    answer = jsonify(payload)  # rendered before the write (see prepare), sent after it
+    uploads.record(new)
+    return answer, 201, {"Location": location, "Cache-Control": "no-store"}
 
 
 @api.post("/uploads/<upload_id>/parts")
