@@ -47,26 +47,28 @@ _NAMES = sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
 _ASSIGNMENTS = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(c))
                                   for c in _COLUMNS if c != "id")
 
-# The create's statements: the per-owner lock, then the pending cap checked and the
-# record written. The record rides as one JSON document and the result's expiry as
-# RFC 3339 text, so nothing is converted field by field on the way in or out.
+# The create's statements: the per-owner lock, then the record written if the owner's
+# open pending uploads are under the cap. The record rides as one JSON document, so
+# nothing is converted field by field; the statement is small, as planning it is
+# most of the database's work for a create.
 _INSERT_UNDER_LOCK = sql.SQL("""
 SELECT pg_advisory_xact_lock(hashtextextended({{owner}}, 0));
-WITH open AS (
-    SELECT expires_at FROM uploads
+INSERT INTO uploads ({names})
+SELECT {names} FROM jsonb_populate_record(NULL::uploads, {{record}}::jsonb)
+WHERE (SELECT count(*) FROM (
+    SELECT FROM uploads
     WHERE owner = {{owner}} AND status = 'pending' AND expires_at > {{created_at}}
-    ORDER BY expires_at LIMIT {{cap}}
-), inserted AS (
-    INSERT INTO uploads ({names})
-    SELECT {names} FROM jsonb_populate_record(NULL::uploads, {{record}}::jsonb)
-    WHERE (SELECT count(*) FROM open) < {{cap}}
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id
-)
-SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM open),
-       to_char((SELECT min(expires_at) FROM open) AT TIME ZONE 'UTC',
-               'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+    LIMIT {{cap}}) AS open) < {{cap}}
+ON CONFLICT (id) DO NOTHING
+RETURNING 1
 """).format(names=_NAMES).as_string()
+# Why a create was not written: the owner's open pending uploads, and the soonest to lapse.
+_OPEN_PENDING = """
+SELECT count(*) AS pending, min(expires_at) AS soonest FROM (
+    SELECT expires_at FROM uploads
+    WHERE owner = %s AND status = 'pending' AND expires_at > %s
+    ORDER BY expires_at LIMIT %s) AS open
+"""
 _OWNER_LOCK = sql.SQL("SELECT pg_advisory_xact_lock(hashtextextended(%(owner)s, 0));")
 _REPLACE = sql.SQL("UPDATE uploads SET {} WHERE id = %(id)s AND status = ANY(%(allowed)s)"
                    ).format(_ASSIGNMENTS)
@@ -166,16 +168,18 @@ class _Literals:
         return self._escape(text.encode(self._encoding)).decode(self._encoding)
 
 
-def _exec(conn: Connection, statement: str) -> tuple[bytes | None, ...]:
-    """The first row of the last result of `statement`'s statements, sent in one
-    message and awaited inside libpq: psycopg's cursor awaits an answer in Python
-    steps, each taking the interpreter lock back, and that was half of a create's CPU
-    when requests ran at once."""
+def _exec(conn: Connection, statement: str) -> tuple[bytes | None, ...] | None:
+    """The first row (None: none) of the last result of `statement`'s statements, sent
+    in one message and awaited inside libpq: psycopg's cursor awaits an answer in
+    Python steps, each taking the interpreter lock back, and that was half of a
+    create's CPU when requests ran at once."""
     result = conn.pgconn.exec_(statement.encode(conn.info.encoding))
     if result.status != pq.ExecStatus.TUPLES_OK:
         if conn.pgconn.status == pq.ConnStatus.BAD:
             raise psycopg.OperationalError(conn.pgconn.get_error_message())
         raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
+    if result.ntuples == 0:
+        return None
     return tuple(result.get_value(0, column) for column in range(result.nfields))
 
 
@@ -251,18 +255,22 @@ class PostgresRecords(RecordStore):
         self._run(lambda conn: conn.execute("SELECT 1").fetchone())
 
     def _insert(self, record: UploadRecord, pending_cap: int) -> bool:
-        def run(conn: Connection) -> tuple[bytes | None, ...]:
+        def write(conn: Connection) -> tuple[bytes | None, ...] | None:
             literal = _Literals(conn)
             statement = _INSERT_UNDER_LOCK.format(
                 owner=literal(record.owner), created_at=literal(record.created_at),
                 cap=int(pending_cap), record=literal(json.dumps(as_dict(record))))
             return _exec(conn, statement)
-        inserted, pending, soonest = self._run(run)
-        if inserted == b"1":
+        if self._run(write) is not None:
             return True
-        if int(pending or 0) >= pending_cap:
-            raise PendingCapReached(pending_cap, (soonest or b"").decode())
-        return False
+
+        def read(conn: Connection) -> dict[str, Any] | None:
+            return conn.execute(_OPEN_PENDING, [record.owner, clock.parse_iso(
+                record.created_at), pending_cap]).fetchone()
+        row = self._run(read)
+        if row and row["pending"] >= pending_cap:
+            raise PendingCapReached(pending_cap, clock.isoformat(row["soonest"]))
+        return False  # the id is taken: by this very record, or another
 
     def usage(self, owner: str) -> Usage:
         def read(conn: Connection) -> dict[str, Any] | None:
