@@ -15,15 +15,15 @@ import json
 import os
 import platform
 import resource
-import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import ROOT, bench_env, free_port
+from bench.common import bench_env, free_port, stage_upload, validate_in_fresh_process
 from bench.presign import bench_presign, print_presign
 from broker.emulator import EmbeddedEmulator
 
@@ -40,32 +40,16 @@ def provision_emulator(endpoint: str) -> None:
     provision(make_clients(settings), settings, "uploads-events", ["http://127.0.0.1"])
 
 
-def stage_object(size: int) -> str:
-    """Record an upload and store `size` bytes of UTF-8 text, as a browser would."""
-    from broker.clients import make_clients
-    from broker.profiles import load_profiles
-    from broker.records import open_records
-    from broker.settings import load_settings
-    from broker.storage import Storage
-    from broker.uploads import Uploads
-
-    settings = load_settings()
-    clients = make_clients(settings)
-    uploads = Uploads(settings, load_profiles(settings.profiles_file),
-                      open_records(settings, clients), Storage(clients.s3), clients.s3)
-    record = uploads.create("bench", "bench", "log.txt", "text/plain", size).record
-    path = ROOT / "bench" / ".object.tmp"
+def write_text(size: int) -> Callable[[Path], None]:
+    """`size` bytes of UTF-8 log lines (accents and symbols included), into a file."""
     line = "2026-11-24 12:00:00 INFO request served in 4 ms, naïve café ✓\n".encode()
-    try:
+
+    def write(path: Path) -> None:
         with open(path, "wb") as out:
             for _ in range(size // len(line)):
                 out.write(line)
             out.write(b"." * (size % len(line)))
-        clients.s3.upload_file(str(path), settings.incoming_bucket, record.incoming_key,
-                               ExtraArgs={"Metadata": {"upload-id": record.id}})
-    finally:
-        path.unlink()
-    return record.incoming_key
+    return write
 
 
 def validate_one(key: str) -> dict[str, float]:
@@ -97,11 +81,9 @@ def bench_validator(endpoint: str, clamd: str | None) -> dict[tuple[str, int], d
         if scanner == "clamd" and clamd is None:
             continue
         for mib in SIZES_MIB:
-            key = stage_object(mib * 1024 * 1024)
-            reply = subprocess.run([sys.executable, "-m", "bench", "--validate-one", key],
-                                   cwd=ROOT, env=bench_env(endpoint) | extra,
-                                   capture_output=True, text=True, check=True)
-            results[(scanner, mib)] = json.loads(reply.stdout.strip().splitlines()[-1])
+            size = mib * 1024 * 1024
+            key = stage_upload("bench", "log.txt", "text/plain", size, write_text(size))
+            results[(scanner, mib)] = validate_in_fresh_process(key, bench_env(endpoint) | extra)
     return results
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
-from collections.abc import Iterator
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -80,3 +83,37 @@ def bench_env(endpoint: str) -> dict[str, str]:
         "AWS_DEFAULT_REGION": "us-east-1", "BROKER_ENDPOINT_URL": endpoint,
         "BROKER_JWT_SECRET": SECRET, "BROKER_PROFILES_FILE": str(ROOT / "bench/profiles.toml"),
     }
+
+
+def stage_upload(profile: str, filename: str, content_type: str, size: int,
+                 write: Callable[[Path], None], method: str | None = None) -> str:
+    """Record an upload with the settings in the environment, then store the file that
+    `write` makes (`size` bytes), as a client would. Returns the stored key."""
+    from broker.clients import make_clients
+    from broker.presign import UPLOAD_ID_METADATA
+    from broker.profiles import load_profiles
+    from broker.records import open_records
+    from broker.settings import load_settings
+    from broker.storage import Storage
+    from broker.uploads import Uploads
+
+    settings = load_settings()
+    clients = make_clients(settings)
+    uploads = Uploads(settings, load_profiles(settings.profiles_file),
+                      open_records(settings, clients), Storage(clients.s3), clients.s3)
+    record = uploads.create("bench", profile, filename, content_type, size, method).record
+    with tempfile.TemporaryDirectory(dir=ROOT / "bench") as folder:
+        path = Path(folder) / filename
+        write(path)
+        clients.s3.upload_file(str(path), settings.incoming_bucket, record.incoming_key,
+                               ExtraArgs={"Metadata": {UPLOAD_ID_METADATA: record.id},
+                                          "ContentType": content_type})
+    return record.incoming_key
+
+
+def validate_in_fresh_process(key: str, env: dict[str, str]) -> dict[str, float]:
+    """The validator's figures for one stored object, judged by a process of its own so
+    that only its work is measured (`python -m bench --validate-one`)."""
+    reply = subprocess.run([sys.executable, "-m", "bench", "--validate-one", key], cwd=ROOT,
+                           env=env, capture_output=True, text=True, check=True)
+    return dict(json.loads(reply.stdout.strip().splitlines()[-1]))

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,7 +28,17 @@ from typing import Any
 
 import requests
 
-from bench.common import ROOT, SECRET, bench_env, fine_cpu_seconds, free_port, process, worker_pid
+from bench.common import (
+    ROOT,
+    SECRET,
+    bench_env,
+    fine_cpu_seconds,
+    free_port,
+    process,
+    stage_upload,
+    validate_in_fresh_process,
+    worker_pid,
+)
 
 MIB = 1024 * 1024
 UPLOAD_MIB = 1024
@@ -114,30 +122,6 @@ def bench_upload_in_parts(endpoint: str) -> dict[str, float]:
             "cpu_complete_ms": complete_cpu * 1000}
 
 
-def stage_video(size: int) -> str:
-    """Record an upload of `size` bytes and store the video, as a client would."""
-    from broker.clients import make_clients
-    from broker.profiles import load_profiles
-    from broker.records import open_records
-    from broker.settings import load_settings
-    from broker.storage import Storage
-    from broker.uploads import MAX_SINGLE_REQUEST, Uploads
-
-    settings = load_settings()
-    clients = make_clients(settings)
-    uploads = Uploads(settings, load_profiles(settings.profiles_file),
-                      open_records(settings, clients), Storage(clients.s3), clients.s3)
-    method = "multipart" if size > MAX_SINGLE_REQUEST else "POST"
-    record = uploads.create("bench", "video", "film.mp4", "video/mp4", size, method).record
-    with tempfile.TemporaryDirectory(dir=ROOT / "bench") as folder:
-        path = Path(folder) / "film.mp4"
-        write_video(path, size)
-        clients.s3.upload_file(str(path), settings.incoming_bucket, record.incoming_key,
-                               ExtraArgs={"Metadata": {"upload-id": record.id},
-                                          "ContentType": "video/mp4"})
-    return record.incoming_key
-
-
 @contextmanager
 def _environment(env: dict[str, str]) -> Iterator[None]:
     """These settings for the block (the staging code reads them), then the old ones."""
@@ -151,11 +135,14 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
 
 
 def _validate(env: dict[str, str], mib: int) -> dict[str, float]:
+    from broker.uploads import MAX_SINGLE_REQUEST
+
+    size = mib * MIB
+    method = "multipart" if size > MAX_SINGLE_REQUEST else "POST"
     with _environment(env):
-        key = stage_video(mib * MIB)
-    reply = subprocess.run([sys.executable, "-m", "bench", "--validate-one", key], cwd=ROOT,
-                           env=env, capture_output=True, text=True, check=True)
-    return dict(json.loads(reply.stdout.strip().splitlines()[-1]))
+        key = stage_upload("video", "film.mp4", "video/mp4", size,
+                           lambda path: write_video(path, size), method)
+    return validate_in_fresh_process(key, env)
 
 
 def bench_large_validation(endpoint: str) -> dict[int, dict[str, Any]]:

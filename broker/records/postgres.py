@@ -47,12 +47,14 @@ _NAMES = sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
 _ASSIGNMENTS = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(c))
                                   for c in _COLUMNS if c != "id")
 
+# Serializes an owner's creates and usage moves: held until the transaction commits.
+_OWNER_LOCK_ON = sql.SQL("SELECT pg_advisory_xact_lock(hashtextextended({owner}, 0));")
+_OWNER_LOCK = _OWNER_LOCK_ON.format(owner=sql.Placeholder("owner"))
 # The create's statements: the per-owner lock, then the record written if the owner's
 # open pending uploads are under the cap. The record rides as one JSON document, so
 # nothing is converted field by field; the statement is small, as planning it is
 # most of the database's work for a create.
-_INSERT_UNDER_LOCK = sql.SQL("""
-SELECT pg_advisory_xact_lock(hashtextextended({{owner}}, 0));
+_INSERT_UNDER_LOCK = _OWNER_LOCK_ON.format(owner=sql.SQL("{owner}")).as_string() + sql.SQL("""
 INSERT INTO uploads ({names})
 SELECT {names} FROM jsonb_populate_record(NULL::uploads, {{record}}::jsonb)
 WHERE (SELECT count(*) FROM (
@@ -69,7 +71,6 @@ SELECT count(*) AS pending, min(expires_at) AS soonest FROM (
     WHERE owner = %s AND status = 'pending' AND expires_at > %s
     ORDER BY expires_at LIMIT %s) AS open
 """
-_OWNER_LOCK = sql.SQL("SELECT pg_advisory_xact_lock(hashtextextended(%(owner)s, 0));")
 _REPLACE = sql.SQL("UPDATE uploads SET {} WHERE id = %(id)s AND status = ANY(%(allowed)s)"
                    ).format(_ASSIGNMENTS)
 _ETAG_CLAIMED = sql.SQL(" AND etag = %(claimed)s")
@@ -173,11 +174,12 @@ def _exec(conn: Connection, statement: str) -> tuple[bytes | None, ...] | None:
     in one message and awaited inside libpq: psycopg's cursor awaits an answer in
     Python steps, each taking the interpreter lock back, and that was half of a
     create's CPU when requests ran at once."""
-    result = conn.pgconn.exec_(statement.encode(conn.info.encoding))
+    encoding = conn.info.encoding
+    result = conn.pgconn.exec_(statement.encode(encoding))
     if result.status != pq.ExecStatus.TUPLES_OK:
         if conn.pgconn.status == pq.ConnStatus.BAD:
             raise psycopg.OperationalError(conn.pgconn.get_error_message())
-        raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
+        raise psycopg.errors.error_from_result(result, encoding=encoding)
     if result.ntuples == 0:
         return None
     return tuple(result.get_value(0, column) for column in range(result.nfields))

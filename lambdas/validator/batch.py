@@ -10,14 +10,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from broker import metrics
 from broker.inspection import OUTAGES
 from lambdas.validator.events import MalformedEvent, refs_from_sqs_body
 from lambdas.validator.process import Validator
 
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
 log = logging.getLogger(__name__)
+
+
+def set_visibility(sqs: SQSClient, queue_url: str, receipt_handles: list[str],
+                   seconds: int) -> None:
+    """Hide received messages for `seconds` more, or (0) hand them back at once; ten
+    per call, SQS's most."""
+    for start in range(0, len(receipt_handles), 10):
+        sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=[
+            {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
+            for i, handle in enumerate(receipt_handles[start:start + 10])])
 
 
 def process_sqs_records(validator: Validator, records: Iterable[dict[str, Any]],

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from broker.clients import AwsClients, make_clients
 from broker.settings import load_settings
 from broker.webhooks.deliverer import Deliverer
-from lambdas.validator.batch import batch_response, process_sqs_records
+from lambdas.validator.batch import batch_response, process_sqs_records, set_visibility
 from lambdas.validator.events import refs_from_notification
 from lambdas.validator.process import Validator
 from lambdas.validator.sweep import sweep
@@ -81,10 +81,7 @@ def _hand_back(records: list[dict[str, Any]]) -> None:
     if not records or not queue_url:
         return
     try:
-        for start in range(0, len(records), 10):
-            _sqs().change_message_visibility_batch(QueueUrl=queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": r["receiptHandle"], "VisibilityTimeout": 0}
-                for i, r in enumerate(records[start:start + 10])])
+        set_visibility(_sqs(), queue_url, [r["receiptHandle"] for r in records], 0)
     except Exception:  # they come back after the visibility timeout anyway
         logging.getLogger(__name__).exception("handing back %d messages failed", len(records))
 

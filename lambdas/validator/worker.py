@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from lambdas.validator.batch import process_sqs_records
+from lambdas.validator.batch import process_sqs_records, set_visibility
 from lambdas.validator.process import Validator
 from lambdas.validator.sweep import dead_letter_url_of, sweep
 
@@ -89,12 +89,7 @@ class Lease:
                 log.exception("renewing the lease on %d messages failed", len(held))
 
     def _set_visibility(self, held: dict[str, str], seconds: int) -> None:
-        items = list(held.items())
-        for start in range(0, len(items), 10):
-            self._sqs.change_message_visibility_batch(
-                QueueUrl=self._queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
-                         for i, (_, handle) in enumerate(items[start:start + 10])])
+        set_visibility(self._sqs, self._queue_url, list(held.values()), seconds)
 
 
 def _settle(validator: Validator, lease: Lease, message: MessageTypeDef) -> None:
