@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterator
 from typing import TypeVar
 
-from flask import Blueprint, Response, jsonify, redirect, request, stream_with_context
+from flask import Blueprint, Response, jsonify, redirect, request, stream_with_context, url_for
 from pydantic import BaseModel
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -56,8 +56,7 @@ def create_upload() -> tuple[Response, int, dict[str, str]]:
         "expires_at": new.record.expires_at,
         "upload": new.post.as_dict(),
     }
-    # What url_for("api.get_upload") gives, without its URL map walk on the hot path.
-    location = f"{request.script_root}{api.url_prefix}/uploads/{new.record.id}"
+    location = url_for("api.get_upload", upload_id=new.record.id)
     answer = jsonify(payload)  # rendered before the write (see prepare), sent after it
     uploads.record(new)
     return answer, 201, {"Location": location, "Cache-Control": "no-store"}
