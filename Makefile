@@ -35,6 +35,7 @@ system-deps:
 
 lint: $(STAMP)
 	$(BIN)/ruff check broker lambdas infra localstack tests bench
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

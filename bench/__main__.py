@@ -25,13 +25,14 @@ from pathlib import Path
 
 from bench.common import bench_env, free_port, stage_upload, validate_in_fresh_process
 from bench.presign import bench_presign, print_presign
-from broker.emulator import EmbeddedEmulator
+from broker.compose import compose
+from broker.devstack.emulator import EmbeddedEmulator
 
 SIZES_MIB = (1, 10, 100)
 
 
 def provision_emulator(endpoint: str) -> None:
-    from broker.clients import make_clients
+    from broker.aws.clients import make_clients
     from broker.provision import provision
     from broker.settings import load_settings
 
@@ -54,13 +55,12 @@ def write_text(size: int) -> Callable[[Path], None]:
 
 def validate_one(key: str) -> dict[str, float]:
     """Run in a fresh process: only the validator's work is measured."""
-    from broker.clients import make_clients
+    from broker.aws.clients import make_clients
     from broker.settings import load_settings
-    from lambdas.validator.events import ObjectRef
-    from lambdas.validator.process import Validator
+    from broker.validator.events import ObjectRef
 
     settings = load_settings()
-    validator = Validator.build(settings, make_clients(settings))
+    validator = compose(settings, make_clients(settings)).validator
     baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracemalloc.start()
     started = time.perf_counter()
@@ -136,7 +136,7 @@ def main() -> None:
     from bench.verdicts import ALONE, CLIENTS, UNDER_LOAD, bench_verdicts
 
     verdicts = bench_verdicts(free_port(), free_port(), free_port())
-    from broker.local import LOCAL_WORKER_CONCURRENCY
+    from broker.devstack.stack import LOCAL_WORKER_CONCURRENCY
 
     concurrency = os.environ.get("BROKER_WORKER_CONCURRENCY", LOCAL_WORKER_CONCURRENCY)
     print(f"\nverdict latency on `broker run` (storage's 201 to `ready`, 256x256 PNG avatars,"

@@ -8,7 +8,7 @@ import boto3
 from botocore.config import Config
 from flask import Flask, jsonify
 
-from broker.serving import ready_to_serve
+from broker.runtimes.serving import ready_to_serve
 from broker.web import create_app
 
 

@@ -89,18 +89,12 @@ def stage_upload(profile: str, filename: str, content_type: str, size: int,
                  write: Callable[[Path], None], method: str | None = None) -> str:
     """Record an upload with the settings in the environment, then store the file that
     `write` makes (`size` bytes), as a client would. Returns the stored key."""
-    from broker.clients import make_clients
-    from broker.presign import UPLOAD_ID_METADATA
-    from broker.profiles import load_profiles
-    from broker.records import open_records
+    from broker.compose import compose
+    from broker.domain.presign import UPLOAD_ID_METADATA
     from broker.settings import load_settings
-    from broker.storage import Storage
-    from broker.uploads import Uploads
 
-    settings = load_settings()
-    clients = make_clients(settings)
-    uploads = Uploads(settings, load_profiles(settings.profiles_file),
-                      open_records(settings, clients), Storage(clients.s3), clients.s3)
+    parts = compose(load_settings())
+    settings, clients, uploads = parts.settings, parts.clients, parts.uploads
     record = uploads.create("bench", profile, filename, content_type, size, method).record
     with tempfile.TemporaryDirectory(dir=ROOT / "bench") as folder:
         path = Path(folder) / filename

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from broker.records import RecordStore, UploadRecord
+from broker.domain.records import RecordStore, UploadRecord
 
 SIZES = (200_000, 1_000_000)
 HEAVY, LIGHT = 100_000, 10  # uploads of the two owners measured
@@ -48,7 +48,7 @@ def _record(n: int) -> UploadRecord:
 def _seed_sqlite(path: Path, start: int, stop: int) -> None:
     import sqlite3
 
-    from broker.records.sqlite import _row
+    from broker.domain.records.sqlite import _row
 
     with sqlite3.connect(path) as db:
         for first in range(start, stop, BATCH):
@@ -71,7 +71,7 @@ def _seed_postgres(url: str, start: int, stop: int) -> None:
 
 @contextmanager
 def _sqlite() -> Iterator[tuple[RecordStore, Callable[[int, int], None]]]:
-    from broker.records.sqlite import SqliteRecords
+    from broker.domain.records.sqlite import SqliteRecords
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "records.sqlite3"
@@ -87,8 +87,8 @@ def _postgres() -> Iterator[tuple[RecordStore, Callable[[int, int], None]] | Non
     if not postgres_installed():
         yield None
         return
-    from broker.records.postgres import PostgresRecords
-    from broker.records.schema import migrate
+    from broker.domain.records.migrations import migrate
+    from broker.domain.records.postgres import PostgresRecords
 
     with running_postgres() as server:
         migrate(server.url)

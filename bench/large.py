@@ -70,7 +70,7 @@ def _part(path: Path, part_size: int, number: int) -> bytes:
 def bench_upload_in_parts(endpoint: str) -> dict[str, float]:
     """One 1 GiB upload in parts through a broker under gunicorn."""
     from bench.presign import _gunicorn
-    from broker.auth import issue_token
+    from broker.domain.auth import issue_token
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "holiday.mp4"
@@ -135,7 +135,7 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
 
 
 def _validate(env: dict[str, str], mib: int) -> dict[str, float]:
-    from broker.uploads import MAX_SINGLE_REQUEST
+    from broker.domain.uploads import MAX_SINGLE_REQUEST
 
     size = mib * MIB
     method = "multipart" if size > MAX_SINGLE_REQUEST else "POST"
@@ -162,7 +162,7 @@ def _rgw() -> Iterator[dict[str, str] | None]:
     """Ceph RGW for storage (records stay in the emulator), when installed."""
     import shutil
 
-    from broker.clients import make_clients
+    from broker.aws.clients import make_clients
     from broker.provision import provision_storage
     from broker.settings import load_settings
 

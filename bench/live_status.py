@@ -17,8 +17,8 @@ from typing import Any
 
 import requests
 
-from broker.auth import issue_token
-from broker.records import changes
+from broker.domain.auth import issue_token
+from broker.domain.records import changes
 
 UPLOADS, CLIENTS, POLL_SECONDS = 40, 8, 0.2
 SECRET = "bench-secret-" + "x" * 40
@@ -57,7 +57,7 @@ def _client(base: str, token: str, data: bytes, long_poll: bool) -> tuple[str, f
 
 def bench_live_status(avatar: Callable[[int], bytes], free_port: Callable[[], int]
                       ) -> dict[str, dict[str, float]]:
-    from broker.local import DevStack
+    from broker.devstack.stack import DevStack
     from broker.web import create_app
     from tests.integration.conftest import serving
 

@@ -96,7 +96,7 @@ def _records_database() -> Iterator[tuple[str, str]]:
         with tempfile.TemporaryDirectory() as folder:
             yield f"sqlite:///{folder}/records.sqlite3", "SQLite (PostgreSQL not installed)"
         return
-    from broker.records.schema import migrate
+    from broker.domain.records.migrations import migrate
 
     with running_postgres() as server:
         migrate(server.url)
@@ -112,7 +112,7 @@ def bench_presign(endpoint: str) -> tuple[str, dict[int, dict[str, Figures]]]:
 
 
 def _bench_presign(endpoint: str, env: dict[str, str]) -> dict[int, dict[str, Figures]]:
-    from broker.auth import issue_token
+    from broker.domain.auth import issue_token
 
     ports = {"broker": free_port(), "bare": free_port()}
     # Every request from another user, as in production: the rate limit and the

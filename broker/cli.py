@@ -13,8 +13,8 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from broker.auth import issue_token
-from broker.errors import StorageError
+from broker.common.errors import StorageError
+from broker.domain.auth import issue_token
 from broker.settings import SettingsError, load_settings
 
 
@@ -46,7 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     metrics_folder = _share_metrics()
     from waitress.server import create_server
 
-    from broker.local import DevStack, ensure_local_secret
+    from broker.devstack.stack import DevStack, ensure_local_secret
     from broker.web import create_app
 
     for port, flag in ((args.port, "--port"), (args.emulator_port, "--emulator-port")):
@@ -96,7 +96,7 @@ def _migrate_records(settings: Any) -> None:
     """Bring a PostgreSQL records schema up to this release's, saying what changed."""
     if settings.records_store != "postgresql":
         return
-    from broker.records.schema import migrate
+    from broker.domain.records.migrations import migrate
 
     for migration in migrate(settings.database_url.get_secret_value()):
         print(f"records: applied migration {migration.version:04d} {migration.name}",
@@ -118,7 +118,7 @@ def _records_banner(settings: Any) -> str:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Apply the PostgreSQL records' migrations that the database lacks."""
-    from broker.records.schema import latest_version
+    from broker.domain.records.migrations import latest_version
 
     settings = load_settings()
     if settings.records_store != "postgresql":
@@ -131,7 +131,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def _local_scanner() -> dict[str, Any]:
     """Scan with the machine's clamd when one answers and BROKER_SCANNER says nothing."""
-    from broker.inspection.scanner import find_local_clamd
+    from broker.domain.inspection.scanner import find_local_clamd
 
     if "BROKER_SCANNER" in os.environ:
         return {}
@@ -149,7 +149,7 @@ def _scan_banner(settings: Any) -> str:
 
 def cmd_provision(args: argparse.Namespace) -> int:
     """Create the buckets, the event route and the table where the settings point."""
-    from broker.clients import make_clients
+    from broker.aws.clients import make_clients
     from broker.provision import ensure_table, provision_push, provision_queue, provision_storage
 
     settings = load_settings()
@@ -180,25 +180,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     import threading
 
-    from broker.clients import make_clients
-    from broker.webhooks.deliverer import start_deliverer
-    from lambdas.validator.process import Validator
-    from lambdas.validator.worker import run_worker
+    from broker.compose import compose
+    from broker.runtimes.sqs_worker import run_worker
 
     if settings.queue_url is None:
         raise ValueError("BROKER_QUEUE_URL is not set: run `broker provision` first")
     _migrate_records(settings)
-    clients = make_clients(settings)
+    parts = compose(settings)
     stop = threading.Event()
     _stop_on_signals()
     if args.metrics_port:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, addr=args.host)
-    validator = Validator.build(settings, clients)
-    start_deliverer(settings, clients, validator.records, stop)
+    parts.start_deliverer(stop)
     try:
-        run_worker(validator, clients.sqs, settings.queue_url, stop)
+        run_worker(parts.validator, parts.clients.sqs, settings.queue_url, stop)
     except KeyboardInterrupt:
         stop.set()
     return 0
@@ -208,7 +205,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def _serve_push(settings: Any, args: argparse.Namespace) -> int:
     """The push receiver under gunicorn: each worker process judges on its threads and
     runs a sweeper (sweeps are conditional writes, so several are harmless)."""
-    from broker.serving import serve, share_metrics_between_processes
+    from broker.runtimes.serving import serve, share_metrics_between_processes
 
     if settings.event_token is None:
         raise ValueError("BROKER_EVENT_TOKEN is not set: the receiver needs the token the "
@@ -219,18 +216,15 @@ def _serve_push(settings: Any, args: argparse.Namespace) -> int:
     def receiver() -> Any:
         import threading
 
-        from broker.clients import make_clients
-        from broker.webhooks.deliverer import start_deliverer
-        from lambdas.validator.process import Validator
-        from lambdas.validator.push import PushReceiver
-        from lambdas.validator.sweep import run_sweeper
+        from broker.compose import compose
+        from broker.runtimes.push_receiver import PushReceiver
+        from broker.validator.sweep import run_sweeper
 
-        clients = make_clients(settings)
-        validator = Validator.build(settings, clients)
+        parts = compose(settings)
         threading.Thread(target=run_sweeper, name="sweeper", daemon=True,
-                         args=(validator, threading.Event())).start()
-        start_deliverer(settings, clients, validator.records, threading.Event())
-        return PushReceiver(validator, settings.event_token.get_secret_value())
+                         args=(parts.validator, threading.Event())).start()
+        parts.start_deliverer(threading.Event())
+        return PushReceiver(parts.validator, settings.event_token.get_secret_value())
 
     serve(receiver, host=args.host, port=args.port, workers=args.workers,
           threads=settings.worker_concurrency, timeout=max(60, int(settings.clamd_timeout) * 2),
@@ -239,59 +233,56 @@ def _serve_push(settings: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _queue_and_dead_letters() -> tuple[Any, Any, str | None, str | None]:
-    from broker.clients import make_clients
-    from lambdas.validator.sweep import dead_letter_url_of
+def _parts_and_dead_letters() -> tuple[Any, str | None]:
+    from broker.aws.queue import dead_letter_url_of
+    from broker.compose import compose
 
-    settings = load_settings()
-    clients = make_clients(settings)
+    parts = compose(load_settings())
+    settings = parts.settings
     dead_letters = settings.dead_letter_queue_url
     if dead_letters is None and settings.queue_url is not None:
-        dead_letters = dead_letter_url_of(clients.sqs, settings.queue_url)
-    return settings, clients, settings.queue_url, dead_letters
+        dead_letters = dead_letter_url_of(parts.clients.sqs, settings.queue_url)
+    return parts, dead_letters
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Expire lapsed uploads, re-drive stuck ones, report the dead-letter queue; once."""
     import json
 
-    from lambdas.validator.process import Validator
-    from lambdas.validator.sweep import sweep
+    from broker.validator.sweep import sweep
 
-    settings, clients, _, dead_letters = _queue_and_dead_letters()
-    report = sweep(Validator.build(settings, clients), clients.sqs, dead_letters)
+    parts, dead_letters = _parts_and_dead_letters()
+    report = sweep(parts.validator, parts.clients.sqs, dead_letters)
     print(json.dumps(report.as_dict()))
     return 0
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:
     """Send the events waiting in the dead-letter queue back to the queue."""
-    from lambdas.validator.sweep import redrive
+    from broker.aws.queue import redrive
 
-    _, clients, queue_url, dead_letters = _queue_and_dead_letters()
+    parts, dead_letters = _parts_and_dead_letters()
+    queue_url = parts.settings.queue_url
     if queue_url is None or dead_letters is None:
         raise ValueError("BROKER_QUEUE_URL (with a dead-letter queue) is not set: "
                          "run `broker provision` first")
-    moved = redrive(clients.sqs, dead_letters, queue_url)
+    moved = redrive(parts.clients.sqs, dead_letters, queue_url)
     print(f"sent {moved} dead-lettered events back to the queue")
     return 0
 
 
 def cmd_webhooks(args: argparse.Namespace) -> int:
     """List the webhook deliveries still pending or given up, or send some again."""
-    from broker.clients import make_clients
-    from broker.records import open_records
-    from broker.webhooks.deliverer import Deliverer
+    from broker.compose import compose
 
-    settings = load_settings()
-    clients = make_clients(settings)
-    records = open_records(settings, clients)
+    parts = compose(load_settings())
+    records = parts.records
     if args.action == "list":
         for d in records.webhooks("dead" if args.dead else "pending", args.limit):
             print(f"{d.id}  {d.type:<15} {d.upload_id}  attempts {d.attempts:>2}  "
                   f"due {d.due_at}  {d.url}  {d.last_error or ''}")
         return 0
-    deliverer = Deliverer.build(settings, clients, records)
+    deliverer = parts.deliverer
     if deliverer is None:
         raise ValueError("BROKER_WEBHOOK_URL is not set: there is nothing to send")
     ids = [d.id for d in records.webhooks("dead", 1000)] if args.all_dead else args.ids
@@ -303,7 +294,7 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """The broker alone under gunicorn, for production on your own servers."""
-    from broker.serving import serve, share_metrics_between_processes
+    from broker.runtimes.serving import serve, share_metrics_between_processes
 
     share_metrics_between_processes()
     from broker.web import create_app
@@ -433,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from broker.logs import configure
+    from broker.common.logs import configure
 
     # Read before the settings, which log as they load; a bad value is refused by
     # name with the other settings.

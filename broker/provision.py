@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from broker.clients import AwsClients
-from broker.records.dynamodb import OPEN_INDEX, OUTBOX_INDEX, OWNER_INDEX
+from broker.aws.clients import AwsClients
+from broker.domain.records.dynamodb import OPEN_INDEX, OUTBOX_INDEX, OWNER_INDEX
 from broker.settings import Settings
 
 if TYPE_CHECKING:

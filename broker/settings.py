@@ -6,19 +6,33 @@ malformed value stops start-up with a message naming the variable.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-if TYPE_CHECKING:
-    from broker.records.model import Quota
-
 ENV_PREFIX = "BROKER_"
 MIN_SECRET_BYTES = 32
 MAX_PRESIGN_SECONDS = 15 * 60
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
+
+
+def parse_webhook_secret(text: str) -> bytes:
+    """The key bytes of a Standard Webhooks secret (`whsec_` + base64); ValueError when
+    it is not one."""
+    if not text.startswith(WEBHOOK_SECRET_PREFIX):
+        raise ValueError("a webhook secret starts with 'whsec_'")
+    try:
+        key = base64.b64decode(text.removeprefix(WEBHOOK_SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("a webhook secret is 'whsec_' and base64") from None
+    if len(key) < 24:
+        raise ValueError("a webhook secret holds at least 24 bytes")
+    return key
 
 
 class SettingsError(ValueError):
@@ -155,10 +169,8 @@ class Settings(BaseSettings):
         return tuple(u.strip() for u in (self.webhook_url or "").split(",") if u.strip())
 
     def webhook_keys(self) -> list[bytes]:
-        from broker.webhooks.signing import parse_secret
-
         text = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
-        return [parse_secret(part) for part in text.replace(",", " ").split()]
+        return [parse_webhook_secret(part) for part in text.replace(",", " ").split()]
 
     @field_validator("incoming_prefix", "quarantine_prefix")
     @classmethod
@@ -191,13 +203,6 @@ class Settings(BaseSettings):
                 f"BROKER_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes"
             )
         return secret
-
-    @property
-    def quota(self) -> Quota:
-        """The deployment's storage quota per user (profiles may set their own)."""
-        from broker.records.model import Quota
-
-        return Quota(self.quota_bytes, self.quota_files)
 
     @property
     def records_store(self) -> Literal["dynamodb", "postgresql", "sqlite"]:

@@ -12,11 +12,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from moto import mock_aws
 
-from broker.clients import AwsClients, make_clients
+from broker.aws.clients import AwsClients, make_clients
+from broker.compose import compose
 from broker.provision import provision
 from broker.settings import Settings, load_settings
+from broker.validator.judge import Validator
 from broker.web import create_app
-from lambdas.validator.process import Validator
 from tests.samples import SECRET
 
 
@@ -62,7 +63,7 @@ def client(app: Flask) -> FlaskClient:
 
 @pytest.fixture
 def validator(settings: Settings, aws: AwsClients) -> Validator:
-    return Validator.build(settings, aws)
+    return compose(settings, aws).validator
 
 
 # -- suites that need system packages ------------------------------------------------
@@ -110,7 +111,7 @@ def clamd_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A real PostgreSQL server (Debian's package), one for the session, migrated."""
-    from broker.records.schema import migrate
+    from broker.domain.records.migrations import migrate
     from tests.postgres_server import postgres_installed, running_postgres
 
     require_system("PostgreSQL", postgres_installed(), "apt-get install postgresql")

@@ -20,7 +20,7 @@ from pypdf import PdfReader, PdfWriter
 from pypdf.generic import ArrayObject, DictionaryObject, NameObject, TextStringObject
 from reportlab.pdfgen import canvas
 
-from broker.profiles import Profiles, load_profiles
+from broker.domain.profiles import Profiles, load_profiles
 from tests.videos import box, encoded, streamed_webm, tiny_mp4
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"

@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.records import RecordStore
+from broker.domain.records import RecordStore
 from broker.settings import Settings
 
 

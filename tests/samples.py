@@ -9,7 +9,7 @@ from typing import Any
 
 from PIL import Image
 
-from broker.auth import issue_token
+from broker.domain.auth import issue_token
 
 SECRET = "test-secret-" + "x" * 40
 EVENTS = Path(__file__).parent / "events"

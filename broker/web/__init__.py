@@ -8,17 +8,13 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template, request
 from flask_cors import CORS
 
-from broker import metrics, readiness
-from broker.auth import TokenVerifier
-from broker.clients import AwsClients, fetch_secret, make_clients
-from broker.logs import set_upload
-from broker.multipart import MultipartUploads
-from broker.oidc import OidcVerifier
-from broker.profiles import human_size, load_profiles
-from broker.records import open_records
-from broker.settings import Settings, SettingsError, load_settings
-from broker.storage import Storage
-from broker.uploads import Uploads
+from broker.aws.clients import AwsClients
+from broker.common import metrics
+from broker.common.logs import set_upload
+from broker.compose import Parts, compose
+from broker.domain import readiness
+from broker.domain.profiles import human_size
+from broker.settings import load_settings
 from broker.web import problems
 from broker.web.api import api
 from broker.web.companion import companion
@@ -29,48 +25,22 @@ from broker.web.services import EXTENSION, Services, services
 MAX_REQUEST_BYTES = 1024 * 1024
 
 
-def token_verifier(settings: Settings) -> TokenVerifier:
-    """HS256 with the shared secret, the identity provider's keys, or both."""
-    oidc = None
-    if settings.oidc_issuer or settings.jwks_url:
-        try:
-            oidc = OidcVerifier.discover(
-                settings.oidc_issuer, settings.jwks_url, settings.jwt_audience,
-                settings.jwt_owner_claim, settings.jwks_refetch_interval)
-        except (OSError, ValueError) as exc:
-            raise SettingsError(f"BROKER_OIDC_ISSUER: the identity provider cannot be "
-                                f"discovered: {exc}") from exc
-    try:
-        secret: bytes | None = settings.signing_secret()
-    except SettingsError:
-        if oidc is None:
-            raise
-        secret = None  # the identity provider's tokens only
-    return TokenVerifier(secret, oidc)
-
-
 def create_app(config: Mapping[str, Any] | None = None, *,
-               clients: AwsClients | None = None) -> Flask:
+               clients: AwsClients | None = None, parts: Parts | None = None) -> Flask:
     """Build the broker. `config` overrides settings read from BROKER_* variables;
-    `clients` replaces the AWS clients (tests, other S3 implementations)."""
-    settings = load_settings(**dict(config or {}))
-    if settings.jwt_secret_arn and settings.jwt_secret is None:
-        settings = settings.model_copy(update={
-            "jwt_secret": fetch_secret(settings, settings.jwt_secret_arn)})
-    tokens = token_verifier(settings)  # refuse to start without a way to check tokens
-    clients = clients or make_clients(settings)
-    profiles = load_profiles(settings.profiles_file)
-    storage = Storage(clients.s3)
-    uploads = Uploads(settings, profiles, open_records(settings, clients),
-                      storage, clients.s3)
+    `clients` replaces the AWS clients (tests, other S3 implementations); `parts`, the
+    whole composition (a process that runs the validator too)."""
+    parts = parts or compose(load_settings(**dict(config or {})), clients)
+    settings = parts.settings
+    tokens = parts.tokens  # refuse to start without a way to check tokens
 
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # Requests are small JSON documents: a larger body is refused (413) before it is read.
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.jinja_env.filters["human_size"] = human_size  # "10 GiB", not "10240.0 MiB"
-    app.extensions[EXTENSION] = Services(settings, profiles, uploads, tokens,
-                                         UploadRateLimit(settings), MultipartUploads(uploads))
+    app.extensions[EXTENSION] = Services(settings, parts.profiles, parts.uploads, tokens,
+                                         UploadRateLimit(settings), parts.multipart)
     problems.register(app)
     app.register_blueprint(api)
     app.register_blueprint(companion)

@@ -12,13 +12,13 @@ from flask import Blueprint, Response, jsonify, redirect, request, stream_with_c
 from pydantic import BaseModel
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from broker import clock
-from broker.auth import bearer_token
-from broker.errors import InvalidRequest, MalformedRequest, UnsupportedMediaType
-from broker.parsing import UnreadableJson, parse_json, whole_number
-from broker.records import UploadRecord
-from broker.schemas import CompleteUpload, CreateUpload, SignParts, render_upload
-from broker.uploads import MAX_WAIT, WAITING
+from broker.common import clock
+from broker.common.errors import InvalidRequest, MalformedRequest, UnsupportedMediaType
+from broker.common.parsing import UnreadableJson, parse_json, whole_number
+from broker.domain.auth import bearer_token
+from broker.domain.records import UploadRecord
+from broker.domain.schemas import CompleteUpload, CreateUpload, SignParts, render_upload
+from broker.domain.uploads import MAX_WAIT, WAITING
 from broker.web.services import services
 from broker.web.session import SESSION_COOKIE, current_owner
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from broker.errors import InvalidRequest, MalformedRequest, NotFound
-from broker.keys import upload_id_from_key
-from broker.parsing import whole_number
-from broker.presign import PresignedUpload
+from broker.common.errors import InvalidRequest, MalformedRequest, NotFound
+from broker.common.parsing import whole_number
+from broker.domain.keys import upload_id_from_key
+from broker.domain.presign import PresignedUpload
 from broker.web.api import no_store
 from broker.web.services import services
 from broker.web.session import current_owner

@@ -22,7 +22,7 @@ from limits.errors import StorageError
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from broker.errors import TooManyRequests
+from broker.common.errors import TooManyRequests
 from broker.settings import Settings
 
 log = logging.getLogger(__name__)

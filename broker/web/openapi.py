@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from broker.schemas import (
+from broker.domain.schemas import (
     CompanionParams,
     CompleteUpload,
     CreateUpload,
@@ -23,7 +23,7 @@ from broker.schemas import (
     UploadView,
     UsageView,
 )
-from broker.uploads import MAX_WAIT
+from broker.domain.uploads import MAX_WAIT
 
 REF = "#/components/schemas/{model}"
 _ERRORS = {

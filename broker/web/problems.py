@@ -9,11 +9,43 @@ from flask import Flask, Response, json
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from broker import metrics
-from broker.errors import BrokerError, StorageError
+from broker.common import metrics
+from broker.common.errors import (
+    BrokerError,
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    MalformedRequest,
+    NotAuthenticated,
+    NotFound,
+    StorageError,
+    TooManyRequests,
+    UnsupportedMediaType,
+)
 
 log = logging.getLogger(__name__)
 PROBLEM_TYPE = "urn:problem:upload-broker:{code}"
+
+# Each domain error's answer: the one place the domain meets HTTP.
+ANSWERS: dict[type[BrokerError], tuple[int, str]] = {
+    MalformedRequest: (400, "The request cannot be read"),
+    NotAuthenticated: (401, "Authentication required"),
+    Forbidden: (403, "Forbidden"),
+    NotFound: (404, "Not found"),
+    Conflict: (409, "Conflict"),
+    UnsupportedMediaType: (415, "Unsupported media type"),
+    InvalidRequest: (422, "The request cannot be accepted"),
+    TooManyRequests: (429, "Too many requests"),
+    StorageError: (503, "Storage is unavailable"),
+}
+
+
+def answer_for(exc: BrokerError) -> tuple[int, str]:
+    """The status and title of a domain error, by its nearest mapped class."""
+    for cls in type(exc).__mro__:
+        if cls in ANSWERS:
+            return ANSWERS[cls]
+    return 500, "Internal error"
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> Response:
@@ -28,11 +60,11 @@ def _broker_error(exc: BrokerError) -> Response:
         metrics.count_outage(exc)
         log.error("%s failure: %s", exc.service, exc, exc_info=exc.__cause__)
         extra["retry_after"] = exc.retry_after
-    response = problem(exc.status, exc.code, exc.title, exc.detail, **extra)
-    response.headers.update(exc.headers)
+    status, title = answer_for(exc)
+    response = problem(status, exc.code, title, exc.detail, **extra)
     if "retry_after" in extra:
         response.headers["Retry-After"] = str(extra["retry_after"])
-    if exc.status == 401:
+    if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="uploads"'
     return response
 

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from broker.auth import TokenVerifier
-from broker.multipart import MultipartUploads
-from broker.profiles import Profiles
+from broker.domain.auth import TokenVerifier
+from broker.domain.multipart_uploads import MultipartUploads
+from broker.domain.profiles import Profiles
+from broker.domain.uploads import Uploads
 from broker.settings import Settings
-from broker.uploads import Uploads
 from broker.web.limits import UploadRateLimit
 
 EXTENSION = "broker"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import current_app, g, request
 
-from broker.auth import bearer_token
-from broker.errors import Forbidden, NotAuthenticated
+from broker.common.errors import Forbidden, NotAuthenticated
+from broker.domain.auth import bearer_token
 from broker.web.services import services
 
 SESSION_COOKIE = "broker_session"

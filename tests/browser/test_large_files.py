@@ -58,7 +58,7 @@ def open_page(page: Any, running: Running, token: str) -> None:
 
 def test_the_uploader_resumes_after_a_reload_sending_only_the_missing_parts(
         page: Any, running: Running, tmp_path: Path) -> None:
-    from broker.auth import issue_token
+    from broker.domain.auth import issue_token
 
     user = "large-files-ann"
     token = issue_token(SECRET.encode(), user, 900)
@@ -98,7 +98,7 @@ def test_the_uploader_resumes_after_a_reload_sending_only_the_missing_parts(
 
 def test_pause_keeps_the_parts_sent_and_cancel_removes_the_upload(
         page: Any, running: Running, tmp_path: Path) -> None:
-    from broker.auth import issue_token
+    from broker.domain.auth import issue_token
 
     user = "large-files-bo"
     path, _ = large_video(tmp_path, 120 * MIB)
@@ -142,7 +142,7 @@ MULTIPART_PAGE = b"""<!doctype html><html><head><meta charset="utf-8">
 
 def test_uppy_6_unchanged_uploads_a_large_file_in_parts(
         page: Any, running: Running, uppy_bundle: bytes, tmp_path: Path) -> None:  # noqa: F811
-    from broker.auth import issue_token
+    from broker.domain.auth import issue_token
 
     user = "large-files-uppy"
     path, data = large_video(tmp_path, 110 * MIB)

@@ -16,7 +16,7 @@ SETTLED = ".bu-item[data-state=ready], .bu-item[data-state=rejected], .bu-item[d
 
 
 def open_page(page: Any, running: Running, user: str, profile: str) -> None:
-    from broker.auth import issue_token
+    from broker.domain.auth import issue_token
 
     page.goto(f"{running.url}/")
     page.fill("#token", issue_token(SECRET.encode(), user, 600))

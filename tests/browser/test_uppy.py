@@ -58,7 +58,7 @@ def open_uppy_page(page: Any, running: Running, bundle: bytes, path: str, html: 
 
 def test_uppy_uploads_through_companion_endpoint(page: Any, running: Running,
                                                  uppy_bundle: bytes) -> None:
-    from broker.auth import issue_token
+    from broker.domain.auth import issue_token
 
     open_uppy_page(page, running, uppy_bundle, "/test/uppy.html", PAGE)
     png = png_bytes(30, 30)
@@ -106,7 +106,7 @@ SIGN_REQUEST_PAGE = b"""<!doctype html><html><head><meta charset="utf-8">
 
 def test_uppy_uploads_through_sign_request_glue(page: Any, running: Running,
                                                 uppy_bundle: bytes) -> None:
-    from broker.auth import issue_token
+    from broker.domain.auth import issue_token
 
     open_uppy_page(page, running, uppy_bundle, "/test/sign-request.html", SIGN_REQUEST_PAGE)
     png = png_bytes(24, 24)

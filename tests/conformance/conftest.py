@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.local import DevStack
+from broker.devstack.stack import DevStack
 from broker.web import create_app
 from tests.conftest import require_system
 from tests.integration.conftest import free_port, serving

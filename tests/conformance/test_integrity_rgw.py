@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from broker.local import DevStack
+from broker.compose import compose
+from broker.devstack.stack import DevStack
 from broker.web import create_app
-from lambdas.validator.process import Validator
 from tests.conformance.conftest import Rgw
 from tests.samples import HTML_AS_PNG, SECRET
 from tests.unit.test_integrity import (
@@ -53,7 +53,7 @@ def stage(rgw_stack: DevStack) -> Stage:
     clients.s3.put_bucket_versioning(Bucket=INCOMING,
                                      VersioningConfiguration={"Status": "Enabled"})
     app = create_app(settings.model_dump(), clients=clients)
-    return Stage(app, clients, Validator.build(settings, clients))
+    return Stage(app, clients, compose(settings, clients).validator)
 
 
 @pytest.mark.parametrize("versioning", ["versioned", "unversioned"])

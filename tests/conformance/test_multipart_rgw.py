@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from broker.local import DevStack
-from broker.parts import MIB
+from broker.devstack.stack import DevStack
+from broker.storage.part_plans import MIB
 from broker.web import create_app
 from tests.conformance.conftest import Rgw
 from tests.integration.conftest import free_port, serving

@@ -18,7 +18,7 @@ import pytest
 import requests
 from botocore.config import Config
 
-from broker.presign import PostSigner, PresignedUpload, presign_put
+from broker.domain.presign import PostSigner, PresignedUpload, presign_put
 from tests.conformance.conftest import Rgw
 
 pytestmark = pytest.mark.conformance

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from broker.clients import make_clients
+from broker.aws.clients import make_clients
+from broker.compose import compose
+from broker.domain.uploads import Uploads
 from broker.provision import provision
 from broker.settings import load_settings
-from broker.uploads import Uploads
-from lambdas.validator.process import Validator
 from tests.conftest import require_system
 from tests.integration.conftest import free_port
 from tests.samples import png_bytes
@@ -87,7 +87,7 @@ def test_the_unpacked_validator_zip_processes_an_sqs_event_on_its_own(
     settings = load_settings(public_base_url="https://cdn.example.test")
     clients = make_clients(settings)
     provision(clients, settings, "uploads-events", ["https://app.example.test"])
-    validator = Validator.build(settings, clients)
+    validator = compose(settings, clients).validator
     uploads = Uploads(settings, validator.profiles, validator.records, validator.storage,
                       clients.s3)
     png = png_bytes()

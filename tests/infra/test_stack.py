@@ -281,7 +281,7 @@ def test_an_identity_provider_and_quotas_reach_the_functions() -> None:
 
 
 def test_the_broker_function_outlives_a_long_poll(synthesized: Any) -> None:
-    from broker.uploads import MAX_WAIT
+    from broker.domain.uploads import MAX_WAIT
 
     _, doc, _ = synthesized
     _, broker = logical(doc, "AWS::Lambda::Function", "Broker")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from werkzeug.serving import make_server
 
-from broker.local import DevStack
+from broker.devstack.stack import DevStack
 from broker.settings import Settings
 from broker.web import create_app
 from tests.samples import SECRET

@@ -6,7 +6,7 @@ import boto3
 import pytest
 import requests
 
-from broker.emulator import EmbeddedEmulator
+from broker.devstack.emulator import EmbeddedEmulator
 
 pytestmark = pytest.mark.integration
 # moto logs a traceback for an operation it does not know: about 2 KiB each.

@@ -13,14 +13,16 @@ from typing import Any
 
 import pytest
 
-from broker import clock
-from broker.clients import make_clients
-from broker.local import DevStack
+from broker.aws.clients import make_clients
+from broker.aws.queue import Lease, dead_letter_url_of, redrive
+from broker.common import clock
+from broker.compose import compose
+from broker.devstack.stack import DevStack
+from broker.runtimes.sqs_worker import poll_once, run_worker
 from broker.settings import Settings
+from broker.validator.judge import Validator
+from broker.validator.sweep import sweep
 from broker.web import create_app
-from lambdas.validator.process import Validator
-from lambdas.validator.sweep import dead_letter_url_of, redrive, sweep
-from lambdas.validator.worker import Lease, poll_once, run_worker
 from tests.fault_proxy import fault_proxy
 from tests.integration.conftest import free_port
 from tests.ledger import count
@@ -59,7 +61,7 @@ def test_the_worker_judges_several_objects_at_once_and_stops_cleanly(
     aws, queue_url = dev.clients, settings.queue_url
     drain(aws.sqs, queue_url)
     app = create_app(settings.model_dump(), clients=aws)
-    validator = Validator.build(settings, aws)
+    validator = compose(settings, aws).validator
     stage = Stage(app, aws, validator)
     records = [stage.upload(png_bytes(8 + i, 8), owner="concurrent") for i in range(8)]
     real_process = Validator.process
@@ -130,7 +132,7 @@ def test_faults_and_duplicates_lose_nothing_and_publish_nothing_unchecked(
 
     with fault_proxy(settings.endpoint_url or "", rate, seed=int(rate * 100)) as proxy:
         faulty = make_clients(settings.model_copy(update={"endpoint_url": proxy.url}))
-        validator = Validator.build(settings, faulty)
+        validator = compose(settings, faulty).validator
         deadline = time.monotonic() + 60
         with Lease(faulty.sqs, queue) as lease:
             while time.monotonic() < deadline and not all_settled(validator, uploads) \
@@ -142,7 +144,7 @@ def test_faults_and_duplicates_lose_nothing_and_publish_nothing_unchecked(
         faults = dict(proxy.counts)
     # After the outage, as an operator would: the sweeper settles what is stuck and
     # reports the dead letters; `broker redrive` sends them back; the worker drains.
-    clean = Validator.build(settings, direct)
+    clean = compose(settings, direct).validator
     real_now = clock.now
     monkeypatch.setattr(clock, "now", lambda: real_now() + timedelta(hours=1))
     dead = dead_letter_url_of(direct.sqs, queue)

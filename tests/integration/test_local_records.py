@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.local import DevStack
-from broker.records.sqlite import SqliteRecords
+from broker.devstack.stack import DevStack
+from broker.domain.records.sqlite import SqliteRecords
 from broker.web import create_app
 from tests.integration.conftest import free_port, serving
 from tests.samples import SECRET, png_bytes, send_upload, settle
@@ -50,7 +50,7 @@ def test_broker_runs_validator_in_its_own_process_wakes_the_brokers_long_polls(
 
     import requests
 
-    from broker.records import changes
+    from broker.domain.records import changes
     from tests.samples import auth
 
     monkeypatch.setattr(changes, "RECHECK", 60.0)  # only the child's word can wake us in time

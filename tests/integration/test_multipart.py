@@ -11,9 +11,10 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import requests
 
-from broker import clock
-from broker.local import DevStack
-from broker.parts import MIB
+from broker.common import clock
+from broker.compose import compose
+from broker.devstack.stack import DevStack
+from broker.storage.part_plans import MIB
 from broker.web import create_app
 from tests.integration.conftest import free_port, serving
 from tests.parts_client import PartsUpload, start_in_parts
@@ -205,8 +206,7 @@ def test_deleting_an_unfinished_upload_aborts_its_parts(
 
 def test_an_upload_left_unfinished_expires_and_its_parts_are_aborted(
         stack: tuple[str, DevStack], monkeypatch: pytest.MonkeyPatch) -> None:
-    from lambdas.validator.process import Validator
-    from lambdas.validator.sweep import sweep
+    from broker.validator.sweep import sweep
 
     broker, dev = stack
     data = text(6 * MIB, seed=4)
@@ -217,7 +217,7 @@ def test_an_upload_left_unfinished_expires_and_its_parts_are_aborted(
     monkeypatch.setattr(clock, "now", lambda: real_now() + timedelta(days=1, minutes=5))
     assert dev.settings is not None
     assert dev.clients is not None
-    report = sweep(Validator.build(dev.settings, dev.clients))
+    report = sweep(compose(dev.settings, dev.clients).validator)
     assert upload.id in report.expired
     assert open_parts(dev, upload) == []
     late = requests.post(f"{broker}/v1/uploads/{upload.id}/complete", json={},

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from flask.testing import FlaskClient
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from broker.clients import AwsClients
+from broker.aws.clients import AwsClients
 from broker.settings import Settings
 from broker.web import create_app
 from tests.conftest import require_system

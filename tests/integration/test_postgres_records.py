@@ -15,9 +15,9 @@ import psycopg
 import pytest
 import requests
 
-from broker.errors import StorageError
-from broker.local import DevStack
-from broker.records.schema import latest_version, migrate
+from broker.common.errors import StorageError
+from broker.devstack.stack import DevStack
+from broker.domain.records.migrations import latest_version, migrate
 from broker.web import create_app
 from tests.conftest import require_system
 from tests.integration.conftest import free_port, serving
@@ -113,7 +113,7 @@ def test_the_broker_rides_out_a_database_restart(database: PostgresServer) -> No
 
 def test_a_create_on_a_connection_the_restart_broke_is_sent_again_on_a_fresh_one(
         database: PostgresServer) -> None:
-    from broker.records.postgres import PostgresRecords
+    from broker.domain.records.postgres import PostgresRecords
     from tests.records.test_contract import make
 
     store = PostgresRecords.connect(database.url, pool_size=1)
@@ -175,7 +175,7 @@ def test_broker_migrate_without_a_database_says_why(database: PostgresServer) ->
 
 
 def test_the_usage_migration_counts_uploads_already_ready(database: PostgresServer) -> None:
-    from broker.records.schema import migrations
+    from broker.domain.records.migrations import migrations
 
     url = new_database(database, "before_usage")
     first = migrations()[0]

@@ -14,7 +14,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from broker.local import DevStack
+from broker.devstack.stack import DevStack
 from broker.settings import Settings
 from tests.integration.conftest import free_port
 from tests.samples import SECRET, auth, settle

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 import requests
 
-from broker.clients import make_clients
+from broker.aws.clients import make_clients
+from broker.compose import compose
 from broker.provision import ensure_table, provision_queue, provision_storage
+from broker.runtimes.sqs_worker import run_worker
 from broker.settings import load_settings
 from broker.web import create_app
-from lambdas.validator.process import Validator
-from lambdas.validator.worker import run_worker
 from tests.integration.conftest import free_port, serving
 from tests.samples import HTML_AS_PNG, SECRET, auth, png_bytes, same_picture, settle
 
@@ -50,7 +50,7 @@ def broker_on_localstack(localstack: str) -> Iterator[str]:
         stop = threading.Event()
         assert settings.queue_url is not None
         worker = threading.Thread(target=run_worker, daemon=True, kwargs={"wait_seconds": 1},
-                                  args=(Validator.build(settings, clients), clients.sqs,
+                                  args=(compose(settings, clients).validator, clients.sqs,
                                         settings.queue_url, stop))
         worker.start()
         try:

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from broker.clients import AwsClients
-from broker.records import DynamoRecords, RecordStore
-from broker.records.lean_dynamodb import LeanDynamoDB
-from broker.records.sqlite import SqliteRecords
+from broker.aws.clients import AwsClients
+from broker.aws.lean_dynamodb import LeanDynamoDB
+from broker.domain.records import DynamoRecords, RecordStore
+from broker.domain.records.sqlite import SqliteRecords
 from broker.settings import Settings
 
 
@@ -27,7 +27,7 @@ def store(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Record
         yield sqlite
         sqlite.close()
         return
-    from broker.records.postgres import PostgresRecords
+    from broker.domain.records.postgres import PostgresRecords
 
     url: str = request.getfixturevalue("postgres_url")
     with psycopg.connect(url, autocommit=True) as conn:

@@ -11,17 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broker import clock
-from broker.errors import InvalidRequest, StorageError
-from broker.records import (
-    DynamoRecords,
-    PendingCapReached,
-    Quota,
-    QuotaExceeded,
-    RecordStore,
-    UploadRecord,
-    Usage,
-)
+from broker.common import clock
+from broker.common.errors import InvalidRequest, StorageError
+from broker.domain.quotas import Quota, QuotaExceeded, Usage
+from broker.domain.records import DynamoRecords, PendingCapReached, RecordStore, UploadRecord
 
 BASE = clock.parse_iso("2026-06-01T12:00:00Z")
 

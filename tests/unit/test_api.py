@@ -6,7 +6,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from broker.clients import AwsClients
+from broker.aws.clients import AwsClients
 from tests.samples import auth, png_bytes
 
 MIB = 1024 * 1024
@@ -176,7 +176,7 @@ def test_listing_is_the_callers_own_newest_first_and_paginated(client: FlaskClie
                                                                monkeypatch: Any) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from broker import clock
+    from broker.common import clock
 
     alice = auth("alice")  # minted before the clock is turned
     real_now = clock.now
@@ -282,7 +282,7 @@ def test_a_long_poll_wakes_for_a_change_landing_between_its_read_and_its_wait(
         app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
-    from broker.records import changes
+    from broker.domain.records import changes
 
     monkeypatch.setattr(changes, "RECHECK", 5.0)
     uploads = app.extensions["broker"].uploads
@@ -308,7 +308,7 @@ def test_a_long_poll_sees_a_change_made_by_another_process(
     import threading
     import time
 
-    from broker.records import changes
+    from broker.domain.records import changes
 
     uploads = app.extensions["broker"].uploads
     record = uploads.create("alice", "avatar", "a.png", "image/png", 10).record

@@ -18,9 +18,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import Client
 
-from broker import clock
-from lambdas.validator.process import Validator
-from lambdas.validator.push import PushReceiver
+from broker.common import clock
+from broker.runtimes.push_receiver import PushReceiver
+from broker.validator.judge import Validator
 from tests.samples import SECRET, auth
 
 GOOD_UPLOAD = {"profile": "avatar", "filename": "me.png", "content_type": "image/png",
@@ -193,9 +193,9 @@ def test_an_sdk_fault_below_http_is_a_503_with_retry_after(
 @pytest.mark.parametrize("error", SDK_FAULTS, ids=lambda e: type(e).__name__)
 def test_an_sdk_fault_in_the_validator_is_an_outage_to_retry(
         validator: Validator, error: Exception) -> None:
-    from broker.errors import StorageError
+    from broker.common.errors import StorageError
     from broker.storage import Storage
-    from lambdas.validator.events import ObjectRef
+    from broker.validator.events import ObjectRef
 
     faulty = Validator(validator.settings, validator.profiles, validator.records,
                        Storage(Unreachable(error)), validator.scanner)  # type: ignore[arg-type]
@@ -204,7 +204,7 @@ def test_an_sdk_fault_in_the_validator_is_an_outage_to_retry(
 
 
 def test_a_failed_upload_of_a_rewritten_file_is_an_outage_to_retry(aws: Any) -> None:
-    from broker.errors import StorageError
+    from broker.common.errors import StorageError
     from broker.storage import Delivery, Storage
 
     delivery = Delivery("image/png", "inline", "public")

@@ -3,8 +3,8 @@ from pathlib import Path
 import jwt
 import pytest
 
-from broker.auth import issue_token, owner_from_token
-from broker.errors import NotAuthenticated
+from broker.common.errors import NotAuthenticated
+from broker.domain.auth import issue_token, owner_from_token
 from broker.settings import SettingsError, load_settings
 from broker.web import create_app
 

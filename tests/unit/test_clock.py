@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from broker import clock
+from broker.common import clock
 
 
 def test_the_written_form_reads_back_exactly() -> None:

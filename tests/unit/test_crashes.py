@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from broker import clock
-from broker.clients import AwsClients
-from broker.records import DynamoRecords
+from broker.aws.clients import AwsClients
+from broker.common import clock
+from broker.domain.records import DynamoRecords
 from broker.settings import Settings
 from broker.storage import Storage
-from lambdas.validator.events import ObjectRef
-from lambdas.validator.process import Validator
-from lambdas.validator.sweep import sweep
+from broker.validator.events import ObjectRef
+from broker.validator.judge import Validator
+from broker.validator.sweep import sweep
 from tests.ledger import count
 from tests.samples import HTML_AS_PNG, pdf_bytes, png_bytes, store_upload
 
@@ -110,7 +110,7 @@ def test_a_small_file_is_judged_from_one_read_of_the_store(
 def test_a_file_larger_than_the_first_read_is_read_in_ranges(
         app: Flask, aws: AwsClients, validator: Validator,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("broker.storage.FIRST_READ", 64)
+    monkeypatch.setattr("broker.storage.objects.FIRST_READ", 64)
     upload_id, calls = steps_of_a_clean_run(app, aws, validator,
                                             CASES["public image, re-encoded"])
     assert calls[0] == "get_object"

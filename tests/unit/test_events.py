@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from lambdas.validator.events import MalformedEvent, refs_from_notification, refs_from_sqs_body
+from broker.validator.events import MalformedEvent, refs_from_notification, refs_from_sqs_body
 from tests.samples import load_event
 
 

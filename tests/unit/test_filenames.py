@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.filenames import MAX_FILENAME_BYTES, clean_filename, content_disposition
+from broker.domain.filenames import MAX_FILENAME_BYTES, clean_filename, content_disposition
 
 
 @pytest.mark.parametrize(

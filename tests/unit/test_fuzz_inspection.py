@@ -11,8 +11,8 @@ import zlib
 
 import pytest
 
-from broker.inspection import Declared, inspect
-from broker.inspection.scanner import NoScanner
+from broker.domain.inspection import Declared, inspect
+from broker.domain.inspection.scanner import NoScanner
 from tests.corpus import ATTACKS, BENIGN, Sample, corpus_profiles
 from tests.mutations import mutants
 from tests.samples import BytesSource
@@ -41,7 +41,7 @@ def test_every_mutant_gets_a_verdict(sample: Sample) -> None:
 
 
 def test_a_failing_type_detector_is_a_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
-    import broker.inspection as inspection
+    import broker.domain.inspection as inspection
 
     def choke(head: bytes) -> str:
         raise RuntimeError("magic: corrupt database entry")
@@ -56,7 +56,7 @@ def test_a_failing_type_detector_is_a_verdict(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_animation_timings_are_kept_to_what_the_format_stores() -> None:
-    from broker.inspection.images import _bounded
+    from broker.domain.inspection.images import _bounded
 
     assert _bounded(10**30, 0) == 0xFFFF  # found by make fuzz: a mutated frame time
     assert _bounded(-5, 0) == 0
@@ -72,7 +72,7 @@ def test_a_damaged_exif_block_costs_only_the_orientation(
 
     from PIL import Image, ImageOps
 
-    from broker.inspection.images import reencoded
+    from broker.domain.inspection.images import reencoded
 
     def damaged(image: Image.Image) -> Image.Image:
         warnings.warn("Tag data larger than file. Skipping tag 4", UserWarning, stacklevel=1)

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from broker.clients import AwsClients
+from broker.aws.clients import AwsClients
+from broker.runtimes.sqs_worker import poll_once
 from broker.settings import Settings
+from broker.validator.judge import Validator
 from lambdas.validator import handler as lambda_handler
-from lambdas.validator.process import Validator
-from lambdas.validator.worker import poll_once
 from tests.samples import HTML_AS_PNG, load_event, png_bytes, store_upload
 
 
@@ -22,9 +22,9 @@ def handler(aws: AwsClients, settings: Settings, monkeypatch: pytest.MonkeyPatch
             ) -> Iterator[Any]:
     """The real Lambda handler, configured from the environment as on AWS."""
     monkeypatch.setenv("BROKER_PUBLIC_BASE_URL", settings.public_base_url or "")
-    lambda_handler._validator.cache_clear()
+    lambda_handler._parts.cache_clear()
     yield lambda_handler.handler
-    lambda_handler._validator.cache_clear()
+    lambda_handler._parts.cache_clear()
 
 
 def notification_for(upload_id: str) -> str:
@@ -67,7 +67,7 @@ def test_a_storage_failure_fails_only_that_message(app: Flask, aws: AwsClients, 
 
     def unavailable_for_first(self: Storage, bucket: str, key: str, *version: Any) -> Any:
         if key.endswith(upload_id):
-            from broker.errors import StorageError
+            from broker.common.errors import StorageError
             raise StorageError("503 Slow Down")
         return real_fetch(self, bucket, key, *version)
 
@@ -137,7 +137,7 @@ def test_a_batch_short_on_time_hands_back_what_it_did_not_start(
         app: Flask, aws: AwsClients, queue_url: str, handler: Any,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BROKER_QUEUE_URL", queue_url)
-    lambda_handler._validator.cache_clear()
+    lambda_handler._parts.cache_clear()
     aws.sqs.purge_queue(QueueUrl=queue_url)
     uploads = [store_upload(app, aws, png_bytes()) for _ in range(3)]  # each notifies
     received = aws.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,

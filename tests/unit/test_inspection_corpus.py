@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from broker.inspection import Declared, Inspection, inspect
-from broker.inspection.scanner import NoScanner
+from broker.domain.inspection import Declared, Inspection, inspect
+from broker.domain.inspection.scanner import NoScanner
 from tests.corpus import ATTACKS, BENIGN, Sample, corpus_profiles
 from tests.samples import BytesSource
 
@@ -41,7 +41,7 @@ def test_benign_file_is_accepted(sample: Sample) -> None:
 
 
 def test_every_reason_a_sample_expects_has_a_message() -> None:
-    from broker.reasons import REASONS
+    from broker.common.reasons import REASONS
 
     assert {s.expect for s in ATTACKS} <= REASONS.keys()
 
@@ -108,7 +108,7 @@ def test_an_animation_keeps_its_frames_when_reencoded() -> None:
 def test_a_csv_without_newlines_is_read_in_flat_memory() -> None:
     import tracemalloc
 
-    from broker.inspection.text import scan_text
+    from broker.domain.inspection.text import scan_text
 
     def stream() -> Iterator[bytes]:
         for _ in range(160):  # 40 MiB of one line, 256 KiB at a time
@@ -134,7 +134,7 @@ def test_neutralizing_changes_nothing_but_the_formula_cells() -> None:
        sizes=st.lists(st.integers(1, 90), min_size=1, max_size=20))
 def test_formula_marking_does_not_depend_on_how_the_stream_is_cut(
         text: str, sizes: list[int]) -> None:
-    from broker.inspection.text import FormulaMarker, marked_csv
+    from broker.domain.inspection.text import FormulaMarker, marked_csv
 
     def marked(pieces: list[str]) -> tuple[str, int]:
         marker = FormulaMarker()

@@ -16,11 +16,11 @@ import pytest
 from flask import Flask
 from PIL import Image
 
-from broker.clients import AwsClients
-from broker.records import DynamoRecords, UploadRecord
+from broker.aws.clients import AwsClients
+from broker.domain.records import DynamoRecords, UploadRecord
 from broker.storage import ObjectChanged, ObjectInfo, Storage
-from lambdas.validator.events import ObjectRef
-from lambdas.validator.process import Validator
+from broker.validator.events import ObjectRef
+from broker.validator.judge import Validator
 from tests.samples import HTML_AS_PNG, auth, pdf_bytes, png_bytes
 from tests.unit.test_validator import INCOMING, Stage
 
@@ -185,7 +185,7 @@ def swap_during_second(monkeypatch: pytest.MonkeyPatch, stage: Stage, record: Up
         swap_during(monkeypatch, stage, "copy", record, data)
         return
     # A file bigger than the first read: the rewrite reads it from the store again.
-    monkeypatch.setattr("broker.storage.FIRST_READ", 16)
+    monkeypatch.setattr("broker.storage.objects.FIRST_READ", 16)
     real = Storage.iter_chunks
     reads = []
 

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
-from broker.records.lean_dynamodb import LeanDynamoDB
+from broker.aws.lean_dynamodb import LeanDynamoDB
 
 OK = (200, {"Item": {"id": {"S": "up_1"}, "size": {"N": "12"}}})
 THROTTLED = (400, {"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",

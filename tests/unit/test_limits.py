@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from broker import clock
-from broker.clients import AwsClients
+from broker.aws.clients import AwsClients
+from broker.common import clock
 from broker.settings import Settings
 from broker.web import create_app
 from tests.samples import auth

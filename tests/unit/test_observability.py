@@ -16,9 +16,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from broker.clients import AwsClients
-from broker.logs import logging_config
-from lambdas.validator.process import Validator
+from broker.aws.clients import AwsClients
+from broker.common.logs import logging_config
+from broker.validator.judge import Validator
 from tests.samples import auth, png_bytes
 from tests.unit.test_validator import Stage
 
@@ -102,7 +102,7 @@ def test_every_validator_line_about_an_upload_names_it(stage: Stage,
     record = stage.upload(png_bytes())
     lines(json_logs)  # drop what creating it logged
     stage.process(record)
-    logged = [line for line in lines(json_logs) if line["logger"].startswith("lambdas")]
+    logged = [line for line in lines(json_logs) if line["logger"].startswith("broker.validator")]
     assert any("accepted" in str(line["message"]) for line in logged)
     assert all(line["upload_id"] == record.id for line in logged)
     assert all({"time", "level", "message"} <= line.keys() for line in logged)

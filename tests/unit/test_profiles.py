@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.errors import InvalidRequest
-from broker.profiles import ProfileError, Profiles, load_profiles, parse_size
+from broker.common.errors import InvalidRequest
+from broker.domain.profiles import ProfileError, Profiles, load_profiles, parse_size
 
 MIB = 1024 * 1024
 
@@ -93,7 +93,7 @@ def test_sizes_read_as_people_write_them(value: object, size: int) -> None:
     (5 * 1024 * 1024 + 1, "accepts files from 1 byte to 5 MiB; this one is 5242881 bytes."),
 ])
 def test_size_refusals_speak_in_human_units(size: int, says: str) -> None:
-    from broker.errors import InvalidRequest
+    from broker.common.errors import InvalidRequest
 
     with pytest.raises(InvalidRequest) as refused:
         load_profiles().get("avatar").check_size(size)

@@ -9,10 +9,11 @@ import pytest
 from flask import Flask
 from werkzeug.test import Client
 
-from broker.clients import AwsClients
+from broker.aws.clients import AwsClients
+from broker.compose import compose
+from broker.runtimes.push_receiver import PushReceiver
 from broker.settings import Settings
-from lambdas.validator.process import Validator
-from lambdas.validator.push import PushReceiver
+from broker.validator.judge import Validator
 from tests.samples import HTML_AS_PNG, load_event, png_bytes, store_upload
 
 TOKEN = "push-token-0123456789abcdef"
@@ -79,10 +80,10 @@ def test_the_test_event_and_garbage(receiver: Client) -> None:
 def test_a_storage_failure_asks_the_store_to_deliver_again(
     app: Flask, aws: AwsClients, settings: Settings, tmp_path: Path
 ) -> None:
-    from broker.inspection.scanner import ClamdScanner
+    from broker.domain.inspection.scanner import ClamdScanner
 
     upload_id = store_upload(app, aws, png_bytes())
-    down = Validator.build(settings, aws, ClamdScanner(f"unix://{tmp_path}/none.sock"))
+    down = compose(settings, aws, scanner=ClamdScanner(f"unix://{tmp_path}/none.sock")).validator
     reply = Client(PushReceiver(down, TOKEN)).post(f"/events/{TOKEN}",
                                                     data=rgw_notification(upload_id))
     assert reply.status_code == 503

@@ -7,11 +7,11 @@ from urllib.parse import parse_qs, urlparse
 
 from flask.testing import FlaskClient
 
-from broker.clients import AwsClients
+from broker.aws.clients import AwsClients
 from broker.settings import Settings
+from broker.validator.events import ObjectRef
+from broker.validator.judge import Validator
 from broker.web import create_app
-from lambdas.validator.events import ObjectRef
-from lambdas.validator.process import Validator
 from tests.samples import auth, png_bytes
 
 BODY = {"profile": "avatar", "filename": "me.png", "content_type": "image/png", "size": 100,

@@ -9,12 +9,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from broker.clients import AwsClients
-from broker.profiles import load_profiles
-from broker.records import Quota
+from broker.aws.clients import AwsClients
+from broker.compose import compose
+from broker.domain.profiles import load_profiles
+from broker.domain.quotas import Quota
 from broker.settings import Settings
 from broker.web import create_app
-from lambdas.validator.process import Validator
 from tests.samples import auth, png_bytes
 from tests.unit.test_validator import Stage
 
@@ -27,7 +27,7 @@ def limited(settings: Settings) -> Settings:
 @pytest.fixture
 def stage(limited: Settings, aws: AwsClients) -> Stage:
     app: Flask = create_app(limited.model_dump(), clients=aws)
-    return Stage(app, aws, Validator.build(limited, aws))
+    return Stage(app, aws, compose(limited, aws).validator)
 
 
 def presign(client: FlaskClient, size: int = 100) -> Any:

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from broker.clients import AwsClients
-from broker.inspection import Declared, Verdict, inspect
-from broker.inspection.scanner import ClamdScanner, ScannerUnavailable
+from broker.aws.clients import AwsClients
+from broker.aws.queue import QueueMessage
+from broker.compose import compose
+from broker.domain.inspection import Declared, Verdict, inspect
+from broker.domain.inspection.scanner import ClamdScanner, ScannerUnavailable
+from broker.runtimes.messages import settle_batch
 from broker.settings import Settings, load_settings
-from lambdas.validator.batch import process_sqs_records
-from lambdas.validator.events import ObjectRef
-from lambdas.validator.process import Validator
+from broker.validator.events import ObjectRef
 from tests.corpus import ATTACKS, DOCX, EICAR, Sample, corpus_profiles, docx
 from tests.samples import BytesSource, png_bytes
 
@@ -99,7 +100,7 @@ def stored(app: Flask, aws: AwsClients, data: bytes, filename: str, content_type
 def test_the_validator_quarantines_malware_and_records_the_signature(
     app: Flask, aws: AwsClients, settings: Settings, clamd_address: str
 ) -> None:
-    validator = Validator.build(settings, aws, ClamdScanner(clamd_address))
+    validator = compose(settings, aws, scanner=ClamdScanner(clamd_address)).validator
     upload_id = stored(app, aws, EICAR, "eicar.txt", "text/plain")
     assert validator.process(ObjectRef("uploads-incoming", f"incoming/{upload_id}")) \
         == "rejected"
@@ -119,16 +120,16 @@ def test_a_scanner_outage_retries_the_event_and_publishes_nothing(
     body = json.dumps({"Records": [{"eventName": "ObjectCreated:Post", "s3": {
         "bucket": {"name": "uploads-incoming"},
         "object": {"key": f"incoming%2F{upload_id}"}}}]})
-    message = [{"messageId": "m1", "body": body}]
-    down = Validator.build(settings, aws, ClamdScanner(f"unix://{tmp_path}/down.sock"))
-    assert process_sqs_records(down, message) == ["m1"]
+    message = [QueueMessage("m1", "r1", body)]
+    down = compose(settings, aws, scanner=ClamdScanner(f"unix://{tmp_path}/down.sock")).validator
+    assert settle_batch(down, message).retry_ids == ["m1"]
     record = down.records.get(upload_id)
     assert record is not None
     assert record.status == "processing"
     assert "Contents" not in aws.s3.list_objects_v2(Bucket="uploads-public")
     # The redelivery, once clamd is back, settles it.
-    up = Validator.build(settings, aws, ClamdScanner(clamd_address))
-    assert process_sqs_records(up, message) == []
+    up = compose(settings, aws, scanner=ClamdScanner(clamd_address)).validator
+    assert settle_batch(up, message).retry_ids == []
     settled = up.records.get(upload_id)
     assert settled is not None
     assert settled.status == "ready"
@@ -136,7 +137,7 @@ def test_a_scanner_outage_retries_the_event_and_publishes_nothing(
 
 
 def test_a_clamd_running_on_the_machine_is_found(clamd_address: str, tmp_path: Path) -> None:
-    from broker.inspection.scanner import find_local_clamd
+    from broker.domain.inspection.scanner import find_local_clamd
 
     socket_path = clamd_address.removeprefix("unix://")
     missing = str(tmp_path / "no-clamd.ctl")
@@ -147,7 +148,7 @@ def test_a_clamd_running_on_the_machine_is_found(clamd_address: str, tmp_path: P
 def test_make_run_scans_with_the_machine_clamd_and_says_so(
         clamd_address: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from broker import cli
-    from broker.inspection import scanner
+    from broker.domain.inspection import scanner
 
     monkeypatch.setattr(scanner, "LOCAL_CLAMD_SOCKETS",
                         (clamd_address.removeprefix("unix://"),))
@@ -168,7 +169,7 @@ class CountingScanner:
         self.scanned = 0
 
     def scan(self, chunks: object) -> object:
-        from broker.inspection.scanner import ScanResult
+        from broker.domain.inspection.scanner import ScanResult
 
         self.scanned += 1
         for _ in chunks:  # type: ignore[attr-defined]

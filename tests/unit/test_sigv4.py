@@ -15,8 +15,8 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import NoCredentialsError
 
-from broker.presign import PostSigner
-from broker.sigv4 import Signer
+from broker.aws.sigv4 import Signer
+from broker.domain.presign import PostSigner
 
 MOMENTS = [datetime.datetime(2026, 12, 1, 16, 11, 19), datetime.datetime(2026, 12, 1, 23, 59, 59),
            datetime.datetime(2026, 12, 2, 0, 0, 1)]  # the last is a new day: a new key
@@ -79,7 +79,7 @@ def test_post_policy_matches_botocores_presigned_post(
     signer = PostSigner(client)
     for moment in MOMENTS:
         _freeze(monkeypatch, moment)
-        monkeypatch.setattr("broker.sigv4.time.time",
+        monkeypatch.setattr("broker.aws.sigv4.time.time",
                             lambda m=moment: m.replace(tzinfo=datetime.UTC).timestamp())
         ours = signer.presign_post(bucket="uploads-incoming", key="incoming/up_1",
                                    upload_id="up_1", content_type="image/png", min_size=10,

@@ -10,13 +10,15 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from broker import clock
-from broker.clients import AwsClients
-from broker.records import UploadRecord
+from broker.aws.clients import AwsClients
+from broker.aws.queue import Lease, dead_letter_url_of, redrive
+from broker.common import clock
+from broker.compose import compose
+from broker.domain.records import UploadRecord
+from broker.runtimes.sqs_worker import poll_once
+from broker.validator.judge import Validator
+from broker.validator.sweep import sweep
 from lambdas.validator import handler as lambda_handler
-from lambdas.validator.process import Validator
-from lambdas.validator.sweep import dead_letter_url_of, redrive, sweep
-from lambdas.validator.worker import Lease, poll_once
 from tests.samples import png_bytes
 from tests.unit.test_validator import INCOMING, Stage
 
@@ -102,8 +104,8 @@ def test_dead_letters_are_counted_and_sent_back(aws: AwsClients, validator: Vali
 def test_the_schedule_runs_the_sweeper_on_lambda(
         stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
     record = stage.uploads.create("alice", "avatar", "me.png", "image/png", 10).record
-    monkeypatch.setattr(lambda_handler, "_validator", lambda: stage.validator)
-    monkeypatch.setattr(lambda_handler, "_sqs", lambda: stage.aws.sqs)
+    parts = compose(stage.validator.settings, stage.aws, records=stage.validator.records)
+    monkeypatch.setattr(lambda_handler, "_parts", lambda: parts)
     later(monkeypatch, minutes=10)
     reply = lambda_handler.handler({"detail-type": "Scheduled Event",
                                     "source": "aws.events"})
@@ -154,7 +156,7 @@ def test_a_lease_keeps_a_long_judged_message_from_a_second_worker(
         aws: AwsClients, queue_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
-    from lambdas.validator import worker
+    from broker.runtimes import sqs_worker as worker
 
     monkeypatch.setattr(worker, "LEASE_SECONDS", 2)
     monkeypatch.setattr(worker, "RENEW_EVERY_SECONDS", 0.5)

@@ -12,19 +12,20 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from flask import Flask
 
-from broker import clock
-from broker.clients import AwsClients
-from broker.errors import StorageError
-from broker.inspection import Declared, Verdict, inspect
-from broker.inspection.scanner import NoScanner
-from broker.profiles import load_profiles
-from broker.records import UploadRecord
+from broker.aws.clients import AwsClients
+from broker.common import clock
+from broker.common.errors import StorageError
+from broker.compose import compose
+from broker.domain.inspection import Declared, Verdict, inspect
+from broker.domain.inspection.scanner import NoScanner
+from broker.domain.profiles import load_profiles
+from broker.domain.records import UploadRecord
+from broker.domain.uploads import Uploads
 from broker.settings import Settings
 from broker.storage import ObjectChanged, Storage
-from broker.uploads import Uploads
+from broker.validator.events import ObjectRef
+from broker.validator.judge import Validator
 from broker.web import create_app
-from lambdas.validator.events import ObjectRef
-from lambdas.validator.process import Validator
 from tests.samples import HTML_AS_PNG, BytesSource, pdf_bytes, png_bytes, same_picture
 
 INCOMING = "uploads-incoming"
@@ -266,7 +267,7 @@ def test_without_versions_an_object_replaced_while_being_checked_is_retried_not_
     # With versions (as provisioned) the judged version cannot change; see test_integrity.
     stage.aws.s3.put_bucket_versioning(Bucket=INCOMING,
                                        VersioningConfiguration={"Status": "Suspended"})
-    monkeypatch.setattr("broker.storage.FIRST_READ", 16)  # a file too big for one read
+    monkeypatch.setattr("broker.storage.objects.FIRST_READ", 16)  # a file too big for one read
     record = stage.upload(png_bytes())
     real_read = Storage.read_range
 
@@ -352,7 +353,7 @@ def test_a_neutralizing_profile_serves_the_csv_with_formulas_defused(
                         'csv_formulas = "neutralize"\n[sheet.types]\n"text/csv" = ["csv"]\n')
     configured = settings.model_copy(update={"profiles_file": profiles})
     app = create_app(configured.model_dump(), clients=aws)
-    stage = Stage(app, aws, Validator.build(configured, aws))
+    stage = Stage(app, aws, compose(configured, aws).validator)
     data = b"name,total\r\nalice,=SUM(A1:A9)\r\nbob,-4\r\n"
     record = stage.upload(data, profile="sheet", filename="t.csv", content_type="text/csv")
     assert stage.process(record) == "accepted"

@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from broker.inspection.video import check_video
+from broker.domain.inspection.video import check_video
 from tests.videos import box, tiny_mp4
 
 

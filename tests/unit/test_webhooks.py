@@ -19,13 +19,13 @@ from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 from werkzeug.serving import make_server
 
-from broker import clock
-from broker.clients import AwsClients
+from broker.aws.clients import AwsClients
+from broker.common import clock
+from broker.compose import compose
+from broker.domain.records.outbox import MAX_ATTEMPTS
+from broker.domain.webhooks.deliverer import Deliverer
 from broker.settings import Settings
 from broker.web import create_app
-from broker.webhooks.deliverer import Deliverer
-from broker.webhooks.outbox import MAX_ATTEMPTS
-from lambdas.validator.process import Validator
 from tests.integration.conftest import free_port
 from tests.samples import HTML_AS_PNG, auth, png_bytes
 from tests.unit.test_validator import Stage
@@ -97,12 +97,12 @@ def hooked(settings: Settings, receiver: tuple[Receiver, str]) -> Settings:
 @pytest.fixture
 def stage(hooked: Settings, aws: AwsClients) -> Stage:
     app: Flask = create_app(hooked.model_dump(), clients=aws)
-    return Stage(app, aws, Validator.build(hooked, aws))
+    return Stage(app, aws, compose(hooked, aws).validator)
 
 
 @pytest.fixture
 def deliverer(stage: Stage, hooked: Settings, aws: AwsClients) -> Deliverer:
-    built = Deliverer.build(hooked, aws, stage.validator.records)
+    built = compose(hooked, aws, records=stage.validator.records).deliverer
     assert built is not None
     built.timeout = 0.5
     return built
@@ -211,9 +211,9 @@ def test_during_a_rotation_either_secret_verifies(
     app.secret = SECRET_B  # the receiver has moved to the new secret
     both = settings.model_copy(update={"webhook_url": url, "webhook_allow_private": True,
                                        "webhook_secret": SecretStr(f"{SECRET_A} {SECRET_B}")})
-    stage = Stage(create_app(both.model_dump(), clients=aws), aws, Validator.build(both, aws))
+    stage = Stage(create_app(both.model_dump(), clients=aws), aws, compose(both, aws).validator)
     stage.process(stage.upload(png_bytes()))
-    deliverer = Deliverer.build(both, aws, stage.validator.records)
+    deliverer = compose(both, aws, records=stage.validator.records).deliverer
     assert deliverer is not None
     assert deliverer.deliver_due().delivered
     assert len(app.verified) == 1
@@ -269,7 +269,7 @@ def test_broker_webhooks_lists_the_dead_and_replays_them(
 def test_an_upload_whose_permission_lapsed_is_reported_expired(
         stage: Stage, deliverer: Deliverer, receiver: tuple[Receiver, str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from lambdas.validator.sweep import sweep
+    from broker.validator.sweep import sweep
 
     app, _ = receiver
     record = stage.uploads.create("alice", "avatar", "me.png", "image/png", 10).record
@@ -294,7 +294,7 @@ def test_on_aws_the_signing_secret_comes_from_secrets_manager(
     app.secret = "whsec_" + generated  # what the receiver was given
     on_aws = settings.model_copy(update={"webhook_url": url, "webhook_secret_arn": arn,
                                          "webhook_allow_private": True})
-    deliverer = Deliverer.build(on_aws, aws, stage.validator.records)
+    deliverer = compose(on_aws, aws, records=stage.validator.records).deliverer
     assert deliverer is not None
     stage.process(stage.upload(png_bytes()))
     assert deliverer.deliver_due().delivered

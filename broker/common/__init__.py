@@ -1,0 +1,1 @@
+"""The ground every layer stands on: clock, errors, reason codes, JSON, logs, metrics."""

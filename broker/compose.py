@@ -1,0 +1,153 @@
+"""The composition root: the one place the product's parts are built from settings.
+
+Every entry point (both Lambda handlers, `broker serve`, `broker worker` polling or
+receiving pushes, `broker run`, the test fixtures) calls `compose` and takes the parts
+it needs; nothing else builds a store, a validator or a deliverer.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+from pydantic import SecretStr
+
+from broker.aws.clients import AwsClients, fetch_secret, make_clients
+from broker.aws.lean_dynamodb import LeanDynamoDB
+from broker.domain.auth import TokenVerifier
+from broker.domain.inspection.scanner import Scanner, make_scanner
+from broker.domain.multipart_uploads import MultipartUploads
+from broker.domain.oidc import OidcVerifier
+from broker.domain.profiles import Profiles, load_profiles
+from broker.domain.records import DynamoRecords, RecordStore
+from broker.domain.schemas import render_upload
+from broker.domain.uploads import Uploads
+from broker.domain.webhooks.deliverer import Deliverer, run_deliverer
+from broker.settings import Settings, SettingsError
+from broker.storage import Storage
+from broker.validator.judge import Validator
+
+
+class Parts:
+    """The product's parts for one process, each built once, on first use."""
+
+    def __init__(self, settings: Settings, clients: AwsClients, *,
+                 records: RecordStore | None = None, scanner: Scanner | None = None) -> None:
+        self.settings = settings
+        self.clients = clients
+        self._records = records
+        self._scanner = scanner
+
+    @cached_property
+    def profiles(self) -> Profiles:
+        return load_profiles(self.settings.profiles_file)
+
+    @cached_property
+    def records(self) -> RecordStore:
+        return self._records or open_records(self.settings, self.clients)
+
+    @cached_property
+    def storage(self) -> Storage:
+        return Storage(self.clients.s3)
+
+    @cached_property
+    def uploads(self) -> Uploads:
+        return Uploads(self.settings, self.profiles, self.records, self.storage,
+                       self.clients.s3)
+
+    @cached_property
+    def multipart(self) -> MultipartUploads:
+        return MultipartUploads(self.uploads)
+
+    @cached_property
+    def tokens(self) -> TokenVerifier:
+        """How bearer tokens are checked; refuses to start without a way to check them."""
+        s = self.settings
+        if s.jwt_secret_arn and s.jwt_secret is None:  # on AWS, read once at start
+            s = s.model_copy(update={"jwt_secret": fetch_secret(s, s.jwt_secret_arn)})
+        return token_verifier(s)
+
+    @cached_property
+    def scanner(self) -> Scanner:
+        s = self.settings
+        return self._scanner or make_scanner(s.scanner, s.clamd_address, s.clamd_timeout,
+                                             s.clamd_stream_max)
+
+    @cached_property
+    def validator(self) -> Validator:
+        return Validator(self.settings, self.profiles, self.records, self.storage,
+                         self.scanner)
+
+    @cached_property
+    def deliverer(self) -> Deliverer | None:
+        """The webhook deliverer, or None when no receiver is configured."""
+        if not self.settings.webhook_urls:
+            return None
+        uploads = self.uploads
+        keys = webhook_keys(self.settings)
+        return Deliverer(self.records, lambda record: render_upload(uploads, record), keys,
+                         self.settings.webhook_allow_private)
+
+    def start_deliverer(self, stop: threading.Event) -> None:
+        """Send the webhook outbox from a thread of this process, when receivers are set."""
+        if self.deliverer is not None:
+            threading.Thread(target=run_deliverer, name="webhooks", daemon=True,
+                             args=(self.deliverer, stop)).start()
+
+
+def compose(settings: Settings, clients: AwsClients | None = None, *,
+            records: RecordStore | None = None, scanner: Scanner | None = None) -> Parts:
+    """The parts of a deployment. `clients` replaces the AWS clients (tests, other S3
+    implementations); `records` and `scanner` replace those parts (fault tests)."""
+    return Parts(settings, clients or make_clients(settings), records=records,
+                 scanner=scanner)
+
+
+def webhook_keys(settings: Settings) -> list[bytes]:
+    """The webhook signing keys: configured, or on AWS read once from Secrets Manager."""
+    if settings.webhook_secret is None and settings.webhook_secret_arn:
+        # The stack generates it as base64 letters and digits; receivers get whsec_….
+        value = fetch_secret(settings, settings.webhook_secret_arn).get_secret_value()
+        settings = settings.model_copy(update={"webhook_secret": SecretStr(
+            value if value.startswith("whsec_") else "whsec_" + value)})
+    return settings.webhook_keys()
+
+
+def open_records(settings: Settings, clients: AwsClients) -> RecordStore:
+    """The store the settings name: DynamoDB, or what BROKER_DATABASE_URL names
+    (PostgreSQL, SQLite). With webhook receivers configured, it writes their outbox with
+    each state change."""
+    store: RecordStore
+    if settings.records_store == "sqlite":
+        from broker.domain.records.sqlite import SqliteRecords
+
+        store = SqliteRecords(settings.sqlite_path)
+    elif settings.database_url is not None:
+        from broker.domain.records.postgres import PostgresRecords  # psycopg only when used
+
+        store = PostgresRecords.connect(settings.database_url.get_secret_value(),
+                                        pool_size=settings.database_pool_size)
+    else:
+        store = DynamoRecords(LeanDynamoDB(clients.dynamodb), settings.table)
+    store.webhook_urls = settings.webhook_urls
+    return store
+
+
+def token_verifier(settings: Settings) -> TokenVerifier:
+    """HS256 with the shared secret, the identity provider's keys, or both."""
+    oidc = None
+    if settings.oidc_issuer or settings.jwks_url:
+        try:
+            oidc = OidcVerifier.discover(
+                settings.oidc_issuer, settings.jwks_url, settings.jwt_audience,
+                settings.jwt_owner_claim, settings.jwks_refetch_interval)
+        except (OSError, ValueError) as exc:
+            raise SettingsError(f"BROKER_OIDC_ISSUER: the identity provider cannot be "
+                                f"discovered: {exc}") from exc
+    try:
+        secret: bytes | None = settings.signing_secret()
+    except SettingsError:
+        if oidc is None:
+            raise
+        secret = None  # the identity provider's tokens only
+    return TokenVerifier(secret, oidc)

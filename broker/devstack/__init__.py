@@ -1,0 +1,1 @@
+"""The development stack: the embedded emulator, the local runner and its worker process."""

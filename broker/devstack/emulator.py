@@ -1,0 +1,111 @@
+"""The embedded emulator (moto's S3, SQS and DynamoDB), served by waitress in a child
+process of `broker run`.
+
+moto's own server (werkzeug's development server) starts a thread for every
+connection and closes it after every answer, so each call the broker and the
+validator made paid a TCP connect and a thread start that no real store costs:
+under load, a third of `broker run`'s CPU. waitress keeps connections alive and
+answers from a fixed pool of threads. In a process of its own, the emulator works
+on the machine's other core instead of taking turns with the broker and the
+validator for one interpreter; it exits with the process that started it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import time
+from typing import Any
+
+from broker.devstack import children
+
+THREADS = 16  # answers at once: the broker's and the validator's calls in flight
+START_TIMEOUT = 30.0
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedEmulator:
+    """moto on host:port (0: a free port), in a child process."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.port = port or _free_port(host)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        # stderr is ours, never a pipe left unread: a full pipe would block the emulator
+        # the next time it logs an error, and every request with it.
+        self._process = children.spawn("broker.devstack.emulator", "--host", self.host,
+                                        "--port", str(self.port), stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError("the emulator did not start: see its errors above")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"the emulator did not answer on {self.endpoint} "
+                           f"within {START_TIMEOUT:.0f} s")
+
+    def __enter__(self) -> EmbeddedEmulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self._process is not None:
+            children.stop(self._process)
+            self._process = None
+
+
+def _dispatcher() -> Any:
+    """moto's request router, remembering which backend answers each host: moto looks it
+    up again on every request, under one lock, listing its own package directory."""
+    from moto.moto_server.werkzeug_app import (  # the emulator is a local-only extra
+        DomainDispatcherApplication,
+        create_backend_app,
+    )
+
+    class Dispatcher(DomainDispatcherApplication):
+        def __init__(self) -> None:
+            super().__init__(create_backend_app)
+            self._backends: dict[str | None, object] = {}
+
+        def get_backend_for_host(self, host: str | None) -> object:
+            if host not in self._backends:  # callers hold self.lock
+                self._backends[host] = super().get_backend_for_host(host)
+            return self._backends[host]
+
+    return Dispatcher()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="the embedded S3/SQS/DynamoDB emulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--parent", type=int, default=0)
+    args = parser.parse_args()
+    from waitress import serve
+
+    children.exit_with(args.parent)
+    serve(_dispatcher(), host=args.host, port=args.port,
+          threads=THREADS, ident="emulator", channel_timeout=60, _quiet=True)
+
+
+if __name__ == "__main__":
+    main()

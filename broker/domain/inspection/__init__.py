@@ -1,0 +1,191 @@
+"""Judging a stored object: one entry point, `inspect`, and its verdict.
+
+Order: real size against declaration and profile; libmagic on the first
+64 KiB; detected type against the declaration, the profile and the file name's
+extension; a deep check for the detected type (images, SVG and XML, PDF, Office
+Open XML, text and CSV); last, the malware scan, which also hashes the stream.
+Every step reads bounded pieces or streams: memory does not grow with the file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from broker.common.errors import StorageError
+from broker.domain.inspection.images import PIL_FORMATS, check_image, reencoded
+from broker.domain.inspection.ooxml import OOXML_TYPES, check_ooxml
+from broker.domain.inspection.pdf import check_pdf
+from broker.domain.inspection.scanner import Scanner, ScannerUnavailable, ScanResult
+from broker.domain.inspection.sniff import HEAD_BYTES, effective_type, sniff
+from broker.domain.inspection.svg import check_svg, check_xml, sanitized_svg
+from broker.domain.inspection.text import neutralized_csv, scan_text
+from broker.domain.inspection.verdict import Declared, Finding, Verdict
+from broker.domain.inspection.video import VIDEO_TYPES, check_video
+from broker.domain.profiles import FORBIDDEN_TYPES, Profile, normalize_type
+from broker.storage import HashedStream, ObjectChanged
+
+__all__ = ["HEAD_BYTES", "Declared", "Inspection", "ObjectSource", "ScannerUnavailable",
+           "Verdict", "inspect"]
+
+SVG = "image/svg+xml"
+XML_TYPES = frozenset({"text/xml", "application/xml"})
+# What an encrypted Office file looks like to libmagic: an OLE container, not a zip.
+_ENCRYPTED_OFFICE = frozenset({"application/x-ole-storage", "application/encrypted",
+                               "application/cdfv2-encrypted", "application/cdfv2"})
+
+log = logging.getLogger(__name__)
+# Failures of the services a check reads through: no verdict, retry later.
+OUTAGES = (StorageError, ObjectChanged, ScannerUnavailable)
+
+# Produces the bytes to serve from the judged object (neutralised, sanitized, re-encoded).
+Rewrite = Callable[["ObjectSource"], Iterator[bytes]]
+
+
+class ObjectSource(Protocol):
+    """Read access to one stored object, in the three shapes the checks need."""
+
+    @property
+    def size(self) -> int: ...
+
+    def head(self, length: int) -> bytes: ...
+
+    def open(self) -> BinaryIO: ...
+
+    def chunks(self) -> Iterable[bytes]: ...
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """A verdict, and for accepted files that must be served changed, how to change them."""
+
+    verdict: Verdict
+    rewrite: Rewrite | None = None
+
+
+def inspect(source: ObjectSource, profile: Profile, declared: Declared,
+            scanner: Scanner, part_size: int | None = None) -> Inspection:
+    """Judge the object. ScannerUnavailable means: no verdict yet, try again later.
+    With `part_size`, an accepted verdict carries each part's SHA-256 too."""
+    size = source.size
+    if problem := _size_problem(profile, declared, size):
+        return Inspection(Verdict.reject(problem, size))
+    declared_type = normalize_type(declared.content_type)
+    try:
+        sniffed = sniff(source.head(HEAD_BYTES))
+    except OUTAGES:
+        raise
+    except Exception as exc:  # libmagic choking on hostile bytes is a verdict too
+        log.warning("libmagic failed; judged malformed", exc_info=True)
+        return Inspection(Verdict.reject("malformed", size, None, f"libmagic: {exc}"[:500]))
+    detected = effective_type(sniffed, declared_type)
+    if detected in _ENCRYPTED_OFFICE and declared_type in OOXML_TYPES:
+        return Inspection(Verdict.reject("encrypted", size, detected))
+    if detected != declared_type:
+        return Inspection(Verdict.reject("type_mismatch", size, detected))
+    if detected in FORBIDDEN_TYPES:
+        return Inspection(Verdict.reject("forbidden_type", size, detected))
+    if not profile.allows_type(detected):
+        return Inspection(Verdict.reject("type_not_allowed", size, detected))
+    if not profile.allows_extension(detected, declared.filename):
+        return Inspection(Verdict.reject("extension_mismatch", size, detected))
+    finding, rewrite = _guarded_deep_check(source, detected, profile)
+    if finding is not None:
+        return Inspection(Verdict.from_finding(finding, size, detected))
+    return Inspection(_scan(source, scanner, detected, profile, part_size), rewrite)
+
+
+def _size_problem(profile: Profile, declared: Declared, size: int) -> str | None:
+    problem = profile.size_problem(size)
+    if problem in ("empty", "too_large"):
+        return problem
+    if declared.size is not None and size != declared.size:
+        return "size_mismatch"
+    return problem
+
+
+def _guarded_deep_check(source: ObjectSource, content_type: str, profile: Profile
+                        ) -> tuple[Finding | None, Rewrite | None]:
+    """The deep check, where any failure of a parser on hostile bytes is a verdict."""
+    try:
+        return _deep_check(source, content_type, profile)
+    except OUTAGES:
+        raise
+    except Exception as exc:  # parsers are third-party code fed hostile input
+        log.warning("a %s parser failed; judged malformed", content_type, exc_info=True)
+        return Finding("malformed", f"{content_type} parser failed: "
+                                    f"{type(exc).__name__}: {exc}"[:500]), None
+
+
+def _deep_check(source: ObjectSource, content_type: str, profile: Profile
+                ) -> tuple[Finding | None, Rewrite | None]:
+    if content_type in PIL_FORMATS:
+        with source.open() as fp:
+            finding = check_image(fp, source.size, content_type, profile.max_pixels,
+                                  profile.max_frames)
+        return finding, (_reencoding(content_type) if profile.reencodes_images else None)
+    if content_type == SVG:
+        if profile.visibility == "public" and not profile.sanitize_svg:
+            return Finding("type_not_allowed", "public SVG needs sanitize_svg"), None
+        with source.open() as fp:
+            finding = check_svg(fp)
+        return finding, (_streamed(sanitized_svg) if profile.sanitize_svg else None)
+    if content_type in XML_TYPES:
+        with source.open() as fp:
+            return check_xml(fp), None
+    if content_type == "application/pdf":
+        with source.open() as fp:
+            return check_pdf(fp, source.size), None
+    if content_type in OOXML_TYPES:
+        with source.open() as fp:
+            return check_ooxml(fp, content_type), None
+    if content_type in VIDEO_TYPES:
+        with source.open() as fp:
+            return check_video(fp, source.size, content_type), None
+    if content_type in ("text/plain", "text/csv"):
+        report = scan_text(source.chunks(), is_csv=content_type == "text/csv")
+        if report.finding is not None:
+            return report.finding, None
+        if report.formula_cells and profile.csv_formulas == "reject":
+            return Finding("formula_injection",
+                           f"{report.formula_cells} cells that would run as formulas"), None
+        return None, (_streamed(neutralized_csv) if report.formula_cells else None)
+    return None, None
+
+
+def _reencoding(content_type: str) -> Rewrite:
+    """Serve the image re-encoded; the file is read whole (it is bounded by the profile's
+    size, and its decoded pixels by max_pixels)."""
+    return lambda source: iter([reencoded(b"".join(source.chunks()), content_type)])
+
+
+def _streamed(transform: Callable[[Iterable[bytes]], Iterator[bytes]]) -> Rewrite:
+    """A rewrite that transforms the object's stream of chunks."""
+    return lambda source: transform(source.chunks())
+
+
+def _scan(source: ObjectSource, scanner: Scanner, content_type: str, profile: Profile,
+          part_size: int | None) -> Verdict:
+    """Stream the whole object once: through the scanner (when it takes a file this
+    large), and through SHA-256, which pins the bytes that are served."""
+    size = source.size
+    limit = profile.scan_max_size or scanner.stream_max
+    unscanned = scanner.stream_max is not None and limit is not None and size > limit
+    if unscanned and not profile.serve_unscanned_over_limit:
+        return Verdict.reject("too_large_to_scan", size, content_type,
+                              f"{size} bytes; the scanner takes {limit}")
+    hashed = HashedStream(source.chunks(), part_size)
+    stream = iter(hashed)
+    result = ScanResult() if unscanned else scanner.scan(stream)
+    if not result.clean:
+        return Verdict.reject("malware", size, content_type, result.signature or "")
+    for _ in stream:  # what the scanner left unread still counts: the hash pins the bytes
+        pass
+    if hashed.size != size:
+        raise ObjectChanged(f"read {hashed.size} bytes of an object of {size}")
+    return Verdict.accept(content_type, size, hashed.hexdigest(),
+                          hashed.part_hexdigests() if part_size else None,
+                          f"served unscanned: over the {limit}-byte scan limit"
+                          if unscanned else "")

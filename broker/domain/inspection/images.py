@@ -1,0 +1,311 @@
+"""Raster images: the container must end where its format says, and decode fully.
+
+A structure walk finds data appended after the end marker (image+ZIP, GIFAR,
+image+PHP polyglots) and markup hidden in metadata; then Pillow decodes every
+frame under a pixel budget, so truncated files and decompression bombs are caught.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import warnings
+import zlib
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+from PIL import Image, ImageOps, ImageSequence
+
+from broker.domain.inspection.verdict import Finding
+
+PIL_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF",
+               "image/webp": "WEBP"}
+# Markup or code where only pixels and metadata belong: server-side script (PHP, ASP,
+# JSP, SSI, ColdFusion) and anything a browser would run or render as a page.
+_MARKUP = re.compile(
+    rb"<\?php|<\?=\s*[^\s?]|<\?\s|<%[\s=@!#-]|<jsp:|<!--#|<cf(?:script|set|output)|<script|<html|<body|<head|"
+    rb"<iframe|<frame|<object|<embed|<svg|<math|<form|<meta|<link|<style|<img|"
+    rb"<!doctype|javascript:|vbscript:", re.IGNORECASE)
+_METADATA_CAP = 1024 * 1024  # bytes of one metadata block read (or inflated) for the check
+# PNG chunks that hold pixels or their layout; every other chunk is metadata to check.
+_PNG_IMAGE_CHUNKS = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"fdAT"})
+_PNG_COMPRESSED = frozenset({b"zTXt", b"iCCP"})
+_CHUNK = 64 * 1024
+
+
+def check_image(fp: BinaryIO, size: int, content_type: str, max_pixels: int,
+                max_frames: int) -> Finding | None:
+    """None when the image is sound; otherwise what is wrong with it."""
+    walk = _WALKERS[content_type]
+    try:
+        finding = walk(fp, size)
+    except (struct.error, EOFError, ValueError) as exc:
+        finding = Finding("malformed", f"broken {PIL_FORMATS[content_type]} structure: {exc}")
+    if finding is not None:
+        return finding
+    fp.seek(0)
+    return _decode(fp, content_type, max_pixels, max_frames)
+
+
+def reencoded(data: bytes, content_type: str) -> bytes:
+    """The image written anew from its pixels alone: upright (EXIF orientation applied),
+    with no EXIF, GPS, comments, ICC or other chunks, so nothing hidden in the upload
+    is served. Called only on images that passed `check_image`."""
+    out = io.BytesIO()
+    with Image.open(io.BytesIO(data), formats=[PIL_FORMATS[content_type]]) as image:
+        frames = getattr(image, "n_frames", 1)
+        if frames == 1:
+            _pixels_only(_upright(image)).save(out, **_SAVE[content_type])
+        else:
+            _save_animation(image, content_type, out)
+    return out.getvalue()
+
+
+# How each format is written: no metadata arguments, so none is written.
+_SAVE: dict[str, dict[str, Any]] = {
+    "image/png": {"format": "PNG", "optimize": True},
+    "image/jpeg": {"format": "JPEG", "quality": 90},
+    "image/gif": {"format": "GIF"},
+    "image/webp": {"format": "WEBP", "quality": 90},
+}
+
+
+def _pixels_only(image: Image.Image) -> Image.Image:
+    """A copy whose only carried-over information is what the pixels need."""
+    clean = image.copy()
+    keep: dict[str | tuple[int, int], Any] = {
+        k: v for k, v in image.info.items() if k in ("transparency", "duration", "loop")}
+    clean.info = keep
+    if image.format == "JPEG" or clean.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):
+        clean = clean.convert("RGBA" if "A" in clean.mode else "RGB")
+    return clean
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says; as it is when that EXIF is broken."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about damaged tags it skips
+            return ImageOps.exif_transpose(image)
+    except Exception:  # a damaged EXIF block only loses the orientation
+        return image
+
+
+# What GIF and WebP can store: 16-bit frame times (ms) and loop counts.
+_MAX_16_BIT = 0xFFFF
+
+
+def _bounded(value: object, default: int) -> int:
+    if not isinstance(value, int | float) or value != value:  # absent, odd or NaN
+        return default
+    return int(min(max(value, 0), _MAX_16_BIT))
+
+
+def _save_animation(image: Image.Image, content_type: str, out: io.BytesIO) -> None:
+    frames = [_pixels_only(frame.convert("RGBA")) for frame in ImageSequence.Iterator(image)]
+    durations = [_bounded(frame.info.get("duration", 100), 100)
+                 for frame in ImageSequence.Iterator(image)]
+    first, *rest = frames
+    first.save(out, **_SAVE[content_type], save_all=True, append_images=rest,
+               duration=durations, loop=_bounded(image.info.get("loop", 0), 0))
+
+
+def _decode(fp: BinaryIO, content_type: str, max_pixels: int, max_frames: int
+            ) -> Finding | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(fp, formats=[PIL_FORMATS[content_type]]) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    return Finding("decompression_bomb",
+                                   f"{width}x{height} is over {max_pixels} pixels")
+                frames = getattr(image, "n_frames", 1)
+                if frames > max_frames:
+                    return Finding("too_many_frames", f"{frames} frames, at most {max_frames}")
+                for frame in ImageSequence.Iterator(image):
+                    frame.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return Finding("decompression_bomb", str(exc))
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        return Finding("malformed", f"the image does not decode: {exc}")
+    return None
+
+
+def _read(fp: BinaryIO, n: int) -> bytes:
+    data = fp.read(n)
+    if len(data) != n:
+        raise EOFError("the file ends early")
+    return data
+
+
+def _markup_in(data: bytes, where: str) -> Finding | None:
+    if _MARKUP.search(data):
+        return Finding("polyglot", f"markup or code in the {where}")
+    return None
+
+
+def _ends_at(position: int, size: int, marker: str) -> Finding | None:
+    if position < size:
+        return Finding("polyglot", f"{size - position} bytes after the {marker}")
+    return None
+
+
+def _walk_png(fp: BinaryIO, size: int) -> Finding | None:
+    if _read(fp, 8) != b"\x89PNG\r\n\x1a\n":
+        return Finding("malformed", "no PNG signature")
+    first = True
+    while True:
+        length, kind = struct.unpack(">I4s", _read(fp, 8))
+        if first and kind != b"IHDR":
+            return Finding("malformed", "the first PNG chunk is not IHDR")
+        first = False
+        if fp.tell() + length + 4 > size:
+            return Finding("malformed", f"PNG chunk {kind!r} runs past the end")
+        if kind not in _PNG_IMAGE_CHUNKS:  # known, private or unknown: all metadata
+            data = _read(fp, min(length, _METADATA_CAP))
+            fp.seek(length - len(data) + 4, 1)
+            where = f"PNG {kind.decode('latin-1')!r} chunk"
+            if found := _markup_in(data, where) or _markup_in(_png_inflated(kind, data),
+                                                             f"compressed {where}"):
+                return found
+        else:
+            fp.seek(length + 4, 1)  # data and CRC
+        if kind == b"IEND":
+            return _ends_at(fp.tell(), size, "PNG IEND chunk")
+
+
+def _png_inflated(kind: bytes, data: bytes) -> bytes:
+    """The text of a compressed PNG metadata chunk (zTXt, compressed iTXt, iCCP), capped;
+    what does not inflate is left to the decoder to judge."""
+    if kind in _PNG_COMPRESSED:
+        start = data.find(b"\0") + 2  # keyword, NUL, compression method
+    elif kind == b"iTXt":
+        keyword_end = data.find(b"\0")
+        if keyword_end < 0 or data[keyword_end + 1:keyword_end + 2] != b"\1":
+            return b""
+        # keyword, NUL, flag, method, language tag NUL, translated keyword NUL, text
+        language_end = data.find(b"\0", keyword_end + 3)
+        translated_end = data.find(b"\0", language_end + 1) if language_end >= 0 else -1
+        start = translated_end + 1 if translated_end >= 0 else len(data)
+    else:
+        return b""
+    try:
+        return zlib.decompressobj().decompress(data[start:], _METADATA_CAP)
+    except zlib.error:
+        return b""
+
+
+def _sub_blocks(fp: BinaryIO) -> bytes:
+    """GIF data sub-blocks, returned up to the metadata cap, skipped past it."""
+    kept = bytearray()
+    while block := _read(fp, 1)[0]:
+        data = _read(fp, block)
+        if len(kept) < _METADATA_CAP:
+            kept += data
+    return bytes(kept)
+
+
+def _walk_gif(fp: BinaryIO, size: int) -> Finding | None:
+    if _read(fp, 6) not in (b"GIF87a", b"GIF89a"):
+        return Finding("malformed", "no GIF signature")
+    flags = _read(fp, 7)[4]
+    if flags & 0x80:
+        fp.seek(3 * 2 ** ((flags & 7) + 1), 1)
+    while True:
+        introducer = _read(fp, 1)
+        if introducer == b";":
+            return _ends_at(fp.tell(), size, "GIF trailer")
+        if introducer == b"!":
+            label = _read(fp, 1)
+            data = _sub_blocks(fp)
+            # Comment, application and plain-text extensions can carry anything.
+            if label in (b"\xfe", b"\xff", b"\x01") and (
+                    found := _markup_in(data, "GIF extension")):
+                return found
+        elif introducer == b",":
+            flags = _read(fp, 9)[8]
+            if flags & 0x80:
+                fp.seek(3 * 2 ** ((flags & 7) + 1), 1)
+            _read(fp, 1)  # LZW minimum code size
+            _sub_blocks(fp)
+        else:
+            return Finding("malformed", f"unexpected GIF block {introducer!r}")
+
+
+def _walk_jpeg(fp: BinaryIO, size: int) -> Finding | None:
+    if _read(fp, 2) != b"\xff\xd8":
+        return Finding("malformed", "no JPEG start marker")
+    while True:
+        marker = _read(fp, 2)
+        while marker[1] == 0xFF:  # fill bytes before a marker
+            marker = marker[1:] + _read(fp, 1)
+        if marker[0] != 0xFF:
+            return Finding("malformed", "a JPEG segment does not start with a marker")
+        code = marker[1]
+        if code == 0xD9:
+            return _ends_at(fp.tell(), size, "JPEG end marker")
+        if 0xD0 <= code <= 0xD7 or code == 0x01:
+            continue  # markers without a length
+        (length,) = struct.unpack(">H", _read(fp, 2))
+        if length < 2 or fp.tell() + length - 2 > size:
+            return Finding("malformed", "a JPEG segment runs past the end")
+        if code == 0xFE or 0xE0 <= code <= 0xEF:  # comment and application segments
+            data = _read(fp, length - 2)
+            if found := _markup_in(data, "JPEG metadata"):
+                return found
+        else:
+            fp.seek(length - 2, 1)
+        if code == 0xDA:
+            _skip_entropy_coded(fp)
+
+
+def _skip_entropy_coded(fp: BinaryIO) -> None:
+    """Move to the next marker after scan data (0xFF followed by other than 0x00/RSTn)."""
+    while chunk := fp.read(_CHUNK):
+        start = 0
+        while (at := chunk.find(b"\xff", start)) != -1:
+            if at + 1 == len(chunk):
+                extra = fp.read(1)
+                if not extra:
+                    raise EOFError("scan data runs to the end")
+                chunk += extra
+            following = chunk[at + 1]
+            if following != 0x00 and not 0xD0 <= following <= 0xD7 and following != 0xFF:
+                fp.seek(at - len(chunk), 1)  # back to the marker
+                return
+            start = at + 1
+    raise EOFError("scan data runs to the end")
+
+
+# WebP chunks of image data; EXIF, XMP, ICC and unknown chunks are metadata to check.
+_WEBP_IMAGE_CHUNKS = frozenset({b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ANIM", b"ANMF"})
+
+
+def _walk_webp(fp: BinaryIO, size: int) -> Finding | None:
+    riff, length, form = struct.unpack("<4sI4s", _read(fp, 12))
+    if riff != b"RIFF" or form != b"WEBP":
+        return Finding("malformed", "no WebP RIFF header")
+    if length + 8 > size:
+        return Finding("malformed", "the WebP file is shorter than its header says")
+    end = length + 8
+    while fp.tell() + 8 <= end:
+        kind, chunk_length = struct.unpack("<4sI", _read(fp, 8))
+        padded = chunk_length + (chunk_length & 1)
+        if fp.tell() + chunk_length > end:
+            return Finding("malformed", f"WebP chunk {kind!r} runs past the end")
+        if kind in _WEBP_IMAGE_CHUNKS:
+            fp.seek(padded, 1)
+            continue
+        data = _read(fp, min(chunk_length, _METADATA_CAP))
+        fp.seek(padded - len(data), 1)
+        if found := _markup_in(data, f"WebP {kind.decode('latin-1')!r} chunk"):
+            return found
+    return _ends_at(end + (length & 1), size, "WebP RIFF container")
+
+
+_WALKERS: dict[str, Callable[[BinaryIO, int], Finding | None]] = {
+    "image/png": _walk_png, "image/gif": _walk_gif, "image/jpeg": _walk_jpeg,
+    "image/webp": _walk_webp,
+}

@@ -1,0 +1,66 @@
+"""The outbox: deliveries owed to the receivers, written with the state change."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import asdict, dataclass, replace
+
+from broker.domain.records.model import Status, UploadRecord
+
+EVENT_TYPES: dict[Status, str] = {"ready": "upload.ready", "rejected": "upload.rejected",
+                                  "expired": "upload.expired", "deleted": "upload.deleted"}
+# Seconds before each retry (±20 % jitter): the first within seconds, so a receiver
+# that blips is caught up within a minute; the whole schedule spans more than a day.
+BACKOFF = (2, 5, 10, 30, 60, 300, 1800, 7200, 18000, 36000, 36000)
+MAX_ATTEMPTS = len(BACKOFF) + 1
+
+DeliveryState = str  # "pending", "delivered" or "dead"
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One event for one receiver, and how its delivery goes."""
+
+    id: str  # <event id>:<receiver number>
+    event_id: str  # the webhook-id header: the same on every attempt
+    url: str
+    type: str
+    upload_id: str
+    owner: str
+    snapshot: str  # the upload record as it was, JSON
+    created_at: str  # when the event happened
+    due_at: str  # when the next attempt may start
+    attempts: int = 0
+    state: DeliveryState = "pending"
+    last_error: str | None = None
+    history: str = "[]"  # every attempt: {"at", "result"}, JSON
+
+    def attempted(self, at: str, result: str) -> WebhookDelivery:
+        """This delivery with one more attempt in its history."""
+        entries = [*json.loads(self.history), {"at": at, "result": result[:200]}]
+        return replace(self, attempts=self.attempts + 1,
+                       history=json.dumps(entries[-2 * MAX_ATTEMPTS:]))
+
+    def record(self) -> UploadRecord:
+        return UploadRecord(**json.loads(self.snapshot))
+
+    def retried(self, at: str, error: str, next_due: str) -> WebhookDelivery:
+        """After a failed attempt: due again later, or dead after the last one."""
+        tried = self.attempted(at, error)
+        return replace(tried, due_at=next_due, last_error=error[:500],
+                       state="dead" if tried.attempts >= MAX_ATTEMPTS else "pending")
+
+
+def events_for(before: UploadRecord, after: UploadRecord, urls: tuple[str, ...]
+               ) -> list[WebhookDelivery]:
+    """The deliveries a state change owes the receivers (none if it reports nothing)."""
+    event_type = EVENT_TYPES.get(after.status)
+    if not urls or event_type is None or before.status == after.status:
+        return []
+    event_id = "msg_" + secrets.token_hex(12)
+    snapshot = json.dumps(asdict(after), separators=(",", ":"))
+    return [WebhookDelivery(id=f"{event_id}:{n}", event_id=event_id, url=url, type=event_type,
+                            upload_id=after.id, owner=after.owner, snapshot=snapshot,
+                            created_at=after.updated_at, due_at=after.updated_at)
+            for n, url in enumerate(urls)]

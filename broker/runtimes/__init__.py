@@ -1,0 +1,1 @@
+"""What drives the validator and the broker: the SQS worker, the push receiver, gunicorn."""

@@ -1,0 +1,1 @@
+"""Judging one stored object, promoting or quarantining it, and the sweep."""

@@ -1,0 +1,276 @@
+"""Judge one stored object and move it where its verdict sends it.
+
+Safe under at-least-once delivery: each step is idempotent, the record is
+claimed and settled with conditional writes, and every read, copy and delete
+is pinned to the version (and ETag) that was judged. What lands in a serving
+bucket is checked against the judged SHA-256 and withdrawn on a mismatch, so the
+guarantee holds on stores that ignore preconditions too. A crash at any step is
+repaired by the retry; nothing is published that was not accepted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from broker.common import clock, metrics
+from broker.common.logs import about_upload
+from broker.domain.filenames import content_disposition
+from broker.domain.inspection import OUTAGES, Declared, Inspection, Verdict, inspect
+from broker.domain.inspection.scanner import Scanner
+from broker.domain.keys import delivered_key, quarantine_key, upload_id_from_key
+from broker.domain.presign import UPLOAD_ID_METADATA
+from broker.domain.profiles import Profiles
+from broker.domain.quotas import Quota, QuotaExceeded, deployment_quota
+from broker.domain.records import RecordStore, UploadRecord
+from broker.settings import Settings
+from broker.storage import (
+    Copied,
+    Delivery,
+    HashedStream,
+    ObjectChanged,
+    ObjectInfo,
+    Storage,
+    StoredObject,
+)
+from broker.storage.part_plans import PartPlan, plan_parts
+from broker.validator.events import ObjectRef
+
+log = logging.getLogger(__name__)
+
+# Tolerated difference between the store's clock and ours.
+CLOCK_SKEW = timedelta(seconds=60)
+
+Outcome = Literal["accepted", "rejected", "duplicate", "gone", "quarantined", "discarded",
+                  "ignored", "superseded"]
+
+PUBLIC_CACHE = "public, max-age=31536000, immutable"
+PRIVATE_CACHE = "private, max-age=0, no-store"
+# Only raster images may render inline; everything else downloads.
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
+@dataclass(frozen=True)
+class Validator:
+    """The per-object processing shared by the Lambda handler and the worker."""
+
+    settings: Settings
+    profiles: Profiles
+    records: RecordStore
+    storage: Storage
+    scanner: Scanner
+
+    def process(self, ref: ObjectRef) -> Outcome:
+        """Judge the object `ref` names, promote or quarantine it, record the verdict."""
+        s = self.settings
+        if ref.bucket != s.incoming_bucket or not ref.key.startswith(s.incoming_prefix):
+            return "ignored"
+        with about_upload(upload_id_from_key(s.incoming_prefix, ref.key)):
+            return self._process(ref)
+
+    def _process(self, ref: ObjectRef) -> Outcome:
+        s = self.settings
+        stored = self.storage.fetch(ref.bucket, ref.key, ref.version_id)
+        if stored is None:
+            return "gone"  # already processed and removed, or deleted by its owner
+        obj = stored.info
+        upload_id = upload_id_from_key(s.incoming_prefix, obj.key)
+        record = self.records.get(upload_id) if upload_id else None
+        if record is None:
+            return self._quarantine_stray(obj, upload_id or "unknown")
+        if record.status == "deleted":
+            self.storage.delete_judged(obj)
+            return "discarded"
+        if record.status in ("ready", "rejected"):
+            if record.etag == obj.etag:
+                self.storage.delete_judged(obj)  # finish a step a crash interrupted
+                return "duplicate"
+            return self._quarantine_stray(obj, record.id)
+        return self._judge_and_settle(record, stored)
+
+    def _judge_and_settle(self, record: UploadRecord, stored: StoredObject) -> Outcome:
+        obj = stored.info
+        claimed = self.records.transition(
+            record, "processing", allowed_from=("pending", "expired", "processing"),
+            etag=obj.etag,
+        )
+        if claimed is None:
+            return "superseded"  # another delivery settled it first
+        started = clock.monotonic()
+        metrics.QUEUE_LAG_SECONDS.observe(max(0.0, (clock.now() - obj.last_modified
+                                                    ).total_seconds()))
+        inspection = self._inspect(claimed, stored)
+        metrics.INSPECTION_SECONDS.labels(
+            content_type=inspection.verdict.content_type or "unknown",
+        ).observe(clock.monotonic() - started)
+        if inspection.verdict.accepted:
+            return self._promote(claimed, stored, inspection)
+        return self._reject(claimed, obj, inspection.verdict)
+
+    def _inspect(self, record: UploadRecord, stored: StoredObject) -> Inspection:
+        obj = stored.info
+        # A POST form and a multipart start pin the upload id in metadata; a PUT's
+        # signature pins the key.
+        if record.transport != "put" and obj.metadata.get(UPLOAD_ID_METADATA) != record.id:
+            return Inspection(Verdict.reject("unexpected_object", obj.size))
+        if obj.last_modified > clock.parse_iso(record.expires_at) + CLOCK_SKEW:
+            # A store that ignores policy expiry took it late.
+            return Inspection(Verdict.reject("expired", obj.size))
+        profile = self.profiles.find(record.profile)
+        if profile is None:
+            return Inspection(Verdict.reject("unknown_profile", obj.size))
+        declared = Declared(record.filename, record.declared_type, record.declared_size)
+        plan = self._copy_plan(obj)
+        return inspect(stored, profile, declared, self.scanner,
+                       plan.part_size if plan else None)
+
+    def _copy_plan(self, obj: ObjectInfo) -> PartPlan | None:
+        """How an object too large for one CopyObject is copied: in these parts."""
+        if obj.size <= self.settings.multipart_copy_threshold:
+            return None
+        return plan_parts(obj.size, self.settings.multipart_copy_part_size)
+
+    def _promote(self, record: UploadRecord, stored: StoredObject, inspection: Inspection
+                 ) -> Outcome:
+        obj = stored.info
+        verdict = inspection.verdict
+        assert verdict.content_type is not None
+        public = record.visibility == "public"
+        bucket = self.settings.public_bucket if public else self.settings.private_bucket
+        key = delivered_key(record.id, obj.etag, verdict.content_type)
+        inline = public and verdict.content_type in INLINE_TYPES
+        delivery = Delivery(
+            content_type=verdict.content_type,
+            content_disposition=content_disposition(
+                record.filename, "inline" if inline else "attachment"),
+            cache_control=PUBLIC_CACHE if public else PRIVATE_CACHE,
+        )
+        if verdict.sha256 is None:
+            raise ObjectChanged(f"{obj.key} was not read whole; judge it again")
+        try:
+            served = self._deliver(stored, inspection, bucket, key, delivery, record.id)
+        except OUTAGES:
+            raise
+        except Exception as exc:  # a rewrite that fails on bytes its checks passed
+            log.exception("rewriting %s for delivery failed; judged malformed", record.id)
+            return self._reject(record, obj, Verdict.reject(
+                "malformed", verdict.size, verdict.content_type,
+                f"could not be rewritten for delivery: {type(exc).__name__}: {exc}"[:500]))
+        try:
+            settled = self.records.transition(
+                record, "ready", allowed_from=("processing",), claimed_etag=obj.etag,
+                quota=self._quota(record), content_type=verdict.content_type,
+                size=verdict.size, stored_key=key, sha256=verdict.sha256,
+                served_size=served.size, served_sha256=served.sha256,
+            )
+        except QuotaExceeded:  # several uploads in flight: this one does not fit
+            self.storage.delete(bucket, key)
+            return self._reject(record, obj, Verdict.reject(
+                "quota_exceeded", verdict.size, verdict.content_type,
+                f"{served.size} bytes over the owner's quota at judgement"))
+        if settled is None:
+            self._abandon_copy(record, obj, bucket, key)
+            return "superseded"
+        self.storage.delete_judged(obj)
+        metrics.VERDICTS.labels(status="ready", code="accepted").inc()
+        log.info("accepted %s as %s into s3://%s/%s", record.id, verdict.content_type,
+                 bucket, key)
+        return "accepted"
+
+    def _quota(self, record: UploadRecord) -> Quota:
+        deployment = deployment_quota(self.settings)
+        profile = self.profiles.find(record.profile)
+        # A profile removed since the upload began: the deployment's quota.
+        return profile.quota(deployment) if profile else deployment
+
+    def _deliver(self, stored: StoredObject, inspection: Inspection, bucket: str, key: str,
+                 delivery: Delivery, upload_id: str) -> Served:
+        """Write the served file, and prove it is what was judged (or made from it)."""
+        obj = stored.info
+        judged = inspection.verdict.sha256
+        assert judged is not None
+        metadata = {UPLOAD_ID_METADATA: upload_id}
+        if inspection.rewrite is None:
+            copied = self.storage.copy(obj, bucket, key, delivery, metadata,
+                                       self._copy_plan(obj))
+            if not self._copy_proved(copied, inspection.verdict, bucket, key):
+                self.storage.delete(bucket, key)
+                raise ObjectChanged(f"{obj.key} changed during the copy; withdrawn")
+            return Served(inspection.verdict.size, judged)
+        # Served changed (re-encoded, neutralised, sanitized): made from the judged bytes only.
+        source = _JudgedObject(self.storage, obj, stored.prefix, sha256=judged)
+        served = HashedStream(inspection.rewrite(source))
+        try:
+            self.storage.upload(served, bucket, key, delivery, metadata)
+        except ObjectChanged:
+            self.storage.delete(bucket, key)
+            raise
+        return Served(served.size, served.hexdigest())
+
+    def _copy_proved(self, copied: Copied, verdict: Verdict, bucket: str, key: str) -> bool:
+        """The copy holds the judged bytes: by the store's own SHA-256 of it (whole, or
+        part by part), else by reading it back."""
+        if copied.sha256 is not None:
+            return copied.sha256 == verdict.sha256
+        if copied.part_sha256 is not None and verdict.part_sha256 is not None:
+            return copied.part_sha256 == verdict.part_sha256
+        return self.storage.sha256(bucket, key) == verdict.sha256
+
+    def _reject(self, record: UploadRecord, obj: ObjectInfo, verdict: Verdict) -> Outcome:
+        assert verdict.reason is not None
+        key = quarantine_key(self.settings.quarantine_prefix, record.id, obj.etag)
+        self.storage.copy(obj, obj.bucket, key, None,
+                          {UPLOAD_ID_METADATA: record.id, "reason": verdict.reason.code},
+                          self._copy_plan(obj))
+        settled = self.records.transition(
+            record, "rejected", allowed_from=("processing",), claimed_etag=obj.etag,
+            content_type=verdict.content_type, size=verdict.size,
+            reason_code=verdict.reason.code, reason_message=verdict.reason.message,
+            reason_detail=verdict.detail or None,
+        )
+        if settled is not None:
+            self.storage.delete_judged(obj)
+            metrics.VERDICTS.labels(status="rejected", code=verdict.reason.code).inc()
+        log.info("rejected %s: %s %s", record.id, verdict.reason.code, verdict.detail)
+        return "rejected" if settled else "superseded"
+
+    def _abandon_copy(self, record: UploadRecord, obj: ObjectInfo, bucket: str,
+                      key: str) -> None:
+        """Undo a promotion whose record moved on (deleted, or re-claimed for a newer
+        version) unless that record now points at this very copy."""
+        current = self.records.get(record.id)
+        if current is None or current.stored_key != key or current.status != "ready":
+            self.storage.delete(bucket, key)
+
+    def _quarantine_stray(self, obj: ObjectInfo, label: str) -> Outcome:
+        """An object no pending upload expects: keep it out of reach, then expire."""
+        key = quarantine_key(self.settings.quarantine_prefix, label, obj.etag)
+        self.storage.copy(obj, obj.bucket, key, None, {"reason": "unexpected_object"},
+                          self._copy_plan(obj))
+        self.storage.delete_judged(obj)
+        log.warning("quarantined unexpected object s3://%s/%s", obj.bucket, obj.key)
+        return "quarantined"
+
+
+@dataclass(frozen=True)
+class Served:
+    """The file a serving bucket holds for an upload: the upload itself, or made from it."""
+
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class _JudgedObject(StoredObject):
+    """The judged version, whose stream fails unless it hashes to the judged SHA-256."""
+
+    sha256: str = ""
+
+    def chunks(self) -> Iterator[bytes]:
+        hashed = HashedStream(super().chunks())
+        yield from hashed
+        if hashed.hexdigest() != self.sha256:
+            raise ObjectChanged(f"{self.info.key} is not the object that was judged")
