@@ -27,7 +27,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from broker.records.dynamodb import OPEN_INDEX, OUTBOX_INDEX, OWNER_INDEX
+from broker.domain.records.dynamodb import OPEN_INDEX, OUTBOX_INDEX, OWNER_INDEX
 from infra.stages import Stage
 
 INCOMING_PREFIX = "incoming/"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from broker.clients import make_clients
+from broker.aws.clients import make_clients
 from broker.provision import ensure_table, provision_queue, provision_storage
 from broker.settings import load_settings
 from infra.stages import LOCALSTACK_ACCOUNT, STAGES
