@@ -7,6 +7,8 @@
 3. Large files (bench/large.py): a 1 GiB upload in parts, and the validator on
    100 MiB, 1 GiB and 6 GiB videos.
 4. Verdict latency on `broker run`: uploads one at a time, then many clients at once.
+5. The hand-written protocol code (bench/protocol.py): our SigV4 signer and DynamoDB
+   client against botocore's, per call.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from bench.common import bench_env, free_port, stage_upload, validate_in_fresh_process
 from bench.presign import bench_presign, print_presign
+from bench.protocol import bench_protocol, print_protocol
 from broker.compose import compose
 from broker.devstack.emulator import EmbeddedEmulator
 
@@ -114,6 +117,7 @@ def main() -> None:
         endpoint = emulator.endpoint
         provision_emulator(endpoint)
         print_presign(bench_presign(endpoint))
+        print_protocol(bench_protocol())
         with optional_clamd() as clamd:
             validator = bench_validator(endpoint, clamd)
         print("\nvalidator, one UTF-8 text object each (read whole: decoded, and scanned when")
