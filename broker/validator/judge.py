@@ -1,4 +1,5 @@
-"""Judge one stored object and move it where its verdict sends it.
+"""Judge one stored object and move it where its verdict sends it: promoted
+(`promotion`), quarantined, or discarded, with the verdict recorded.
 
 Safe under at-least-once delivery: each step is idempotent, the record is
 claimed and settled with conditional writes, and every read, copy and delete
@@ -11,14 +12,12 @@ repaired by the retry; nothing is published that was not accepted.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
 from broker.common import clock, metrics
 from broker.common.logs import about_upload
-from broker.domain.filenames import content_disposition
 from broker.domain.inspection import OUTAGES, Declared, Inspection, Verdict, inspect
 from broker.domain.inspection.scanner import Scanner
 from broker.domain.keys import delivered_key, quarantine_key, upload_id_from_key
@@ -27,17 +26,10 @@ from broker.domain.profiles import Profiles
 from broker.domain.quotas import Quota, QuotaExceeded, deployment_quota
 from broker.domain.records import RecordStore, UploadRecord
 from broker.settings import Settings
-from broker.storage import (
-    Copied,
-    Delivery,
-    HashedStream,
-    ObjectChanged,
-    ObjectInfo,
-    Storage,
-    StoredObject,
-)
+from broker.storage import ObjectChanged, ObjectInfo, Storage, StoredObject
 from broker.storage.part_plans import PartPlan, plan_parts
 from broker.validator.events import ObjectRef
+from broker.validator.promotion import deliver, delivery_for
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +38,6 @@ CLOCK_SKEW = timedelta(seconds=60)
 
 Outcome = Literal["accepted", "rejected", "duplicate", "gone", "quarantined", "discarded",
                   "ignored", "superseded"]
-
-PUBLIC_CACHE = "public, max-age=31536000, immutable"
-PRIVATE_CACHE = "private, max-age=0, no-store"
-# Only raster images may render inline; everything else downloads.
-INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
-
 
 @dataclass(frozen=True)
 class Validator:
@@ -141,17 +127,12 @@ class Validator:
         public = record.visibility == "public"
         bucket = self.settings.public_bucket if public else self.settings.private_bucket
         key = delivered_key(record.id, obj.etag, verdict.content_type)
-        inline = public and verdict.content_type in INLINE_TYPES
-        delivery = Delivery(
-            content_type=verdict.content_type,
-            content_disposition=content_disposition(
-                record.filename, "inline" if inline else "attachment"),
-            cache_control=PUBLIC_CACHE if public else PRIVATE_CACHE,
-        )
         if verdict.sha256 is None:
             raise ObjectChanged(f"{obj.key} was not read whole; judge it again")
         try:
-            served = self._deliver(stored, inspection, bucket, key, delivery, record.id)
+            served = deliver(self.storage, stored, inspection, bucket, key,
+                             delivery_for(record, verdict.content_type), record.id,
+                             self._copy_plan(obj))
         except OUTAGES:
             raise
         except Exception as exc:  # a rewrite that fails on bytes its checks passed
@@ -185,39 +166,6 @@ class Validator:
         profile = self.profiles.find(record.profile)
         # A profile removed since the upload began: the deployment's quota.
         return profile.quota(deployment) if profile else deployment
-
-    def _deliver(self, stored: StoredObject, inspection: Inspection, bucket: str, key: str,
-                 delivery: Delivery, upload_id: str) -> Served:
-        """Write the served file, and prove it is what was judged (or made from it)."""
-        obj = stored.info
-        judged = inspection.verdict.sha256
-        assert judged is not None
-        metadata = {UPLOAD_ID_METADATA: upload_id}
-        if inspection.rewrite is None:
-            copied = self.storage.copy(obj, bucket, key, delivery, metadata,
-                                       self._copy_plan(obj))
-            if not self._copy_proved(copied, inspection.verdict, bucket, key):
-                self.storage.delete(bucket, key)
-                raise ObjectChanged(f"{obj.key} changed during the copy; withdrawn")
-            return Served(inspection.verdict.size, judged)
-        # Served changed (re-encoded, neutralised, sanitized): made from the judged bytes only.
-        source = _JudgedObject(self.storage, obj, stored.prefix, sha256=judged)
-        served = HashedStream(inspection.rewrite(source))
-        try:
-            self.storage.upload(served, bucket, key, delivery, metadata)
-        except ObjectChanged:
-            self.storage.delete(bucket, key)
-            raise
-        return Served(served.size, served.hexdigest())
-
-    def _copy_proved(self, copied: Copied, verdict: Verdict, bucket: str, key: str) -> bool:
-        """The copy holds the judged bytes: by the store's own SHA-256 of it (whole, or
-        part by part), else by reading it back."""
-        if copied.sha256 is not None:
-            return copied.sha256 == verdict.sha256
-        if copied.part_sha256 is not None and verdict.part_sha256 is not None:
-            return copied.part_sha256 == verdict.part_sha256
-        return self.storage.sha256(bucket, key) == verdict.sha256
 
     def _reject(self, record: UploadRecord, obj: ObjectInfo, verdict: Verdict) -> Outcome:
         assert verdict.reason is not None
@@ -253,24 +201,3 @@ class Validator:
         self.storage.delete_judged(obj)
         log.warning("quarantined unexpected object s3://%s/%s", obj.bucket, obj.key)
         return "quarantined"
-
-
-@dataclass(frozen=True)
-class Served:
-    """The file a serving bucket holds for an upload: the upload itself, or made from it."""
-
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class _JudgedObject(StoredObject):
-    """The judged version, whose stream fails unless it hashes to the judged SHA-256."""
-
-    sha256: str = ""
-
-    def chunks(self) -> Iterator[bytes]:
-        hashed = HashedStream(super().chunks())
-        yield from hashed
-        if hashed.hexdigest() != self.sha256:
-            raise ObjectChanged(f"{self.info.key} is not the object that was judged")

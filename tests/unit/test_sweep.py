@@ -156,10 +156,10 @@ def test_a_lease_keeps_a_long_judged_message_from_a_second_worker(
         aws: AwsClients, queue_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
-    from broker.runtimes import sqs_worker as worker
+    from broker.aws import queue
 
-    monkeypatch.setattr(worker, "LEASE_SECONDS", 2)
-    monkeypatch.setattr(worker, "RENEW_EVERY_SECONDS", 0.5)
+    monkeypatch.setattr(queue, "LEASE_SECONDS", 2)
+    monkeypatch.setattr(queue, "RENEW_EVERY_SECONDS", 0.5)
     aws.sqs.purge_queue(QueueUrl=queue_url)
     aws.sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"Records": []}))
     with Lease(aws.sqs, queue_url) as lease:
