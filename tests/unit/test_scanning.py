@@ -147,7 +147,7 @@ def test_a_clamd_running_on_the_machine_is_found(clamd_address: str, tmp_path: P
 
 def test_make_run_scans_with_the_machine_clamd_and_says_so(
         clamd_address: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from broker import cli
+    from broker.cli import local as cli
     from broker.domain.inspection import scanner
 
     monkeypatch.setattr(scanner, "LOCAL_CLAMD_SOCKETS",

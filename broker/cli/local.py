@@ -1,0 +1,119 @@
+"""Commands for one machine: `broker run` (the whole stack on loopback) and `broker token`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from broker.cli.operations import migrate_records
+from broker.cli.process import port_free, stop_on_signals
+from broker.domain.auth import issue_token
+from broker.settings import load_settings
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    # Without BROKER_ENV, sign for the local stack's generated secret.
+    overrides = {} if "BROKER_ENV" in os.environ else {"env": "local"}
+    settings = load_settings(**overrides)
+    ttl = settings.token_ttl if args.ttl is None else args.ttl
+    if ttl <= 0:
+        raise ValueError(f"--ttl must be at least 1 second, not {ttl}")
+    print(issue_token(settings.signing_secret(), args.user, ttl))  # ValueError: exit 2
+    return 0
+
+
+RUN_THREADS = 48  # broker run: requests at once, long polls included
+
+
+def _share_metrics() -> str | None:
+    """One folder for the broker's and the validator's counters, so /metrics shows both
+    (set before any metric exists)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    folder = tempfile.mkdtemp(prefix="broker-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    return folder
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    metrics_folder = _share_metrics()
+    from waitress.server import create_server
+
+    from broker.devstack.stack import DevStack, ensure_local_secret
+    from broker.web import create_app
+
+    for port, flag in ((args.port, "--port"), (args.emulator_port, "--emulator-port")):
+        if not port_free(args.host, port):
+            raise ValueError(f"{args.host}:{port} is already in use; choose another with {flag}")
+    stop_on_signals()
+    origin = f"http://{args.host}:{args.port}"
+    secret_file = load_settings(env="local").secret_file
+    ensure_local_secret(secret_file)
+    overrides = _local_scanner()
+    stack = DevStack(host=args.host, emulator_port=args.emulator_port, broker_origin=origin,
+                     push_port=args.push_port, overrides=overrides, records=args.records)
+    settings = stack.start(with_worker=False)
+    try:
+        migrate_records(settings)
+        stack.start_worker(own_process=True)
+        app = create_app(settings.model_dump(), clients=stack.clients)
+        # Kept-alive connections and a fixed pool of threads (a long poll holds one).
+        server = create_server(app, host=args.host, port=args.port, threads=RUN_THREADS,
+                               ident="broker", channel_timeout=60)
+        events = ("SQS queue (emulator)" if settings.events == "sqs"
+                  else f"HTTP push to http://{args.host}:{args.push_port}/events/<token>")
+        print(
+            f"\n  Broker and upload page: {origin}/\n"
+            f"  Storage:                {settings.endpoint_for('s3')}\n"
+            f"  Records:                {_records_banner(settings)}\n"
+            f"  Queue:                  {settings.endpoint_url} (emulator)\n"
+            f"  Events:                 {events}\n"
+            f"  Public files:           {settings.public_url_for('<key>')}\n"
+            f"  Malware scan:           {_scan_banner(settings)}\n"
+            f"  A token for user alice: .venv/bin/broker token alice\n"
+            f"  Stop with Ctrl-C.\n",
+            flush=True,
+        )
+        server.run()  # returns on Ctrl-C or SIGTERM
+    except KeyboardInterrupt:
+        pass  # interrupted while starting
+    finally:
+        print("\nstopping the broker, the validator worker and the emulator…", flush=True)
+        stack.stop()
+        if metrics_folder:
+            shutil.rmtree(metrics_folder, ignore_errors=True)
+    return 0
+
+
+def _records_banner(settings: Any) -> str:
+    if settings.records_store == "dynamodb":
+        return f"{settings.endpoint_url} (emulator, in memory: lost when this stops)"
+    if settings.records_store == "sqlite":
+        return (f"SQLite {settings.sqlite_path} (removed when this stops; other broker "
+                f"commands reach it with BROKER_DATABASE_URL=sqlite://{settings.sqlite_path})")
+    from psycopg.conninfo import conninfo_to_dict
+
+    where = conninfo_to_dict(settings.database_url.get_secret_value())
+    return f"PostgreSQL {where.get('host', 'localhost')}:{where.get('port', 5432)}" \
+        f"/{where.get('dbname', '')}"
+
+
+def _local_scanner() -> dict[str, Any]:
+    """Scan with the machine's clamd when one answers and BROKER_SCANNER says nothing."""
+    from broker.domain.inspection.scanner import find_local_clamd
+
+    if "BROKER_SCANNER" in os.environ:
+        return {}
+    address = find_local_clamd()
+    return {"scanner": "clamd", "clamd_address": address} if address else {}
+
+
+def _scan_banner(settings: Any) -> str:
+    if settings.scanner == "clamd":
+        return f"on, clamd at {settings.clamd_address}"
+    return ("OFF: uploads are not scanned for malware (no clamd answered at "
+            "/run/clamav/clamd.ctl: start clamav-daemon, or set BROKER_SCANNER=clamd and "
+            "BROKER_CLAMD_ADDRESS)")

@@ -1,0 +1,115 @@
+"""Commands that operate a deployment: provision, migrate, sweep, redrive, webhooks."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from broker.settings import load_settings
+
+
+def migrate_records(settings: Any) -> None:
+    """Bring a PostgreSQL records schema up to this release's, saying what changed."""
+    if settings.records_store != "postgresql":
+        return
+    from broker.domain.records.migrations import migrate
+
+    for migration in migrate(settings.database_url.get_secret_value()):
+        print(f"records: applied migration {migration.version:04d} {migration.name}",
+              flush=True)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply the PostgreSQL records' migrations that the database lacks."""
+    from broker.domain.records.migrations import latest_version
+
+    settings = load_settings()
+    if settings.records_store != "postgresql":
+        raise ValueError(f"the records are in {settings.records_store}, which needs no "
+                         "migrations (BROKER_DATABASE_URL names no PostgreSQL database)")
+    migrate_records(settings)
+    print(f"records: the schema is at version {latest_version()}, this release's")
+    return 0
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    """Create the buckets, the event route and the table where the settings point."""
+    from broker.aws.clients import make_clients
+    from broker.provision import ensure_table, provision_push, provision_queue, provision_storage
+
+    settings = load_settings()
+    clients = make_clients(settings)
+    provision_storage(clients, settings, args.origin,
+                      serve_public_bucket=args.public_read)
+    if settings.records_store == "dynamodb":
+        ensure_table(clients, settings.table)
+    migrate_records(settings)
+    if settings.events == "http":
+        if not args.push_url:
+            raise ValueError("BROKER_EVENTS=http: give --push-url, the address the store "
+                             "POSTs notifications to (http://validator:9101/events/<token>)")
+        topic = provision_push(clients, settings, args.queue, args.push_url)
+        print(f"# the store pushes ObjectCreated events through {topic}")
+        return 0
+    queue_url = provision_queue(clients, settings, args.queue)
+    print(f"export BROKER_QUEUE_URL={queue_url}")  # for: eval "$(broker provision)"
+    return 0
+
+
+def _parts_and_dead_letters() -> tuple[Any, str | None]:
+    from broker.aws.queue import dead_letter_url_of
+    from broker.compose import compose
+
+    parts = compose(load_settings())
+    settings = parts.settings
+    dead_letters = settings.dead_letter_queue_url
+    if dead_letters is None and settings.queue_url is not None:
+        dead_letters = dead_letter_url_of(parts.clients.sqs, settings.queue_url)
+    return parts, dead_letters
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Expire lapsed uploads, re-drive stuck ones, report the dead-letter queue; once."""
+    import json
+
+    from broker.validator.sweep import sweep
+
+    parts, dead_letters = _parts_and_dead_letters()
+    report = sweep(parts.validator, parts.clients.sqs, dead_letters)
+    print(json.dumps(report.as_dict()))
+    return 0
+
+
+def cmd_redrive(args: argparse.Namespace) -> int:
+    """Send the events waiting in the dead-letter queue back to the queue."""
+    from broker.aws.queue import redrive
+
+    parts, dead_letters = _parts_and_dead_letters()
+    queue_url = parts.settings.queue_url
+    if queue_url is None or dead_letters is None:
+        raise ValueError("BROKER_QUEUE_URL (with a dead-letter queue) is not set: "
+                         "run `broker provision` first")
+    moved = redrive(parts.clients.sqs, dead_letters, queue_url)
+    print(f"sent {moved} dead-lettered events back to the queue")
+    return 0
+
+
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    """List the webhook deliveries still pending or given up, or send some again."""
+    from broker.compose import compose
+
+    parts = compose(load_settings())
+    records = parts.records
+    if args.action == "list":
+        for d in records.webhooks("dead" if args.dead else "pending", args.limit):
+            print(f"{d.id}  {d.type:<15} {d.upload_id}  attempts {d.attempts:>2}  "
+                  f"due {d.due_at}  {d.url}  {d.last_error or ''}")
+        return 0
+    deliverer = parts.deliverer
+    if deliverer is None:
+        raise ValueError("BROKER_WEBHOOK_URL is not set: there is nothing to send")
+    ids = [d.id for d in records.webhooks("dead", 1000)] if args.all_dead else args.ids
+    sent = deliverer.replay_now(ids)
+    print(f"sent {sent.delivered} of {len(ids)} again; {sent.failed} failed (see "
+          "`broker webhooks list`)")
+    return 0 if sent.failed == 0 else 1
