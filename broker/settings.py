@@ -240,7 +240,8 @@ def load_settings(**overrides: object) -> Settings:
         if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX):].lower() not in known
     )
     if unknown:
-        raise SettingsError(f"unknown setting {', '.join(unknown)}: see the README's table")
+        raise SettingsError(f"unknown setting {', '.join(unknown)}: the settings are listed "
+                            "in docs/reference/configuration.md")
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -16,6 +16,8 @@ if [ "${CI:-}" = "true" ]; then
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+  # Uppy, the OIDC provider and the docs' JavaScript checks run on node.
+  command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -1,7 +1,7 @@
 """The inspection corpus: hostile and benign files, each built in code, each with its verdict.
 
 `ATTACKS` must all be rejected with their code, `BENIGN` must all be accepted.
-`python -m tests.corpus` prints the table the README shows.
+`python -m tests.corpus` prints the table docs/internals/corpus.md shows.
 """
 
 from __future__ import annotations

@@ -11,13 +11,11 @@ upload at the same key can neither be served in its place nor deleted with it.
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import itertools
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from boto3.exceptions import S3UploadFailedError
@@ -26,10 +24,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from broker.common.errors import StorageError, probing
 from broker.storage.multipart import MultipartStore
 from broker.storage.part_plans import PartPlan, StoredPart
+from broker.storage.streams import ChunkReader, HashedStream
+from broker.storage.values import Copied, Delivery, ObjectChanged, ObjectInfo
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import CopySourceTypeDef
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 PROBE_KEY = "readiness-probe"  # read by readiness checks, never written
@@ -44,118 +43,6 @@ COPY_CONCURRENCY = 8  # parts of a copy in parts copied at once
 _CHANGED = {"412", "PreconditionFailed"}
 # What a store answers for a version id it does not know (deleted, or never versioned).
 _BAD_VERSION = {"400", "InvalidArgument", "NoSuchVersion"}
-
-
-class ObjectChanged(Exception):
-    """The object was replaced between two reads: what was checked is not what is there."""
-
-    service = "storage_changed"
-
-
-@dataclass(frozen=True)
-class Copied:
-    """What a store said about a copy it wrote: its SHA-256, or each part's (hex)."""
-
-    sha256: str | None = None
-    part_sha256: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    """What HEAD says about a stored object."""
-
-    bucket: str
-    key: str
-    size: int
-    etag: str
-    content_type: str
-    last_modified: datetime
-    metadata: dict[str, str] = field(default_factory=dict)
-    version_id: str | None = None  # None: the store keeps no versions of this key
-
-    def pin(self) -> dict[str, Any]:
-        """The request parameters that address exactly this version."""
-        return {"VersionId": self.version_id} if self.version_id else {}
-
-    def copy_source(self) -> CopySourceTypeDef:
-        source: CopySourceTypeDef = {"Bucket": self.bucket, "Key": self.key}
-        if self.version_id:
-            source["VersionId"] = self.version_id
-        return source
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """How a promoted object is to be served."""
-
-    content_type: str
-    content_disposition: str
-    cache_control: str
-
-
-class HashedStream:
-    """Passes a stream of chunks through, counting and hashing what goes by; with
-    `part_size`, also each `part_size` bytes on their own (what a multipart copy in parts
-    of that size must reproduce, part by part)."""
-
-    def __init__(self, chunks: Iterable[bytes], part_size: int | None = None) -> None:
-        self._chunks = chunks
-        self.size = 0
-        self._digest = hashlib.sha256()
-        self._part_size = part_size
-        self._part = hashlib.sha256()
-        self._part_filled = 0
-        self.part_digests: list[str] = []
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._chunks:
-            self.size += len(chunk)
-            self._digest.update(chunk)
-            if self._part_size:
-                self._hash_parts(chunk)
-            yield chunk
-
-    def _hash_parts(self, chunk: bytes) -> None:
-        assert self._part_size is not None
-        view = memoryview(chunk)
-        while view:
-            take = min(len(view), self._part_size - self._part_filled)
-            self._part.update(view[:take])
-            self._part_filled += take
-            view = view[take:]
-            if self._part_filled == self._part_size:
-                self.part_digests.append(self._part.hexdigest())
-                self._part, self._part_filled = hashlib.sha256(), 0
-
-    def hexdigest(self) -> str:
-        return self._digest.hexdigest()
-
-    def part_hexdigests(self) -> tuple[str, ...]:
-        """Every part's SHA-256 (hex), the last, shorter one included."""
-        tail = [self._part.hexdigest()] if self._part_filled else []
-        return tuple(self.part_digests + tail)
-
-
-class _ChunkReader(io.RawIOBase):
-    """A readable file over an iterator of chunks, for upload_fileobj."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = iter(chunks)
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            self._pending = chunk
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
 
 
 class _RangeReader(io.RawIOBase):
@@ -450,7 +337,7 @@ class Storage:
                 self.client.put_object(Bucket=bucket, Key=key, Body=b"".join(first), **extra)
                 return
             self.client.upload_fileobj(
-                io.BufferedReader(_ChunkReader(itertools.chain(first, stream))), bucket, key,
+                io.BufferedReader(ChunkReader(itertools.chain(first, stream))), bucket, key,
                 ExtraArgs=extra)
         except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
             raise StorageError(f"PUT s3://{bucket}/{key} failed: {exc}") from exc

@@ -1,7 +1,7 @@
 """The self-hosted production topology, with no emulator anywhere: Ceph RGW storage
 pushing its events, records in PostgreSQL, rate limits in Redis, two brokers under
 `broker serve` and two validator processes under `broker worker`, all started the
-way docs/self-hosting.md says. DynamoDB and SQS point at a closed port: a call to
+way docs/operations/self-hosting.md says. DynamoDB and SQS point at a closed port: a call to
 either would fail the run."""
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ class Topology:
     redis: RedisServer
     broker_ports: list[int]
     validator_port: int
+    logs: Path  # what each process prints, for a failure's message
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    log_files: dict[int, Path] = field(default_factory=dict)  # by pid
 
     @property
     def brokers(self) -> list[str]:
@@ -56,14 +58,20 @@ class Topology:
         self.validator = self._spawn("worker", "--port", str(self.validator_port),
                                      "--workers", "2")
         self.processes.append(self.validator)
-        for url in [*self.brokers, f"http://127.0.0.1:{self.validator_port}"]:
-            wait_for_http(f"{url}/metrics", timeout=60)
+        urls = [*self.brokers, f"http://127.0.0.1:{self.validator_port}"]
+        for url, process in zip(urls, self.processes, strict=True):
+            wait_for_http(f"{url}/metrics", process=process, log=self.log_files[process.pid])
 
     def stop(self) -> None:
+        """SIGTERM to every process at once (gunicorn's graceful stop), then each is
+        waited for; one that hangs is killed with its workers."""
+        from tests.waiting import stop_process
+
         for process in self.processes:
-            process.send_signal(signal.SIGTERM)
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
         for process in self.processes:
-            process.communicate(timeout=60)
+            stop_process(process, grace=60, group=True)
         self.processes.clear()
 
     def validator_processes(self) -> list[int]:
@@ -79,12 +87,17 @@ class Topology:
         return children
 
     def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([BROKER, *args], env=self.env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        # A session of its own: its gunicorn workers can be stopped with it.
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with (self.logs / f"{'-'.join(args)}.log").open("ab") as log:
+            process = subprocess.Popen([BROKER, *args], env=self.env, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        self.log_files[process.pid] = Path(log.name)
+        return process
 
 
 @pytest.fixture(scope="module")
-def topology(rgw: Rgw) -> Iterator[Topology]:
+def topology(rgw: Rgw, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     require_system("PostgreSQL", postgres_installed(), "apt-get install postgresql")
     require_system("Redis", redis_installed(), "apt-get install redis-server")
     closed = f"http://127.0.0.1:{free_port()}"  # nothing listens: no emulator anywhere
@@ -99,11 +112,12 @@ def topology(rgw: Rgw) -> Iterator[Topology]:
             "BROKER_PRIVATE_BUCKET": "self-private", "BROKER_DYNAMODB_ENDPOINT_URL": closed,
             "BROKER_SQS_ENDPOINT_URL": closed, "BROKER_SWEEP_INTERVAL": "2",
             "BROKER_STUCK_AFTER": "60", "BROKER_LOG_FORMAT": "json"}
-        topology = Topology(env, database, redis, [free_port(), free_port()], validator_port)
+        topology = Topology(env, database, redis, [free_port(), free_port()], validator_port,
+                            tmp_path_factory.mktemp("self-hosted-logs"))
         topology.run("provision", "--public-read", "--queue", "self-events", "--push-url",
                      f"http://127.0.0.1:{validator_port}/events/{TOKEN}")
-        topology.start()
         try:
+            topology.start()
             yield topology
         finally:
             topology.stop()
@@ -111,7 +125,7 @@ def topology(rgw: Rgw) -> Iterator[Topology]:
 
 def verdicts(topology: Topology) -> float:
     """Accepted verdicts, summed over every validator process."""
-    text = requests.get(f"http://127.0.0.1:{topology.validator_port}/metrics", timeout=10).text
+    text = requests.get(f"http://127.0.0.1:{topology.validator_port}/metrics", timeout=30).text
     for line in text.splitlines():
         if line.startswith('broker_verdicts_total{code="accepted",status="ready"}'):
             return float(line.split()[-1])
@@ -121,7 +135,7 @@ def verdicts(topology: Topology) -> float:
 def test_uploads_through_two_brokers_are_judged_once_each_by_two_validators(
         topology: Topology) -> None:
     for broker in topology.brokers:
-        ready = requests.get(f"{broker}/readyz", timeout=10).json()
+        ready = requests.get(f"{broker}/readyz", timeout=30).json()
         assert ready == {"status": "ready", "checks": {"storage": "ok", "records": "ok"}}
     before = verdicts(topology)
     pictures = {send_upload(topology.brokers[n % 2], "self-hosted", png_bytes(20 + n, 20)): n
@@ -130,7 +144,7 @@ def test_uploads_through_two_brokers_are_judged_once_each_by_two_validators(
         # RGW finds a new persistent topic's queue within about 30 s; then it is prompt.
         record = settle(topology.brokers[(n + 1) % 2], "self-hosted", upload_id, timeout=90)
         assert record["status"] == "ready", record
-        assert same_picture(requests.get(record["url"], timeout=10).content,
+        assert same_picture(requests.get(record["url"], timeout=30).content,
                             png_bytes(20 + n, 20))
     assert verdicts(topology) - before == len(pictures)  # none judged twice
 
@@ -139,24 +153,24 @@ def test_an_upload_in_flight_when_its_validator_is_killed_still_settles(
         topology: Topology) -> None:
     data = png_bytes(1500, 1500)  # large enough to be caught being judged
     upload_id = send_upload(topology.brokers[0], "killed", data)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # until the event reaches a validator: prompt unloaded
     status = "pending"
     while status == "pending" and time.monotonic() < deadline:
         status = requests.get(f"{topology.brokers[0]}/v1/uploads/{upload_id}",
-                              headers=auth("killed"), timeout=10).json()["status"]
+                              headers=auth("killed"), timeout=30).json()["status"]
         time.sleep(0.02)
     assert status == "processing"  # claimed: it is being judged now
     for pid in topology.validator_processes():
         os.kill(pid, signal.SIGKILL)
     record = settle(topology.brokers[1], "killed", upload_id, timeout=120)
     assert record["status"] == "ready", record
-    assert same_picture(requests.get(record["url"], timeout=10).content, data)
+    assert same_picture(requests.get(record["url"], timeout=30).content, data)
 
 
 def test_the_records_outlive_a_restart_of_every_process_and_the_database(
         topology: Topology) -> None:
     before = requests.get(f"{topology.brokers[0]}/v1/uploads", headers=auth("self-hosted"),
-                          timeout=10).json()["items"]
+                          timeout=30).json()["items"]
     assert len(before) == 8
     topology.stop()
     topology.database.stop()
@@ -165,10 +179,10 @@ def test_the_records_outlive_a_restart_of_every_process_and_the_database(
     topology.redis.start()
     topology.start()
     after = requests.get(f"{topology.brokers[1]}/v1/uploads", headers=auth("self-hosted"),
-                         timeout=10).json()["items"]
+                         timeout=30).json()["items"]
     assert after == before
-    assert requests.get(after[0]["url"], timeout=10).status_code == 200
+    assert requests.get(after[0]["url"], timeout=30).status_code == 200
     # And the restarted pipeline judges new uploads.
     upload_id = send_upload(topology.brokers[1], "self-hosted", png_bytes(9, 9))
-    assert settle(topology.brokers[0], "self-hosted", upload_id, timeout=60
+    assert settle(topology.brokers[0], "self-hosted", upload_id, timeout=120
                   )["status"] == "ready"

@@ -20,7 +20,8 @@ def test_the_hook_provisions_the_stage_names(localstack: str) -> None:
     from moto.server import ThreadedMotoServer
 
     records = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    records.start()  # LocalStack's DynamoDB would download Java first: see the README
+    # LocalStack's DynamoDB would download Java first: see docs/operations/localstack.md
+    records.start()
     host, port = records.get_host_and_port()
     try:
         env = {"PATH": os.environ["PATH"], "LOCALSTACK_ENDPOINT": localstack,
