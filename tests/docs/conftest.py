@@ -88,12 +88,17 @@ class Stack:
     receiver: Any  # the example receiver's Flask app
     recorder: Recorder
     webhook_url: str
+    tokens: dict[str, str] = field(default_factory=dict)
 
     def token(self, user: str) -> str:
+        """`broker token USER`, run where `broker run` runs (it reads .broker/secret)."""
+        if user in self.tokens:
+            return self.tokens[user]
         done = subprocess.run([str(BROKER_COMMAND), "token", user], cwd=self.folder,
                               env=clean_env(), capture_output=True, text=True, check=True,
                               timeout=60)
-        return done.stdout.strip()
+        self.tokens[user] = done.stdout.strip()
+        return self.tokens[user]
 
     def secret(self) -> str:
         return (self.folder / ".broker" / "secret").read_text().strip()
