@@ -34,11 +34,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_provision(args: argparse.Namespace) -> int:
     """Create the buckets, the event route and the table where the settings point."""
-    from broker.aws.clients import make_clients
+    from broker.compose import compose
     from broker.provision import ensure_table, provision_push, provision_queue, provision_storage
 
     settings = load_settings()
-    clients = make_clients(settings)
+    clients = compose(settings).clients
     provision_storage(clients, settings, args.origin,
                       serve_public_bucket=args.public_read)
     if settings.records_store == "dynamodb":
