@@ -53,7 +53,7 @@ class PresignedUpload:
 
 @contextmanager
 def signing() -> Iterator[None]:
-    """Signing needs no network, only credentials: their absence is an outage (503)."""
+    """Signing needs no network, only credentials: their absence is an outage."""
     try:
         yield
     except BotoCoreError as exc:
