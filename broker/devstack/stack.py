@@ -90,9 +90,12 @@ class DevStack:
         endpoint = self._server.endpoint
         base = load_settings(env="local", endpoint_url=endpoint, **self.overrides)
         clients = make_clients(base)
-        origins = (self.broker_origin, self.broker_origin.replace("127.0.0.1", "localhost"))
+        own = (self.broker_origin, self.broker_origin.replace("127.0.0.1", "localhost"))
+        # The broker's own page and every app origin allowed (BROKER_ALLOWED_ORIGINS) may
+        # post to storage: a page elsewhere embeds the uploader.
+        origins = tuple(dict.fromkeys((*own, *base.allowed_origins)))
         provision_storage(clients, base, origins, serve_public_bucket=True)
-        updates: dict[str, Any] = {"allowed_origins": base.allowed_origins or origins}
+        updates: dict[str, Any] = {"allowed_origins": origins}
         if base.database_url is None and self.records == "dynamodb":
             ensure_table(clients, base.table)
         elif base.database_url is None:

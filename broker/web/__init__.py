@@ -45,9 +45,10 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     app.register_blueprint(api)
     app.register_blueprint(companion)
     if settings.allowed_origins:
-        # Apps on other origins call the API with bearer tokens; cookies stay same-site.
+        # Apps on other origins call the API with bearer tokens, or with the session cookie.
+        # Credentials (the session cookie) only for these origins, which CORS names one by one.
         CORS(app, resources={r"/v1/*": {}, r"/s3/*": {}}, origins=list(settings.allowed_origins),
-             allow_headers=["Authorization", "Content-Type"],
+             allow_headers=["Authorization", "Content-Type"], supports_credentials=True,
              expose_headers=["Location", "Retry-After"], max_age=3600)
 
     @app.before_request

@@ -48,8 +48,8 @@ def cors_client(settings: Settings, aws: AwsClients) -> Any:
     return create_app(configured.model_dump(), clients=aws).test_client()
 
 
-def test_allowed_origins_may_call_the_api_with_bearer_tokens(settings: Settings,
-                                                             aws: AwsClients) -> None:
+def test_allowed_origins_may_call_the_api_with_tokens_or_cookies(settings: Settings,
+                                                                  aws: AwsClients) -> None:
     client = cors_client(settings, aws)
     preflight = client.options("/v1/uploads", headers={
         "Origin": "https://app.example.test", "Access-Control-Request-Method": "POST",
@@ -60,7 +60,8 @@ def test_allowed_origins_may_call_the_api_with_bearer_tokens(settings: Settings,
         "Origin": "https://app.example.test"})
     assert reply.status_code == 201
     assert reply.headers["Access-Control-Allow-Origin"] == "https://app.example.test"
-    assert "Access-Control-Allow-Credentials" not in reply.headers
+    # An allowed origin may send the session cookie (the embedded uploader's cookie mode).
+    assert reply.headers["Access-Control-Allow-Credentials"] == "true"
 
 
 def test_other_origins_get_no_cors_headers(settings: Settings, aws: AwsClients) -> None:
@@ -68,3 +69,4 @@ def test_other_origins_get_no_cors_headers(settings: Settings, aws: AwsClients) 
     preflight = client.options("/v1/uploads", headers={
         "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
     assert "Access-Control-Allow-Origin" not in preflight.headers
+    assert "Access-Control-Allow-Credentials" not in preflight.headers

@@ -59,6 +59,25 @@
     return "Stored: " + bytes + ", " + files;
   }
 
+  // A request that fails before any answer: the network, or the browser refusing a
+  // cross-origin answer (CORS) that does not name this page's origin.
+  function unreachableText(broker) {
+    const origin = global.location.origin;
+    if (new URL(broker, global.location.href).origin === origin) {
+      return "The broker did not answer; check the connection and try again.";
+    }
+    return "The broker at " + broker + " did not answer this page (" + origin + "). If it is " +
+      "running, add " + origin + " to its BROKER_ALLOWED_ORIGINS setting and restart it.";
+  }
+
+  function storageRefusedText(url) {
+    const origin = global.location.origin;
+    return "Storage at " + new URL(url, global.location.href).origin + " did not accept the " +
+      "file from this page (" + origin + "), or could not be reached. If storage is up, add " +
+      origin + " to BROKER_ALLOWED_ORIGINS and apply it to the bucket (`broker provision " +
+      "--origin " + origin + "`, or restart `make run`).";
+  }
+
   function problemText(body, status) {
     if (body && body.detail) return body.detail;
     if (status === 429) return "Too many uploads right now; try again shortly.";
@@ -186,9 +205,19 @@
 
     async api(path, init) {
       const headers = Object.assign({}, (init && init.headers) || {});
-      const token = typeof this.options.token === "function" ? this.options.token() : this.options.token;
+      const source = this.options.token;
+      // `token` may be a string, a function returning one, or a promise of one.
+      const token = await (typeof source === "function" ? source() : source);
       if (token) headers.Authorization = "Bearer " + token;
-      const response = await fetch(this.broker + path, Object.assign({ credentials: "include" }, init, { headers }));
+      // The session cookie only in cookie mode: a bearer call needs no credentials, and a
+      // credentialed call from another origin needs the broker's explicit consent.
+      const credentials = token ? "omit" : "include";
+      let response;
+      try {
+        response = await fetch(this.broker + path, Object.assign({ credentials }, init, { headers }));
+      } catch (failure) {
+        throw new Error(unreachableText(this.broker));
+      }
       const body = response.status === 204 ? null : await response.json().catch(() => null);
       if (!response.ok) {
         const error = new Error(problemText(body, response.status));
@@ -213,7 +242,7 @@
         xhr.onload = () => (xhr.status >= 200 && xhr.status < 300)
           ? resolve()
           : reject(new Error("Storage refused the file (HTTP " + xhr.status + ")."));
-        xhr.onerror = () => reject(new Error("Network error while sending the file; check the connection and try again."));
+        xhr.onerror = () => reject(new Error(storageRefusedText(upload.url)));
         xhr.send(form);
       });
     }
@@ -384,7 +413,7 @@
             xhr.onload = () => (xhr.status >= 200 && xhr.status < 300)
               ? resolve()
               : reject(new Error("Storage refused part " + part.part_number + " (HTTP " + xhr.status + ")."));
-            xhr.onerror = () => reject(new Error("Network error while sending the file; check the connection and try again."));
+            xhr.onerror = () => reject(new Error(storageRefusedText(part.url)));
             xhr.onabort = () => reject(new Stopped("stopped"));
             xhr.send(blob);
           });
