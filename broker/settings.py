@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     event_token: SecretStr | None = None
     public_base_url: str | None = None
     allowed_origins: tuple[str, ...] = ()
+    # Where the Flask extension (`broker.flask.UploadBroker`) mounts API v1, Uppy's
+    # routes and the uploader's files inside the app.
+    url_prefix: str = "/uploads"
 
     presign_ttl: int = Field(default=300, gt=0, le=MAX_PRESIGN_SECONDS)
     download_ttl: int = Field(default=300, gt=0, le=7 * 24 * 3600)
@@ -171,6 +174,13 @@ class Settings(BaseSettings):
     def webhook_keys(self) -> list[bytes]:
         text = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
         return [parse_webhook_secret(part) for part in text.replace(",", " ").split()]
+
+    @field_validator("url_prefix")
+    @classmethod
+    def _is_a_path(cls, value: str) -> str:
+        if not value.startswith("/") or (value.endswith("/") and value != "/"):
+            raise ValueError("must look like '/uploads': a leading slash, none at the end")
+        return "" if value == "/" else value
 
     @field_validator("incoming_prefix", "quarantine_prefix")
     @classmethod

@@ -20,7 +20,7 @@ from broker.domain.records import UploadRecord
 from broker.domain.schemas import CompleteUpload, CreateUpload, SignParts, render_upload
 from broker.domain.uploads import MAX_WAIT, WAITING
 from broker.web.services import services
-from broker.web.session import SESSION_COOKIE, current_owner
+from broker.web.session import SESSION_COOKIE, current_owner, verify_token
 
 api = Blueprint("api", __name__, url_prefix="/v1")
 EVENT_STREAM_SECONDS = 300  # then the stream ends; an EventSource reconnects
@@ -56,7 +56,7 @@ def create_upload() -> tuple[Response, int, dict[str, str]]:
         "expires_at": new.record.expires_at,
         "upload": new.post.as_dict(),
     }
-    location = url_for("api.get_upload", upload_id=new.record.id)
+    location = url_for(".get_upload", upload_id=new.record.id)
     answer = jsonify(payload)  # rendered before the write (see prepare), sent after it
     uploads.record(new)
     return answer, 201, {"Location": location, "Cache-Control": "no-store"}
@@ -193,7 +193,7 @@ def list_profiles() -> Response:
 def create_session() -> tuple[Response, int]:
     """Trade a bearer token for an HttpOnly cookie, for same-origin pages and Uppy."""
     token = bearer_token(request.headers.get("Authorization"))
-    identity = services().tokens.verify(token)
+    identity = verify_token(token)
     response = jsonify({"owner": identity.owner,
                         "expires_at": clock.isoformat(identity.expires_at)})
     response.set_cookie(

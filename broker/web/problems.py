@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, json
+from flask import Blueprint, Flask, Response, json
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -92,8 +92,10 @@ def _unexpected(exc: InternalServerError) -> Response:
                    "Something went wrong on our side; it has been logged.")
 
 
-def register(app: Flask) -> None:
-    app.register_error_handler(BrokerError, _broker_error)
-    app.register_error_handler(ValidationError, _validation_error)
-    app.register_error_handler(InternalServerError, _unexpected)
-    app.register_error_handler(HTTPException, _http_error)
+def register(target: Flask | Blueprint) -> None:
+    """Answer problems for the whole app (the standalone broker) or for the routes of
+    one blueprint (mounted in an app, whose own pages keep their own errors)."""
+    target.register_error_handler(BrokerError, _broker_error)
+    target.register_error_handler(ValidationError, _validation_error)
+    target.register_error_handler(InternalServerError, _unexpected)
+    target.register_error_handler(HTTPException, _http_error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import current_app
@@ -21,9 +22,11 @@ class Services:
     settings: Settings
     profiles: Profiles
     uploads: Uploads
-    tokens: TokenVerifier
+    tokens: TokenVerifier | None  # None: no bearer tokens (an app's own sign-in only)
     rate_limit: UploadRateLimit
     multipart: MultipartUploads
+    # Mounted in an app (the Flask extension): who is signed in to it, or None.
+    owner: Callable[[], str | None] | None = None
 
 
 def services() -> Services:

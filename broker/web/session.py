@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import current_app, g, request
 
 from broker.common.errors import Forbidden, NotAuthenticated
-from broker.domain.auth import bearer_token
+from broker.domain.auth import Identity, bearer_token
 from broker.web.services import services
 
 SESSION_COOKIE = "broker_session"
@@ -26,8 +28,11 @@ def current_owner(changes: bool = False) -> str:
 
 def _authenticate() -> str:
     header = request.headers.get("Authorization")
+    signed_in = services().owner
     if header is not None:
         token = bearer_token(header)
+    elif signed_in is not None:
+        return _app_session(signed_in)
     else:
         cookie = request.cookies.get(SESSION_COOKIE)
         if not cookie:
@@ -38,7 +43,28 @@ def _authenticate() -> str:
             _check_origin()  # cookies ride along on cross-site requests; tokens do not
         g.by_cookie = True
         token = cookie
-    return services().tokens.verify(token).owner
+    return verify_token(token).owner
+
+
+def verify_token(token: str) -> Identity:
+    """The identity a bearer token proves; NotAuthenticated when it proves none."""
+    tokens = services().tokens
+    if tokens is None:
+        raise NotAuthenticated("This broker takes no bearer tokens: sign in to the app.",
+                               code="tokens_not_accepted")
+    return tokens.verify(token)
+
+
+def _app_session(signed_in: Callable[[], str | None]) -> str:
+    """Mounted in an app: the app's own sign-in says who calls, a cookie like ours, held
+    to the same cross-site rule."""
+    owner = signed_in()
+    if not owner:
+        raise NotAuthenticated("Sign in to upload or see your uploads.", code="not_signed_in")
+    if request.method not in SAFE_METHODS:
+        _check_origin()
+    g.by_cookie = True
+    return str(owner)
 
 
 def _check_origin() -> None:

@@ -1,12 +1,14 @@
 // BrokerUploader: drag-and-drop uploads straight to storage through the broker.
 //
+//   <link rel="stylesheet" href="https://broker.example/static/uploader.css">
 //   <div id="uploads"></div>
 //   <script src="https://broker.example/static/uploader.js"></script>
 //   <script>
 //     BrokerUploader.mount(document.getElementById("uploads"), {
 //       broker: "https://broker.example",      // default: this page's origin
 //       profile: "avatar",                     // or a function returning one
-//       token: () => myApp.currentToken(),     // omit to use the session cookie
+//       token: () => myApp.currentToken(),     // a string, or a promise of one;
+//                                              // omit to use the session cookie
 //     });
 //   </script>
 //
@@ -90,6 +92,7 @@
       this.broker = (this.options.broker || global.location.origin).replace(/\/$/, "");
       this.pollMs = this.options.pollMs || 500;
       this.root = root;
+      root.classList.add("bu-root"); // uploader.css styles and themes what is inside
       this.build();
     }
 
