@@ -61,4 +61,4 @@ synth: package
 	$(BIN)/python -m infra.app --stage $(STAGE)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info infra/cdk.out
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info infra/cdk.out .broker/data

@@ -205,8 +205,9 @@ class Settings(BaseSettings):
         else:
             raise SettingsError(
                 "BROKER_JWT_SECRET is not set"
-                + (" and no local secret exists: start the stack with `broker run`"
-                   if self.env == "local" else "")
+                + (f" and no local secret is at {self.secret_file.resolve()}: start the stack "
+                   "with `broker run` here, or point BROKER_SECRET_FILE at the secret its "
+                   "banner names" if self.env == "local" else "")
             )
         if len(secret) < MIN_SECRET_BYTES and self.env != "local":
             raise SettingsError(

@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keep the records in SQLite (default: its indexes keep every "
                      "call's cost flat) or in the emulator's DynamoDB (as on AWS; it scans "
                      "its whole table for index queries); BROKER_DATABASE_URL overrides both")
+    run.add_argument("--fresh", action="store_true",
+                     help="forget the records and files kept by earlier runs "
+                     "(.broker/data) and start with none")
     run.set_defaults(func=cmd_run)
 
     provision = commands.add_parser(

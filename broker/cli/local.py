@@ -6,6 +6,7 @@ import argparse
 import os
 import shutil
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from broker.cli.operations import migrate_records
@@ -52,9 +53,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     origin = f"http://{args.host}:{args.port}"
     secret_file = load_settings(env="local").secret_file
     ensure_local_secret(secret_file)
+    kept = secret_file.parent.resolve() / "data"
+    if args.fresh and kept.exists():
+        shutil.rmtree(kept)
+        print(f"started afresh: removed the records and files kept in {kept}", flush=True)
     overrides = _local_scanner()
     stack = DevStack(host=args.host, emulator_port=args.emulator_port, broker_origin=origin,
-                     push_port=args.push_port, overrides=overrides, records=args.records)
+                     push_port=args.push_port, overrides=overrides, records=args.records,
+                     keep_in=kept)
     settings = stack.start(with_worker=False)
     try:
         migrate_records(settings)
@@ -67,13 +73,18 @@ def cmd_run(args: argparse.Namespace) -> int:
                   else f"HTTP push to http://{args.host}:{args.push_port}/events/<token>")
         print(
             f"\n  Broker and upload page: {origin}/\n"
-            f"  Storage:                {settings.endpoint_for('s3')}\n"
+            f"  Storage:                {_storage_banner(settings, kept)}\n"
             f"  Records:                {_records_banner(settings)}\n"
             f"  Queue:                  {settings.endpoint_url} (emulator)\n"
             f"  Events:                 {events}\n"
             f"  Public files:           {settings.public_url_for('<key>')}\n"
+            f"  Allowed origins:        {', '.join(settings.allowed_origins)} "
+            "(add yours with BROKER_ALLOWED_ORIGINS)\n"
+            f"  Webhooks:               {_webhooks_banner(settings)}\n"
             f"  Malware scan:           {_scan_banner(settings)}\n"
-            f"  A token for user alice: .venv/bin/broker token alice\n"
+            f"  Tokens are signed with: {_secret_banner(settings)}\n"
+            f"  A token for user alice: {_token_command(settings)}\n"
+            f"  Kept between runs in {kept} (start afresh: make run RUN_ARGS=--fresh)\n"
             f"  Stop with Ctrl-C.\n",
             flush=True,
         )
@@ -88,17 +99,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _storage_banner(settings: Any, kept: Path) -> str:
+    if settings.s3_endpoint_url:
+        return f"{settings.s3_endpoint_url} (yours)"
+    return f"{settings.endpoint_for('s3')} (emulator; its files kept in {kept / 'storage'})"
+
+
 def _records_banner(settings: Any) -> str:
     if settings.records_store == "dynamodb":
         return f"{settings.endpoint_url} (emulator, in memory: lost when this stops)"
     if settings.records_store == "sqlite":
-        return (f"SQLite {settings.sqlite_path} (removed when this stops; other broker "
-                f"commands reach it with BROKER_DATABASE_URL=sqlite://{settings.sqlite_path})")
+        return (f"SQLite {settings.sqlite_path} (other broker commands reach it with "
+                f"BROKER_DATABASE_URL=sqlite://{settings.sqlite_path})")
     from psycopg.conninfo import conninfo_to_dict
 
     where = conninfo_to_dict(settings.database_url.get_secret_value())
     return f"PostgreSQL {where.get('host', 'localhost')}:{where.get('port', 5432)}" \
         f"/{where.get('dbname', '')}"
+
+
+def _webhooks_banner(settings: Any) -> str:
+    return ", ".join(settings.webhook_urls) or "none (set BROKER_WEBHOOK_URL to hear verdicts)"
+
+
+def _secret_banner(settings: Any) -> str:
+    if settings.jwt_secret is not None:
+        return "BROKER_JWT_SECRET, from this shell's environment"
+    return f"the generated secret in {settings.secret_file.resolve()}"
+
+
+def _token_command(settings: Any) -> str:
+    """A command that prints a token this broker accepts, from any folder."""
+    if settings.jwt_secret is not None:
+        return "BROKER_JWT_SECRET=<the same secret> .venv/bin/broker token alice"
+    return f"BROKER_SECRET_FILE={settings.secret_file.resolve()} .venv/bin/broker token alice"
 
 
 def _local_scanner() -> dict[str, Any]:

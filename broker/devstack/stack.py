@@ -20,6 +20,7 @@ from broker.aws.clients import AwsClients, make_clients
 from broker.compose import compose
 from broker.devstack.emulator import EmbeddedEmulator
 from broker.devstack.judging import QUEUE_NAME, Judging
+from broker.devstack.keeping import StorageMirror
 from broker.devstack.worker_process import WorkerProcess
 from broker.provision import ensure_table, provision_queue, provision_storage
 from broker.settings import Settings, load_settings
@@ -63,14 +64,18 @@ class DevStack:
     push_port: int = 0
     overrides: dict[str, Any] = field(default_factory=dict)
     # Where the records live unless BROKER_DATABASE_URL says: a SQLite file of the
-    # stack's own (removed at stop), or the emulator's DynamoDB table.
+    # stack's own, or the emulator's DynamoDB table.
     records: Literal["sqlite", "dynamodb"] = "sqlite"
+    # Where the SQLite records and the emulator's objects are kept between runs (`broker
+    # run`'s .broker/data); None: a temporary folder, removed at stop.
+    keep_in: Path | None = None
     settings: Settings | None = None
     clients: AwsClients | None = None
     _server: Any = None
     _judging: Judging | None = None
     _worker_process: WorkerProcess | None = None
     _records_dir: str | None = None
+    _mirror: StorageMirror | None = None
 
     def start(self, with_worker: bool = True) -> Settings:
         if "BROKER_WORKER_CONCURRENCY" not in os.environ:
@@ -99,15 +104,16 @@ class DevStack:
         if base.database_url is None and self.records == "dynamodb":
             ensure_table(clients, base.table)
         elif base.database_url is None:
-            self._records_dir = tempfile.mkdtemp(prefix="broker-records-")
-            path = Path(self._records_dir) / "records.sqlite3"
-            updates["database_url"] = SecretStr(f"sqlite://{path}")
+            folder = self._records_folder()
+            updates["database_url"] = SecretStr(f"sqlite://{folder / 'records.sqlite3'}")
         if base.events == "sqs":
             updates["queue_url"] = provision_queue(clients, base, QUEUE_NAME)
         elif base.event_token is None:
             updates["event_token"] = SecretStr(secrets.token_urlsafe(24))
         self.settings = base.model_copy(update=updates)
         self.clients = clients
+        if self.keep_in is not None and brought is None:
+            self._keep_storage(self.keep_in / "storage", self.settings, clients)
         if with_worker:
             self.start_worker()
         return self.settings
@@ -125,11 +131,29 @@ class DevStack:
                                 self.push_port, QUEUE_NAME)
         self._judging.start()
 
+    def _records_folder(self) -> Path:
+        if self.keep_in is not None:
+            self.keep_in.mkdir(parents=True, exist_ok=True)
+            return self.keep_in
+        self._records_dir = tempfile.mkdtemp(prefix="broker-records-")
+        return Path(self._records_dir)
+
+    def _keep_storage(self, folder: Path, s: Settings, clients: AwsClients) -> None:
+        """Put back the objects kept by the last run, and keep what this one stores."""
+        self._mirror = StorageMirror(clients.s3, (s.incoming_bucket, s.public_bucket,
+                                                  s.private_bucket), folder)
+        restored = self._mirror.restore()
+        if restored:
+            log.info("put back %d stored files kept by the last run", restored)
+        self._mirror.start()
+
     def stop(self) -> None:
         if self._worker_process is not None:
             self._worker_process.stop()
         if self._judging is not None:
             self._judging.stop()
+        if self._mirror is not None:
+            self._mirror.stop()
         if self._server is not None:
             self._server.stop()
         if self._records_dir is not None:
