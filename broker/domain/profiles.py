@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from broker.common.errors import InvalidRequest
+from broker.domain import type_names
 from broker.domain.quotas import Quota
 
 # S3's largest object (sent in parts, and promoted by a copy in parts above 5 GiB).
@@ -141,16 +142,23 @@ class Profile(BaseModel):
     def check_declared(self, filename: str, content_type: str, size: int) -> None:
         """Refuse a declared upload this profile does not accept, with the reason's code."""
         if not self.allows_type(content_type):
-            raise InvalidRequest(
-                "type_not_allowed",
-                f"'{self.name}' accepts {', '.join(sorted(self.types))}, not {content_type!r}.",
-            )
+            raise InvalidRequest("type_not_allowed", self.refusal_of_type(content_type),
+                                 content_type=content_type, accepted=sorted(self.types))
         if not self.allows_extension(content_type, filename):
-            allowed = ", ".join("." + e for e in self.types[normalize_type(content_type)])
+            extensions = ["." + e for e in self.types[normalize_type(content_type)]]
+            kind = type_names.one(normalize_type(content_type))
             raise InvalidRequest(
-                "extension_not_allowed", f"A {content_type} file must be named {allowed}."
-            )
+                "extension_not_allowed",
+                f"{kind[0].upper()}{kind[1:]} must be named {' or '.join(extensions)}.",
+                content_type=content_type, accepted_extensions=extensions)
         self.check_size(size)
+
+    def refusal_of_type(self, content_type: str) -> str:
+        """'PDF documents are not accepted for avatar uploads; accepted: PNG, JPEG, GIF
+        and WebP images.'"""
+        kind = type_names.several(normalize_type(content_type))
+        return (f"{kind[0].upper()}{kind[1:]} are not accepted for {self.name} uploads; "
+                f"accepted: {type_names.listing(self.types)}.")
 
     def size_problem(self, size: int) -> str | None:
         """The reason code a size breaks, or None when it fits."""

@@ -68,7 +68,7 @@ def test_files_and_records_survive_a_restart_and_fresh_forgets_them(project: Pat
         kept = fetch(f"{broker}/v1/uploads/{document_id}/download", "alice").content
         assert kept == document
 
-    with broker_run(project) as (broker, run):
+    with broker_run(project) as (broker, _):
         again = fetch(f"{broker}/v1/uploads/{avatar_id}", "alice").json()
         assert again["status"] == "ready"
         assert again["url"] == public  # the URL an app stored still names the file

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from broker.common.errors import StorageError
+from broker.domain import type_names
 from broker.domain.inspection.images import PIL_FORMATS, check_image, reencoded
 from broker.domain.inspection.ooxml import OOXML_TYPES, check_ooxml
 from broker.domain.inspection.pdf import check_pdf
@@ -71,7 +72,9 @@ def inspect(source: ObjectSource, profile: Profile, declared: Declared,
     With `part_size`, an accepted verdict carries each part's SHA-256 too."""
     size = source.size
     if problem := _size_problem(profile, declared, size):
-        return Inspection(Verdict.reject(problem, size))
+        said = (f"The uploaded file is {size:,} bytes, but {declared.size:,} bytes were "
+                "declared." if problem == "size_mismatch" else None)
+        return Inspection(Verdict.reject(problem, size, message=said))
     declared_type = normalize_type(declared.content_type)
     try:
         sniffed = sniff(source.head(HEAD_BYTES))
@@ -84,11 +87,15 @@ def inspect(source: ObjectSource, profile: Profile, declared: Declared,
     if detected in _ENCRYPTED_OFFICE and declared_type in OOXML_TYPES:
         return Inspection(Verdict.reject("encrypted", size, detected))
     if detected != declared_type:
-        return Inspection(Verdict.reject("type_mismatch", size, detected))
+        return Inspection(Verdict.reject(
+            "type_mismatch", size, detected,
+            message=f"The file is {type_names.one(detected)}, not "
+                    f"{type_names.one(declared_type)}."))
     if detected in FORBIDDEN_TYPES:
         return Inspection(Verdict.reject("forbidden_type", size, detected))
     if not profile.allows_type(detected):
-        return Inspection(Verdict.reject("type_not_allowed", size, detected))
+        return Inspection(Verdict.reject("type_not_allowed", size, detected,
+                                         message=profile.refusal_of_type(detected)))
     if not profile.allows_extension(detected, declared.filename):
         return Inspection(Verdict.reject("extension_mismatch", size, detected))
     finding, rewrite = _guarded_deep_check(source, detected, profile)

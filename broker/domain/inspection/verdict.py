@@ -45,8 +45,11 @@ class Verdict:
 
     @classmethod
     def reject(cls, code: str, size: int, content_type: str | None = None,
-               detail: str = "") -> Verdict:
-        return cls(False, content_type, size, reason(code), detail)
+               detail: str = "", message: str | None = None) -> Verdict:
+        """A refusal; `message` says it for this file, instead of the code's sentence."""
+        found = reason(code)
+        return cls(False, content_type, size,
+                   Reason(code, message) if message else found, detail)
 
     @classmethod
     def from_finding(cls, finding: Finding, size: int, content_type: str | None) -> Verdict:

@@ -1,0 +1,81 @@
+"""Refusals a person can act on: kinds of file named in words, both sizes named, and
+the MIME types kept in the problem's fields for programs."""
+
+from __future__ import annotations
+
+from flask.testing import FlaskClient
+
+from broker.aws.clients import AwsClients
+from broker.domain import type_names
+from broker.validator.events import ObjectRef
+from broker.validator.judge import Validator
+from tests.samples import HTML_AS_PNG, auth, pdf_bytes, png_bytes
+
+
+def create(client: FlaskClient, profile: str, filename: str, content_type: str,
+           size: int) -> tuple[int, dict[str, object]]:
+    reply = client.post("/v1/uploads", headers=auth("alice"), json={
+        "profile": profile, "filename": filename, "content_type": content_type, "size": size})
+    return reply.status_code, reply.get_json()
+
+
+def test_a_pdf_for_an_avatar_is_refused_in_words_with_the_types_for_programs(
+        client: FlaskClient) -> None:
+    status, problem = create(client, "avatar", "cv.pdf", "application/pdf", 1000)
+    assert status == 422
+    assert problem["code"] == "type_not_allowed"
+    assert problem["detail"] == ("PDF documents are not accepted for avatar uploads; "
+                                 "accepted: PNG, JPEG, WebP and GIF images.")
+    assert problem["content_type"] == "application/pdf"
+    assert "image/png" in problem["accepted"]  # type: ignore[operator]
+
+
+def test_a_wrong_extension_names_the_kind_and_the_right_names(client: FlaskClient) -> None:
+    status, problem = create(client, "avatar", "me.gif", "image/jpeg", 1000)
+    assert status == 422
+    assert problem["detail"] == "A JPEG image must be named .jpg or .jpeg."
+    assert problem["accepted_extensions"] == [".jpg", ".jpeg"]
+
+
+def judged(client: FlaskClient, aws: AwsClients, validator: Validator, data: bytes,
+           declared_size: int, content_type: str = "image/png") -> dict[str, str]:
+    status, created = create(client, "avatar", "me.png", content_type, declared_size)
+    assert status == 201, created
+    key = created["upload"]["fields"]["key"]  # type: ignore[index]
+    aws.s3.put_object(Bucket="uploads-incoming", Key=key, Body=data,
+                      Metadata={"upload-id": str(created["id"])})
+    validator.process(ObjectRef("uploads-incoming", key))
+    record = client.get(f"/v1/uploads/{created['id']}", headers=auth("alice")).get_json()
+    return record["reason"]  # type: ignore[no-any-return]
+
+
+def test_a_size_mismatch_names_both_sizes(client: FlaskClient, aws: AwsClients,
+                                          validator: Validator) -> None:
+    data = png_bytes()
+    reason = judged(client, aws, validator, data, len(data) + 1000)
+    assert reason["code"] == "size_mismatch"
+    assert reason["message"] == (f"The uploaded file is {len(data):,} bytes, but "
+                                 f"{len(data) + 1000:,} bytes were declared.")
+
+
+def test_a_type_mismatch_says_what_the_file_is(client: FlaskClient, aws: AwsClients,
+                                               validator: Validator) -> None:
+    reason = judged(client, aws, validator, HTML_AS_PNG, len(HTML_AS_PNG))
+    assert reason["code"] == "type_mismatch"
+    assert reason["message"] == "The file is an HTML page, not a PNG image."
+
+
+def test_a_pdf_posing_as_a_png_is_named_a_pdf(client: FlaskClient, aws: AwsClients,
+                                             validator: Validator) -> None:
+    pdf = pdf_bytes()
+    reason = judged(client, aws, validator, pdf, len(pdf))
+    assert reason["message"] == "The file is a PDF document, not a PNG image."
+
+
+def test_kinds_of_file_read_as_words() -> None:
+    assert type_names.one("video/mp4") == "an MP4 video"
+    assert type_names.one("application/zip") == "a ZIP archive"
+    assert type_names.one("application/x-unheard-of") == \
+        "a file of type application/x-unheard-of"
+    assert type_names.listing(["application/pdf", "text/csv", "text/plain"]) == \
+        "PDF documents; CSV and plain text files"
