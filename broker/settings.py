@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import os
 from pathlib import Path
 from typing import Literal
@@ -247,12 +248,15 @@ def load_settings(**overrides: object) -> Settings:
     # A misspelt variable would otherwise be ignored silently.
     known = Settings.model_fields
     unknown = sorted(
-        name for name in os.environ
-        if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX):].lower() not in known
-    )
+        {name for name in os.environ
+         if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX):].lower() not in known}
+        | {f"{ENV_PREFIX}{name.upper()}" for name in overrides if name not in known})
     if unknown:
-        raise SettingsError(f"unknown setting {', '.join(unknown)}: the settings are listed "
-                            "in docs/reference/configuration.md")
+        hints = "".join(f" ({name}: did you mean {ENV_PREFIX}{near[0].upper()}?)"
+                        for name in unknown if (near := difflib.get_close_matches(
+                            name[len(ENV_PREFIX):].lower(), known, n=1)))
+        raise SettingsError(f"unknown setting {', '.join(unknown)}{hints}: the settings "
+                            "are listed in docs/reference/configuration.md")
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -128,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"broker: {exc}", file=sys.stderr)
         return 2
     except StorageError as exc:  # a store that does not answer, or a schema behind
-        print(f"broker: {exc}", file=sys.stderr)
+        why = f": {exc.__cause__}" if exc.__cause__ else ""
+        print(f"broker: {exc}{why}", file=sys.stderr)
         return 1
 
 

@@ -101,9 +101,13 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     parts = compose(load_settings())
     records = parts.records
     if args.action == "list":
-        for d in records.webhooks("dead" if args.dead else "pending", args.limit):
+        state = "dead" if args.dead else "pending"
+        deliveries = records.webhooks(state, args.limit)
+        for d in deliveries:
             print(f"{d.id}  {d.type:<15} {d.upload_id}  attempts {d.attempts:>2}  "
                   f"due {d.due_at}  {d.url}  {d.last_error or ''}")
+        if not deliveries:
+            print(f"no {state} webhook deliveries")
         return 0
     deliverer = parts.deliverer
     if deliverer is None:

@@ -3,10 +3,12 @@ the MIME types kept in the problem's fields for programs."""
 
 from __future__ import annotations
 
+import pytest
 from flask.testing import FlaskClient
 
 from broker.aws.clients import AwsClients
 from broker.domain import type_names
+from broker.settings import Settings, SettingsError, load_settings
 from broker.validator.events import ObjectRef
 from broker.validator.judge import Validator
 from tests.samples import HTML_AS_PNG, auth, pdf_bytes, png_bytes
@@ -79,3 +81,34 @@ def test_kinds_of_file_read_as_words() -> None:
         "a file of type application/x-unheard-of"
     assert type_names.listing(["application/pdf", "text/csv", "text/plain"]) == \
         "PDF documents; CSV and plain text files"
+
+
+def test_a_misspelt_setting_is_refused_with_the_closest_name(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BROKER_PUBLIC_BASE_ULR", "https://cdn.example.test")
+    with pytest.raises(SettingsError, match="did you mean BROKER_PUBLIC_BASE_URL"):
+        load_settings()
+
+
+def test_listing_no_webhook_deliveries_says_so(
+        settings: Settings, aws: AwsClients, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from broker.cli import main
+
+    monkeypatch.setenv("BROKER_JWT_SECRET", settings.signing_secret().decode())
+    assert main(["webhooks", "list"]) == 0
+    assert capsys.readouterr().out.strip() == "no pending webhook deliveries"
+    assert main(["webhooks", "list", "--dead"]) == 0
+    assert capsys.readouterr().out.strip() == "no dead webhook deliveries"
+
+
+def test_unreachable_records_name_the_store_and_why(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from broker.cli import main
+
+    monkeypatch.setenv("BROKER_DYNAMODB_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing there
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    assert main(["webhooks", "list"]) == 1
+    error = capsys.readouterr().err
+    assert "the upload records (DynamoDB table 'uploads') are unavailable" in error
+    assert "Could not connect to the endpoint URL" in error

@@ -350,7 +350,11 @@ class DynamoRecords(RecordStore):
                 # the request's fault, and no retry will change it.
                 raise InvalidRequest("invalid_request", "The request holds a value the "
                                      "upload records cannot store.") from exc
-            raise RecordsUnavailable(f"the upload records are unavailable ({operation})") from exc
+            raise self._unavailable(operation) from exc
         except BotoCoreError as exc:
-            raise RecordsUnavailable(f"the upload records are unavailable ({operation})") from exc
+            raise self._unavailable(operation) from exc
         return result
+
+    def _unavailable(self, operation: str) -> RecordsUnavailable:
+        return RecordsUnavailable(f"the upload records (DynamoDB table {self.table!r}) are "
+                                  f"unavailable ({operation})")

@@ -184,6 +184,9 @@ def _exec(conn: Connection, statement: str) -> tuple[bytes | None, ...] | None:
     return tuple(result.get_value(0, column) for column in range(result.nfields))
 
 
+UNAVAILABLE = "the upload records (PostgreSQL) are unavailable"
+
+
 class PostgresRecords(RecordStore):
     """The records contract on the `uploads` table (see sql/ for its schema)."""
 
@@ -374,7 +377,7 @@ class PostgresRecords(RecordStore):
                                      "upload records cannot store.") from exc
             except psycopg.OperationalError as exc:
                 if attempt == 2:
-                    raise RecordsUnavailable("the upload records are unavailable") from exc
+                    raise RecordsUnavailable(UNAVAILABLE) from exc
             except (psycopg.Error, PoolTimeout) as exc:
-                raise RecordsUnavailable("the upload records are unavailable") from exc
+                raise RecordsUnavailable(UNAVAILABLE) from exc
         raise AssertionError("unreachable")
