@@ -232,9 +232,34 @@ class Profiles:
         for name, body in raw.items():
             try:
                 profiles[name] = Profile(name=name, **body)
-            except (ValidationError, TypeError) as exc:
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                field = ".".join(str(part) for part in first["loc"])
+                line = _line_of(text, name, str(first["loc"][0]) if first["loc"] else "")
+                said = first["msg"].removeprefix("Value error, ")
+                value = repr(first.get("input")) if first["loc"] else ""
+                got = f" (got {value})" if value and value not in said else ""
+                raise ProfileError(f"{source}, line {line}: profile {name!r}: "
+                                   f"{field or 'the profile'}: {said}{got}") from None
+            except TypeError as exc:
                 raise ProfileError(f"{source}: profile {name!r}: {exc}") from exc
         return cls(profiles)
+
+
+def _line_of(text: str, profile: str, key: str) -> int:
+    """The line of `key` in the profile's table (or its sub-table), else the table's."""
+    table, header = "", 1
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            table = stripped.strip("[] ")
+            if table == profile:
+                header = number
+            if key and table == f"{profile}.{key}":
+                return number
+        elif table == profile and key and stripped.split("=")[0].strip().strip('"') == key:
+            return number
+    return header
 
 
 def load_profiles(path: Path | None = None) -> Profiles:

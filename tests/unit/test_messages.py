@@ -3,11 +3,14 @@ the MIME types kept in the problem's fields for programs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from flask.testing import FlaskClient
 
 from broker.aws.clients import AwsClients
 from broker.domain import type_names
+from broker.domain.profiles import ProfileError, load_profiles
 from broker.settings import Settings, SettingsError, load_settings
 from broker.validator.events import ObjectRef
 from broker.validator.judge import Validator
@@ -112,3 +115,24 @@ def test_unreachable_records_name_the_store_and_why(
     error = capsys.readouterr().err
     assert "the upload records (DynamoDB table 'uploads') are unavailable" in error
     assert "Could not connect to the endpoint URL" in error
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ('[doc]\nvisibility = "secret"\nmax_size = "5 MiB"\n[doc.types]\n"application/pdf" = '
+     '["pdf"]\n', "line 2: profile 'doc': visibility: Input should be 'public' or 'private' "
+     "(got 'secret')"),
+    ('[doc]\nvisibility = "private"\nmax_size = "five"\n[doc.types]\n"text/plain" = ["txt"]\n',
+     "line 3: profile 'doc': max_size: cannot read 'five' as a size"),
+    ('[doc\nvisibility = "private"\n', "not valid TOML: Expected ']' at the end of a table "
+     "declaration (at line 1, column 5)"),
+])
+def test_a_broken_profiles_file_is_one_line_naming_the_file_the_line_and_the_problem(
+        tmp_path: Path, body: str, expected: str) -> None:
+    path = tmp_path / "profiles.toml"
+    path.write_text(body)
+    with pytest.raises(ProfileError) as refused:
+        load_profiles(path)
+    message = str(refused.value)
+    assert message.startswith(f"{path}")
+    assert expected in message
+    assert "\n" not in message
