@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 RUN_STAMP := $(VENV)/.run-stamp
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: run test lint typecheck unit bench fuzz clean setup system-deps synth package
+.PHONY: run example test lint typecheck unit bench fuzz clean setup system-deps synth package
 
 setup: $(STAMP)
 
@@ -27,6 +27,18 @@ $(RUN_STAMP): pyproject.toml $(VENV)/bin/python
 run: system-deps $(RUN_STAMP)
 	$(BIN)/broker run $(RUN_ARGS)
 
+EXAMPLE_STAMP := $(VENV)/.example-stamp
+$(EXAMPLE_STAMP): pyproject.toml $(VENV)/bin/python
+	$(BIN)/python -m pip install $(PIP_QUIET) -e '.[local,examples]'
+	touch $(EXAMPLE_STAMP)
+
+# The example app (examples/flask_app) on http://127.0.0.1:5000, sharing the stack that
+# `make run` serves in another terminal (its settings are in .broker/stack.env).
+example: $(EXAMPLE_STAMP)
+	@test -f .broker/stack.env || { echo "start the stack first, in another terminal: make run"; exit 1; }
+	set -a && . ./.broker/stack.env && set +a && \
+		$(BIN)/flask --app examples/flask_app/app.py run --port 5000
+
 test: system-deps lint typecheck unit
 
 # System packages (libmagic; under CI=true also ClamAV for the scanner suite).
@@ -34,7 +46,7 @@ system-deps:
 	./scripts/system-deps.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check broker lambdas infra localstack tests bench
+	$(BIN)/ruff check broker lambdas infra localstack tests bench examples
 	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)

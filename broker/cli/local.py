@@ -43,7 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     metrics_folder = _share_metrics()
     from waitress.server import create_server
 
-    from broker.devstack.stack import DevStack, ensure_local_secret
+    from broker.devstack.stack import DevStack, ensure_local_secret, write_stack_env
     from broker.web import create_app
 
     for port, flag in ((args.port, "--port"), (args.emulator_port, "--emulator-port")):
@@ -64,6 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = stack.start(with_worker=False)
     try:
         migrate_records(settings)
+        write_stack_env(settings, secret_file.parent / "stack.env")
         stack.start_worker(own_process=True)
         app = create_app(settings.model_dump(), clients=stack.clients)
         # Kept-alive connections and a fixed pool of threads (a long poll holds one).
@@ -85,6 +86,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"  Tokens are signed with: {_secret_banner(settings)}\n"
             f"  A token for user alice: {_token_command(settings)}\n"
             f"  Kept between runs in {kept} (start afresh: make run RUN_ARGS=--fresh)\n"
+            f"  Apps of your own:       {kept.parent / 'stack.env'} holds the "
+            "settings to share this stack (make example)\n"
             f"  Stop with Ctrl-C.\n",
             flush=True,
         )

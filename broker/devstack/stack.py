@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -29,6 +30,12 @@ log = logging.getLogger(__name__)
 
 
 LOCAL_WORKER_CONCURRENCY = 16
+# Pages served from this machine on any port (an app of your own next to `make run`).
+LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*")
+# What an app on this machine needs to share the stack (the Flask extension's settings):
+# where storage, the records and the public files are, and the emulator's credentials.
+SHARED_FOR_APPS = ("endpoint_url", "database_url", "public_base_url", "incoming_bucket",
+                   "public_bucket", "private_bucket", "region", "profiles_file")
 
 
 def ensure_local_secret(path: Path) -> None:
@@ -39,6 +46,22 @@ def ensure_local_secret(path: Path) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(secrets.token_urlsafe(48) + "\n")
+
+
+def write_stack_env(settings: Settings, path: Path) -> None:
+    """`.broker/stack.env`: the settings an app on this machine needs to use the stack
+    (`set -a; . .broker/stack.env` before starting it, as `make example` does)."""
+    lines = [f"AWS_ACCESS_KEY_ID={os.environ.get('AWS_ACCESS_KEY_ID', 'local')}",
+             f"AWS_SECRET_ACCESS_KEY={os.environ.get('AWS_SECRET_ACCESS_KEY', 'local')}",
+             f"AWS_DEFAULT_REGION={settings.region}", "BROKER_ENV=local"]
+    for name in SHARED_FOR_APPS:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        plain = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        lines.append(f"BROKER_{name.upper()}={shlex.quote(plain)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
 
 
 def use_emulator_credentials() -> None:
@@ -97,9 +120,11 @@ class DevStack:
         clients = make_clients(base)
         own = (self.broker_origin, self.broker_origin.replace("127.0.0.1", "localhost"))
         # The broker's own page and every app origin allowed (BROKER_ALLOWED_ORIGINS) may
-        # post to storage: a page elsewhere embeds the uploader.
+        # call the broker; those and any app on this machine's loopback may post to
+        # storage: a page elsewhere embeds the uploader, or an app mounts the broker.
         origins = tuple(dict.fromkeys((*own, *base.allowed_origins)))
-        provision_storage(clients, base, origins, serve_public_bucket=True)
+        provision_storage(clients, base, (*origins, *LOOPBACK_ORIGINS),
+                          serve_public_bucket=True)
         updates: dict[str, Any] = {"allowed_origins": origins}
         if base.database_url is None and self.records == "dynamodb":
             ensure_table(clients, base.table)

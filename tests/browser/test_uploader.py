@@ -49,7 +49,7 @@ def test_picked_files_show_progress_and_their_verdicts(page: Any, running: Runni
     assert ready.get_attribute("data-progress") == "100"
     assert rejected.get_attribute("data-state") == "rejected"
     assert rejected.get_attribute("data-reason") == "type_mismatch"
-    assert "not of the type it was declared as" in rejected.inner_text()
+    assert "The file is an HTML page, not a PNG image." in rejected.inner_text()
     # The verdicts came by long poll: a few held requests, no polling loop.
     assert status_reads
     assert all(url.endswith("?wait=20") for url in status_reads)

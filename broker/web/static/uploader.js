@@ -297,7 +297,10 @@
         const record = await this.verdict(id, ui);
         this.show(record, ui);
         this.refresh();
-        if (this.options.onSettled) this.options.onSettled(record);
+        const settled = this.options.onSettled;
+        if (typeof settled === "function") settled(record);
+        // From a server-rendered page (the Flask extension's helper): show the new file.
+        else if (settled === "reload" && record.status === "ready") global.location.reload();
       } catch (error) {
         if (error instanceof Stopped) return; // paused or cancelled: the row says so
         ui.set("error", error.message);
