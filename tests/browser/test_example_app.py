@@ -24,7 +24,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flask_app" / "app.
 
 def example_app(config: dict[str, Any]) -> Flask:
     spec = importlib.util.spec_from_file_location("example_flask_app", EXAMPLE)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     app: Flask = module.create_app(config)
