@@ -55,7 +55,7 @@ def test_picked_files_show_progress_and_their_verdicts(page: Any, running: Runni
     assert all(url.endswith("?wait=20") for url in status_reads)
     assert len(status_reads) <= 6  # two files, at most pending → processing → settled
     # The caller's storage, refreshed after each verdict (no quota set: no limits shown).
-    page.wait_for_function("document.querySelector('.bu-usage').textContent.includes('files')")
+    page.wait_for_function("/\\d+ files?$/.test(document.querySelector('.bu-usage').textContent)")
     usage = page.inner_text(".bu-usage")
     assert usage.startswith("Stored: ")
     assert " of " not in usage
@@ -131,7 +131,14 @@ def test_the_page_lists_the_callers_uploads_with_thumbnails_and_delete(
     page.set_input_files(".bu-input", [file_("first.png", "image/png", png_bytes(40, 30)),
                                        file_("second.png", "image/png", png_bytes(30, 40))])
     settle(page, 2)
+    # Each file just uploaded has its row, with its link, and is not listed twice.
+    assert all(i.query_selector("a.bu-open") for i in page.query_selector_all(".bu-item"))
+    page.wait_for_function("document.querySelector('.bu-usage').textContent.endsWith('2 files')")
+    assert page.query_selector_all(".bu-upload") == []
+    open_page(page, running, "library-user", "avatar")  # a later visit lists them
+    page.dispatch_event("#token", "change")  # as leaving the field does: list this user's
     page.wait_for_function("document.querySelectorAll('.bu-upload').length === 2")
+    assert all(i.query_selector("a.bu-open") for i in page.query_selector_all(".bu-upload"))
     names = [n.inner_text() for n in page.query_selector_all(".bu-upload .bu-name")]
     assert sorted(names) == ["first.png", "second.png"]  # newest first, by the API
     # Each ready image shows a thumbnail drawn from the delivered file (the listing

@@ -55,10 +55,21 @@
     return (unit === 0 ? String(value) : value.toFixed(1)) + " " + units[unit];
   }
 
+  function plural(count, one, many) {
+    return count + " " + (count === 1 ? one : many || one + "s");
+  }
+
+  // Sizes as stored: what is served (a re-encoded image is smaller than its upload).
   function usageText(usage) {
     const bytes = humanSize(usage.bytes) + (usage.quota.bytes === null ? "" : " of " + humanSize(usage.quota.bytes));
-    const files = usage.files + (usage.quota.files === null ? "" : " of " + usage.quota.files) + " files";
-    return "Stored: " + bytes + ", " + files;
+    const files = usage.quota.files === null
+      ? plural(usage.files, "file")
+      : usage.files + " of " + plural(usage.quota.files, "file");
+    return "Stored: " + bytes + " in " + files;
+  }
+
+  function storedSize(upload) {
+    return upload.served ? upload.served.size : upload.size;
   }
 
   // A request that fails before any answer: the network, or the browser refusing a
@@ -74,10 +85,10 @@
 
   function storageRefusedText(url) {
     const origin = global.location.origin;
-    return "Storage at " + new URL(url, global.location.href).origin + " did not accept the " +
-      "file from this page (" + origin + "), or could not be reached. If storage is up, add " +
-      origin + " to BROKER_ALLOWED_ORIGINS and apply it to the bucket (`broker provision " +
-      "--origin " + origin + "`, or restart `make run`).";
+    return "Network error sending the file to storage at " + new URL(url, global.location.href).origin +
+      ". If the connection is fine, storage does not accept this page's origin (" + origin +
+      "): add " + origin + " to BROKER_ALLOWED_ORIGINS and apply it to the bucket (`broker " +
+      "provision --origin " + origin + "`, or restart `make run`).";
   }
 
   function problemText(body, status) {
@@ -92,6 +103,7 @@
       this.broker = (this.options.broker || global.location.origin).replace(/\/$/, "");
       this.pollMs = this.options.pollMs || 500;
       this.root = root;
+      this.shown = new Set(); // uploads with a row of their own, left out of the library
       root.classList.add("bu-root"); // uploader.css styles and themes what is inside
       this.build();
     }
@@ -143,7 +155,9 @@
       }
       if (load !== this.loads) return;
       if (!cursor) this.uploads.replaceChildren();
-      page.items.forEach((upload) => this.uploads.appendChild(this.uploadItem(upload)));
+      page.items
+        .filter((upload) => !this.shown.has(upload.id)) // already a row above
+        .forEach((upload) => this.uploads.appendChild(this.uploadItem(upload)));
       this.nextCursor = page.next_cursor;
       this.more.hidden = !page.next_cursor;
     }
@@ -156,8 +170,14 @@
         ? el("img", { class: "bu-thumb", src: upload.url || upload.download_url, alt: "", loading: "lazy" })
         : el("span", { class: "bu-thumb" }));
       item.appendChild(el("span", { class: "bu-name", text: upload.filename }));
-      item.appendChild(el("span", { class: "bu-size", text: upload.size === null ? "" : humanSize(upload.size) }));
+      const size = storedSize(upload);
+      const sizeText = el("span", { class: "bu-size", text: size === null ? "" : humanSize(size) });
+      if (upload.served && upload.served.rewritten) {
+        sizeText.title = "stored " + humanSize(upload.served.size) + ", uploaded " + humanSize(upload.size);
+      }
+      item.appendChild(sizeText);
       item.appendChild(el("span", { class: "bu-status", text: upload.status === "rejected" ? "rejected: " + upload.reason.message : upload.status }));
+      if (upload.status === "ready") item.appendChild(this.openLink(upload));
       const remove = el("button", { type: "button", class: "bu-delete", text: "Delete", "aria-label": "Delete " + upload.filename });
       remove.addEventListener("click", async () => {
         remove.disabled = true;
@@ -289,6 +309,7 @@
             await this.send(created.upload, file, ui);
           }
         }
+        this.shown.add(id);
         if (global.localStorage.getItem(resumeKey(this.broker, file)) === id) {
           await this.sendInParts(id, file, ui);
           global.localStorage.removeItem(resumeKey(this.broker, file));
@@ -433,21 +454,27 @@
       }
     }
 
+    // Open (public, from the CDN) or Download (private: a fresh short link when clicked).
+    openLink(record) {
+      const name = record.filename;
+      const link = record.url
+        ? el("a", { href: record.url, target: "_blank", rel: "noopener", class: "bu-open", text: "Open", "aria-label": "Open " + name })
+        : el("a", { href: this.broker + "/v1/uploads/" + record.id + "/download", class: "bu-download", text: "Download", "aria-label": "Download " + name });
+      if (!record.url) {
+        // A fresh presigned link, fetched with our credentials when clicked.
+        link.addEventListener("click", async (e) => {
+          e.preventDefault();
+          const fresh = await this.api("/v1/uploads/" + encodeURIComponent(record.id));
+          global.location.assign(fresh.download_url);
+        });
+      }
+      return link;
+    }
+
     show(record, ui) {
       if (record.status === "ready") {
         ui.set("ready", "ready");
-        const link = record.url
-          ? el("a", { href: record.url, target: "_blank", rel: "noopener", text: "Open" })
-          : el("a", { href: this.broker + "/v1/uploads/" + record.id + "/download", class: "bu-download", text: "Download" });
-        if (!record.url) {
-          // A fresh presigned link, fetched with our credentials when clicked.
-          link.addEventListener("click", async (e) => {
-            e.preventDefault();
-            const fresh = await this.api("/v1/uploads/" + encodeURIComponent(record.id));
-            global.location.assign(fresh.download_url);
-          });
-        }
-        ui.action.appendChild(link);
+        ui.action.appendChild(this.openLink(record));
       } else if (record.status === "rejected") {
         ui.set("rejected", "rejected: " + record.reason.message);
         ui.item.dataset.reason = record.reason.code;
