@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.waiting import wait_for_http
+from tests.waiting import stop_process, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-" + "b" * 40
@@ -35,17 +35,16 @@ def process(args: list[str], env: dict[str, str], ready_url: str
     if logs:
         Path(logs).mkdir(parents=True, exist_ok=True)
         output = open(Path(logs) / f"{Path(args[0]).name}-{free_port()}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     try:
-        wait_for_http(ready_url, process=proc)
+        wait_for_http(ready_url, process=proc, what=f"{Path(args[0]).name} ({ready_url})")
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # a server busy finishing its work
-            proc.kill()
-            proc.wait(timeout=10)
+        # SIGTERM; SIGKILL to its whole group if it is still busy finishing its work.
+        stop_process(proc, group=True)
+        if output is not subprocess.DEVNULL:
+            output.close()
 
 
 def cpu_seconds(pid: int) -> float:

@@ -16,7 +16,7 @@ import requests
 from PIL import Image
 
 from bench.common import tree_cpu_seconds
-from tests.waiting import wait_for_http
+from tests.waiting import stop_process, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 ALONE, UNDER_LOAD, CLIENTS = 10, 300, 20
@@ -58,10 +58,11 @@ def bench_verdicts(port: int, emulator_port: int, push_port: int) -> dict[str, f
         env.pop(name, None)  # `broker run` as a developer starts it
     proc = subprocess.Popen([broker, "run", "--port", str(port), "--emulator-port",
                              str(emulator_port), "--push-port", str(push_port)], env=env,
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(f"{base}/healthz", timeout=60)
+        wait_for_http(f"{base}/healthz", process=proc, what="broker run")
         token = subprocess.run([broker, "token", "bench-load"], capture_output=True,
                                text=True, check=True, cwd=ROOT, env=env).stdout.strip()
         alone = [_upload_and_wait(base, token, i) for i in range(ALONE)]
@@ -74,8 +75,7 @@ def bench_verdicts(port: int, emulator_port: int, push_port: int) -> dict[str, f
             waited = sorted(clients.map(lambda i: _upload_and_wait(base, token, i, True),
                                         range(UNDER_LOAD)))
     finally:
-        proc.terminate()
-        proc.wait(timeout=120)
+        stop_process(proc, grace=120, group=True)
     return {"alone_p50": statistics.median(alone), "load_p50": loaded[len(loaded) // 2],
             "load_p99": loaded[int(len(loaded) * 0.99) - 1],
             "per_second": len(loaded) / wall, "per_cpu_second": len(loaded) / cpu,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,17 +42,33 @@ def running_clamd(workdir: Path, stream_max: str = "50M", tcp_port: int | None =
         f"StreamMaxLength {stream_max}\nLogFile {workdir / 'clamd.log'}\n"
         + (f"TCPSocket {tcp_port}\nTCPAddr 127.0.0.1\n" if tcp_port else "")
     )
-    process = subprocess.Popen([CLAMD, "-c", str(config)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    from tests.waiting import PROBE_TIMEOUT, stop_process, wait_until_ready
+
+    def answers() -> bool:
+        """PING is answered on every socket it was asked to listen on."""
+        import socket
+
+        probes: list[tuple[socket.AddressFamily, str | tuple[str, int]]] = [
+            (socket.AF_UNIX, str(socket_path))]
+        if tcp_port:
+            probes.append((socket.AF_INET, ("127.0.0.1", tcp_port)))
+        for family, address in probes:
+            with socket.socket(family) as probe:
+                probe.settimeout(PROBE_TIMEOUT)
+                probe.connect(address)
+                probe.sendall(b"zPING\0")
+                if not probe.recv(16).startswith(b"PONG"):
+                    return False
+        return True
+
+    with (workdir / "clamd.out").open("wb") as out:
+        process = subprocess.Popen([CLAMD, "-c", str(config)], stdout=out,
+                                   stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while not socket_path.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                log = (workdir / "clamd.log").read_text() if (workdir / "clamd.log").exists() \
-                    else ""
-                raise RuntimeError(f"clamd did not start:\n{log}")
-            time.sleep(0.05)
+        wait_until_ready("clamd", answers, process=process, log=lambda: "\n".join(
+            path.read_text(errors="replace") for path in (workdir / "clamd.out",
+                                                          workdir / "clamd.log")
+            if path.exists()))
         yield f"tcp://127.0.0.1:{tcp_port}" if tcp_port else f"unix://{socket_path}"
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)  # SIGTERM, SIGKILL if it hangs; reaped

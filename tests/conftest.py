@@ -135,8 +135,9 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
+        # A start-up on a busy machine can take longer than Playwright's 30 s default.
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                              args=CHROMIUM_FLAGS)
+                                              args=CHROMIUM_FLAGS, timeout=120_000)
         yield chromium
         chromium.close()
 
@@ -146,3 +147,115 @@ def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(accept_downloads=True)
     yield context.new_page()
     context.close()
+
+
+# -- no process outlives the session -------------------------------------------------
+# Every process a test starts is the pytest process's descendant, or (a daemon that
+# detached itself: Ceph's, LocalStack's) carries this mark in its environment.
+SESSION_MARK = "TESTS_SESSION_MARK"
+# Runtimes a library keeps for the interpreter's whole life and stops itself at exit
+# (not a test's): jsii's node kernel, which the CDK tests drive.
+INTERPRETER_RUNTIMES = ("jsii-runtime.js",)
+
+
+def _proc_table() -> dict[int, tuple[int, str, str]]:
+    """pid -> (parent pid, state, command line) of every process, from /proc."""
+    table = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+            command = Path(entry.path, "cmdline").read_bytes()
+        except OSError:
+            continue  # exited meanwhile
+        name, rest = stat.split(" (", 1)[1].rsplit(")", 1)
+        state, parent = rest.split()[:2]
+        table[int(entry.name)] = (int(parent), state,
+                                  command.replace(b"\0", b" ").decode(errors="replace").strip()
+                                  or f"[{name}]")
+    return table
+
+
+def _marked(pid: int, mark: bytes) -> bool:
+    try:
+        return mark in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+def _leftovers(root: int, mark: bytes) -> dict[int, tuple[int, str, str]]:
+    """The processes still there that this session started (zombies included)."""
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    found: set[int] = set()
+    todo = list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, []))
+    found |= {pid for pid in table if pid != root and _marked(pid, mark)}
+
+    def runtime(pid: int) -> bool:
+        return pid in table and any(name in table[pid][2] for name in INTERPRETER_RUNTIMES)
+
+    return {pid: table[pid] for pid in found
+            if not runtime(pid) and not runtime(table[pid][0])}
+
+
+def _end_processes(pids: list[int], root: int, grace: float) -> None:
+    """SIGTERM, SIGKILL after `grace`; reap those that are this process's children."""
+    import signal
+    import time
+    from contextlib import suppress
+
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
+        for pid in pids:
+            with suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while True:
+            table = _proc_table()
+            for pid in pids:
+                if table.get(pid, (0, "", ""))[0] == root:
+                    with suppress(ChildProcessError):
+                        os.waitpid(pid, os.WNOHANG)
+            table = _proc_table()
+            alive = [pid for pid in pids
+                     if pid in table and (table[pid][1] != "Z" or table[pid][0] == root)]
+            if not alive or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        pids = alive
+        if not pids:
+            return
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_outlives_the_session() -> Iterator[None]:
+    """At the end of the session, every process the tests started must be gone: any
+    left is ended (SIGTERM, then SIGKILL), reaped, and fails the session by name."""
+    import secrets
+
+    root = os.getpid()
+    mark = secrets.token_hex(8)
+    os.environ[SESSION_MARK] = mark
+    yield
+    os.environ.pop(SESSION_MARK, None)
+    left: dict[int, tuple[int, str, str]] = {}
+    for _ in range(5):  # again: one ended may have started another meanwhile
+        found = _leftovers(root, f"{SESSION_MARK}={mark}".encode())
+        if not found:
+            break
+        left |= found
+        _end_processes(sorted(found), root, grace=10)
+    if not left:
+        return
+    named = "\n".join(
+        f"  pid {pid} (parent {parent}{', exited but never reaped' if state == 'Z' else ''})"
+        f": {command}" for pid, (parent, state, command) in sorted(left.items()))
+    pytest.fail(f"{len(left)} process(es) outlived the tests (now ended):\n{named}",
+                pytrace=False)

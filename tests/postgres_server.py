@@ -13,7 +13,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,10 +66,11 @@ class PostgresServer:
         subprocess.run(
             _as_owner([str(self.bin / "initdb"), "-D", str(self.workdir / "data"), "-U", USER,
                        "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]),
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
         self.start()
         subprocess.run(_as_owner([str(self.bin / "createdb"), "-h", "127.0.0.1", "-p",
-                                  str(self.port), "-U", USER, "broker"]), check=True)
+                                  str(self.port), "-U", USER, "broker"]), check=True,
+                       timeout=300)
 
     def start(self) -> None:
         with self._log.open("ab") as log:
@@ -80,20 +80,32 @@ class PostgresServer:
                            "-c", f"unix_socket_directories={self.workdir}",
                            "-c", "fsync=off", "-c", "synchronous_commit=off",
                            "-c", "full_page_writes=off", "-c", "max_connections=200"]),
-                stdout=subprocess.DEVNULL, stderr=log)
-        self._wait_until_accepting()
+                stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+        try:
+            self._wait_until_accepting()
+        except BaseException:
+            self.stop()
+            raise
 
     @property
     def running(self) -> bool:
         return self._process is not None
 
     def stop(self) -> None:
+        from contextlib import suppress
+
+        from tests.waiting import STOP_GRACE, stop_process
+
         if self._process is not None:
-            # A fast shutdown (sessions ended, data kept), as a service restart does.
-            subprocess.run(_as_owner([str(self.bin / "pg_ctl"), "stop", "-m", "fast", "-D",
-                                      str(self.workdir / "data")]),
-                           check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            self._process.wait(timeout=30)
+            # A fast shutdown (sessions ended, data kept), as a service restart does; a
+            # server that does not end in time is killed (its session: runuser, postgres
+            # and its backends), and reaped either way.
+            with suppress(subprocess.TimeoutExpired):
+                subprocess.run(_as_owner([str(self.bin / "pg_ctl"), "stop", "-m", "fast",
+                                          "-t", "60", "-D", str(self.workdir / "data")]),
+                               check=False, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, timeout=90)
+            stop_process(self._process, sig=None, grace=STOP_GRACE, group=True)
             self._process = None
 
     def remove(self) -> None:
@@ -101,16 +113,15 @@ class PostgresServer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _wait_until_accepting(self) -> None:
-        deadline = time.monotonic() + 60
-        while True:
-            ready = subprocess.run([str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p",
-                                    str(self.port), "-q"], check=False)
-            if ready.returncode == 0:
-                return
-            assert self._process is not None
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"PostgreSQL did not start:\n{self._log.read_text()}")
-            time.sleep(0.1)
+        from tests.waiting import PROBE_TIMEOUT, wait_until_ready
+
+        def accepting() -> bool:
+            return subprocess.run([str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p",
+                                   str(self.port), "-q", "-t", str(int(PROBE_TIMEOUT))],
+                                  check=False, timeout=PROBE_TIMEOUT + 5).returncode == 0
+
+        wait_until_ready(f"PostgreSQL on 127.0.0.1:{self.port}", accepting,
+                         process=self._process, log=self._log)
 
 
 @contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,23 +22,36 @@ class RedisServer:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self._process = subprocess.Popen(
-            [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
+        import tempfile
+        from pathlib import Path
+
+        from tests.waiting import wait_until_ready
+
+        with tempfile.NamedTemporaryFile(prefix="redis-", suffix=".log", delete=False) as log:
+            self._process = subprocess.Popen(
+                [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no"], stdout=log, stderr=subprocess.STDOUT)
+        self._log = Path(log.name)
+        try:
+            wait_until_ready(f"redis-server on 127.0.0.1:{self.port}", self._answers,
+                             process=self._process, log=self._log)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _answers(self) -> bool:
+        """PING is answered (it is loaded and serving), not only connected to."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as probe:
+            probe.sendall(b"PING\r\n")
+            return probe.recv(64).startswith(b"+PONG")
 
     def stop(self) -> None:
+        from tests.waiting import stop_process
+
         if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=10)
+            stop_process(self._process)  # SIGTERM, SIGKILL if it hangs; reaped
             self._process = None
+            self._log.unlink(missing_ok=True)
 
 
 @contextmanager

@@ -86,7 +86,7 @@ def send_upload(broker: str, user: str, data: bytes, *, profile: str = "avatar",
     browser does (fields first, the file last); the upload's id."""
     import requests
 
-    created = requests.post(f"{broker}/v1/uploads", headers=auth(user), timeout=10, json={
+    created = requests.post(f"{broker}/v1/uploads", headers=auth(user), timeout=30, json={
         "profile": profile, "filename": filename, "content_type": content_type,
         "size": len(data)})
     assert created.status_code == 201, created.text
@@ -98,7 +98,7 @@ def send_upload(broker: str, user: str, data: bytes, *, profile: str = "avatar",
 
 
 def settle(broker: str, user: str, upload_id: str | None = None,
-           timeout: float = 30) -> dict[str, Any]:
+           timeout: float = 60) -> dict[str, Any]:
     """Poll the API until the upload (or, without an id, the user's newest) settles."""
     import time
 
@@ -109,10 +109,10 @@ def settle(broker: str, user: str, upload_id: str | None = None,
     while time.monotonic() < deadline:
         if upload_id:
             record = requests.get(f"{broker}/v1/uploads/{upload_id}", headers=auth(user),
-                                  timeout=10).json()
+                                  timeout=30).json()
         else:
             items = requests.get(f"{broker}/v1/uploads", headers=auth(user),
-                                 timeout=10).json()["items"]
+                                 timeout=30).json()["items"]
             record = items[0] if items else {"status": "pending"}
         if record["status"] not in ("pending", "processing"):
             return record

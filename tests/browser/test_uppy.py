@@ -70,7 +70,7 @@ def test_uppy_uploads_through_companion_endpoint(page: Any, running: Running,
     newest = settle(running.url, "uppy-user")
     assert newest["filename"] == "from-uppy.png"
     assert newest["status"] == "ready"
-    assert same_picture(requests.get(newest["url"], timeout=10).content, png)
+    assert same_picture(requests.get(newest["url"], timeout=30).content, png)
 
 
 SIGN_REQUEST_PAGE = b"""<!doctype html><html><head><meta charset="utf-8">

@@ -44,7 +44,7 @@ def foreign_origin() -> Iterator[str]:
 
 
 def presigned(broker: str, png: bytes) -> dict[str, Any]:
-    created = requests.post(f"{broker}/v1/uploads", headers=auth("cors-tester"), timeout=10, json={
+    created = requests.post(f"{broker}/v1/uploads", headers=auth("cors-tester"), timeout=30, json={
         "profile": "avatar", "filename": "c.png", "content_type": "image/png",
         "size": len(png)})
     assert created.status_code == 201

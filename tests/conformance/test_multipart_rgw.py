@@ -34,8 +34,8 @@ def stack(rgw: Rgw) -> Iterator[tuple[str, DevStack]]:
             "private_bucket": "rgwparts-private", "multipart_part_size": PART,
             # RGW 16 verifies a signed payload hash, not S3's checksum header.
             "part_checksum": "content-sha256"})
-        settings = stack.start()
-        try:
+        try:  # the emulator's process is stopped however the start or the tests end
+            settings = stack.start()
             with serving(create_app(settings.model_dump(), clients=stack.clients),
                          port) as base:
                 yield base, stack

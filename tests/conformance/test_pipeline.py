@@ -19,7 +19,7 @@ pytestmark = pytest.mark.conformance
 
 def upload(broker: str, profile: str, filename: str, content_type: str,
            data: bytes) -> dict[str, Any]:
-    created = requests.post(f"{broker}/v1/uploads", headers=auth("alice"), timeout=10, json={
+    created = requests.post(f"{broker}/v1/uploads", headers=auth("alice"), timeout=30, json={
         "profile": profile, "filename": filename, "content_type": content_type,
         "size": len(data)})
     assert created.status_code == 201, created.text
@@ -35,7 +35,7 @@ def test_an_avatar_reaches_ready_and_is_served_by_rgw(broker_on_rgw: str) -> Non
     png = png_bytes(48, 48)
     record = upload(broker_on_rgw, "avatar", "me.png", "image/png", png)
     assert record["status"] == "ready"
-    served = requests.get(record["url"], timeout=10)
+    served = requests.get(record["url"], timeout=30)
     assert served.status_code == 200
     assert same_picture(served.content, png)  # public images are served re-encoded
     assert served.headers["Content-Type"] == "image/png"
@@ -45,10 +45,10 @@ def test_a_private_document_downloads_through_a_presigned_rgw_get(broker_on_rgw:
     pdf = pdf_bytes()
     record = upload(broker_on_rgw, "document", "report.pdf", "application/pdf", pdf)
     assert record["status"] == "ready"
-    fetched = requests.get(record["download_url"], timeout=10)
+    fetched = requests.get(record["download_url"], timeout=30)
     assert fetched.content == pdf
     assert fetched.headers["Content-Disposition"].startswith("attachment;")
-    assert requests.get(record["download_url"].split("?")[0], timeout=10).status_code == 403
+    assert requests.get(record["download_url"].split("?")[0], timeout=30).status_code == 403
 
 
 def test_a_spoofed_file_is_rejected_on_rgw(broker_on_rgw: str) -> None:

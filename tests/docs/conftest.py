@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +19,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import requests
 from werkzeug.serving import make_server
 
 from tests.docs.blocks import ROOT
+from tests.waiting import stop_process, wait_for_http
 
 BROKER_COMMAND = Path(sys.executable).parent / "broker"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"docs-webhook-secret-0123456789ab").decode()
@@ -114,19 +113,6 @@ class Stack:
         return folder
 
 
-def _wait_for(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"broker run exited with {process.returncode}")
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout} s")
-
-
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("docs-stack")
@@ -138,21 +124,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     port = free_port()
     env = clean_env() | {"TMPDIR": str(folder), "BROKER_WEBHOOK_URL": webhook_url,
                          "BROKER_WEBHOOK_SECRET": WEBHOOK_SECRET}
-    with (folder / "broker-run.log").open("wb") as log:
+    log_path = folder / "broker-run.log"
+    with log_path.open("wb") as log:
         run = subprocess.Popen(
             [str(BROKER_COMMAND), "run", "--port", str(port), "--emulator-port",
              str(free_port()), "--push-port", str(free_port())],
             cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
     try:
-        _wait_for(f"http://127.0.0.1:{port}/healthz", run, timeout=90)
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", process=run, log=log_path,
+                      what="the docs' broker run")
         yield Stack(f"http://127.0.0.1:{port}", folder, receiver, recorder, webhook_url)
     finally:
-        os.killpg(run.pid, signal.SIGINT)  # Ctrl-C, as a reader stops it
-        try:
-            run.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait(timeout=30)
+        stop_process(run, group=True, sig=signal.SIGINT)  # Ctrl-C, as a reader stops it
         hooks.shutdown()
         hooks.server_close()

@@ -66,7 +66,7 @@ def run_alone(package: Path, folder: Path, program: str, *args: str,
     # -S: no site-packages; run elsewhere so the source tree is not importable either.
     return subprocess.run([runtime, "-S", "-c", program, str(folder), *args],
                           cwd=folder.parent, env=env | {"PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True, timeout=120, check=False)
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
 @pytest.fixture
@@ -76,9 +76,11 @@ def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    monkeypatch.setenv("BROKER_ENDPOINT_URL", f"http://127.0.0.1:{port}")
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    try:
+        monkeypatch.setenv("BROKER_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
 
 
 def test_the_unpacked_validator_zip_processes_an_sqs_event_on_its_own(

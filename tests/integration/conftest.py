@@ -84,12 +84,12 @@ def running() -> Iterator[Running]:
     origin = f"http://127.0.0.1:{port}"
     stack = DevStack(emulator_port=free_port(), broker_origin=origin,
                        overrides={"jwt_secret": SECRET})
-    settings = stack.start()
-    app = create_app(settings.model_dump(), clients=stack.clients)
-    log = RequestLog()
-    pages = TestPages()
-    app.wsgi_app = pages.wrap(log.wrap(app.wsgi_app))  # type: ignore[method-assign]
-    try:
+    try:  # the emulator's process is stopped however the start or the tests end
+        settings = stack.start()
+        app = create_app(settings.model_dump(), clients=stack.clients)
+        log = RequestLog()
+        pages = TestPages()
+        app.wsgi_app = pages.wrap(log.wrap(app.wsgi_app))  # type: ignore[method-assign]
         with serving(app, port):
             yield Running(origin, settings, stack, log, pages)
     finally:

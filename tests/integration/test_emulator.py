@@ -18,7 +18,7 @@ UNKNOWN_OPERATION = {"X-Amz-Target": "DynamoDB_20120810.NoSuchOperation",
 def test_the_emulator_answers_after_logging_more_than_a_pipe_holds() -> None:
     with EmbeddedEmulator() as emulator:
         for _ in range(200):  # some 400 KiB of tracebacks, six times a pipe's buffer
-            answer = requests.post(f"{emulator.endpoint}/", data=b"{}", timeout=10,
+            answer = requests.post(f"{emulator.endpoint}/", data=b"{}", timeout=30,
                                    headers=UNKNOWN_OPERATION)
             assert answer.status_code == 500
         s3 = boto3.client("s3", endpoint_url=emulator.endpoint, region_name="us-east-1",

@@ -19,7 +19,7 @@ MIB = 1024 * 1024
 
 
 def ask(running: Running, user: str, **body: Any) -> requests.Response:
-    return requests.post(f"{running.url}/v1/uploads", json=body, headers=auth(user), timeout=10)
+    return requests.post(f"{running.url}/v1/uploads", json=body, headers=auth(user), timeout=30)
 
 
 def post_to_storage(upload: dict[str, Any], filename: str, data: bytes,
@@ -44,7 +44,7 @@ def test_a_public_avatar_is_served_reencoded_without_its_metadata(running: Runni
     record = upload(running, "alice", "avatar", "me.png", "image/png", png)
     assert record["status"] == "ready"
     assert record["content_type"] == "image/png"
-    served = requests.get(record["url"], timeout=10)
+    served = requests.get(record["url"], timeout=30)
     assert served.status_code == 200
     assert same_picture(served.content, png)
     assert b"Software" not in served.content  # the original's text chunk is gone
@@ -53,7 +53,7 @@ def test_a_public_avatar_is_served_reencoded_without_its_metadata(running: Runni
                                 "sha256": hashlib.sha256(served.content).hexdigest()}
     assert served.headers["Content-Type"] == "image/png"
     redirect = requests.get(f"{running.url}/v1/uploads/{record['id']}/download",
-                            headers=auth("alice"), allow_redirects=False, timeout=10)
+                            headers=auth("alice"), allow_redirects=False, timeout=30)
     assert redirect.status_code == 302
     assert redirect.headers["Location"] == record["url"]
 
@@ -76,18 +76,18 @@ def test_a_private_document_downloads_only_for_its_owner(running: Running) -> No
     assert record["status"] == "ready"
     assert record["url"] is None
     download = f"{running.url}/v1/uploads/{record['id']}/download"
-    hop = requests.get(download, headers=auth("alice"), allow_redirects=False, timeout=10)
+    hop = requests.get(download, headers=auth("alice"), allow_redirects=False, timeout=30)
     assert hop.status_code == 302
-    fetched = requests.get(hop.headers["Location"], timeout=10)
+    fetched = requests.get(hop.headers["Location"], timeout=30)
     assert fetched.status_code == 200
     assert fetched.content == pdf
     assert fetched.headers["Content-Disposition"].startswith("attachment;")
     assert "Quarterly report.pdf" in fetched.headers["Content-Disposition"]
     for url in (download, f"{running.url}/v1/uploads/{record['id']}"):
-        refused = requests.get(url, headers=auth("bob"), allow_redirects=False, timeout=10)
+        refused = requests.get(url, headers=auth("bob"), allow_redirects=False, timeout=30)
         assert refused.status_code == 404
     private_key = hop.headers["Location"].split("?")[0]
-    assert requests.get(private_key, timeout=10).status_code == 403  # unsigned: refused
+    assert requests.get(private_key, timeout=30).status_code == 403  # unsigned: refused
 
 
 def test_html_declared_as_png_is_rejected_with_type_mismatch(running: Running) -> None:
@@ -138,11 +138,11 @@ def test_a_redelivered_event_changes_nothing(running: Running) -> None:
 
 def test_listing_and_deleting(running: Running) -> None:
     record = upload(running, "carol", "avatar", "c.png", "image/png", png_bytes())
-    listing = requests.get(f"{running.url}/v1/uploads", headers=auth("carol"), timeout=10)
+    listing = requests.get(f"{running.url}/v1/uploads", headers=auth("carol"), timeout=30)
     assert [u["id"] for u in listing.json()["items"]] == [record["id"]]
     gone = requests.delete(f"{running.url}/v1/uploads/{record['id']}", headers=auth("carol"),
-                           timeout=10)
+                           timeout=30)
     assert gone.status_code == 204
-    assert requests.get(record["url"], timeout=10).status_code in (403, 404)
-    listing = requests.get(f"{running.url}/v1/uploads", headers=auth("carol"), timeout=10)
+    assert requests.get(record["url"], timeout=30).status_code in (403, 404)
+    listing = requests.get(f"{running.url}/v1/uploads", headers=auth("carol"), timeout=30)
     assert listing.json()["items"] == []

@@ -24,8 +24,8 @@ def test_the_local_stack_shares_one_sqlite_file_and_removes_it() -> None:
     port = free_port()
     stack = DevStack(emulator_port=free_port(), broker_origin=f"http://127.0.0.1:{port}",
                      overrides={"jwt_secret": SECRET})
-    settings = stack.start()
-    try:
+    try:  # the emulator's process is stopped however the start or the test ends
+        settings = stack.start()
         assert settings.records_store == "sqlite"
         path = Path(settings.sqlite_path)
         app = create_app(settings.model_dump(), clients=stack.clients)
@@ -36,7 +36,7 @@ def test_the_local_stack_shares_one_sqlite_file_and_removes_it() -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")} | {
             "BROKER_DATABASE_URL": f"sqlite://{path}", "BROKER_JWT_SECRET": SECRET}
         listed = subprocess.run([BROKER, "webhooks", "list"], env=env, capture_output=True,
-                                text=True, timeout=60)
+                                text=True, timeout=120)
         assert listed.returncode == 0, listed.stderr  # another process reads the same file
     finally:
         stack.stop()
@@ -57,8 +57,8 @@ def test_broker_runs_validator_in_its_own_process_wakes_the_brokers_long_polls(
     port = free_port()
     stack = DevStack(emulator_port=free_port(), broker_origin=f"http://127.0.0.1:{port}",
                      overrides={"jwt_secret": SECRET})
-    settings = stack.start(with_worker=False)
-    try:
+    try:  # the emulator's and the worker's processes are stopped however the test ends
+        settings = stack.start(with_worker=False)
         stack.start_worker(own_process=True)
         app = create_app(settings.model_dump(), clients=stack.clients)
         with serving(app, port) as base:
@@ -67,7 +67,7 @@ def test_broker_runs_validator_in_its_own_process_wakes_the_brokers_long_polls(
             seen: list[str] = []
             while not seen or seen[-1] not in ("ready", "rejected"):
                 answer = requests.get(f"{base}/v1/uploads/{upload_id}", params={"wait": 20},
-                                      headers=auth("own-process"), timeout=30)
+                                      headers=auth("own-process"), timeout=60)
                 seen.append(answer.json()["status"])
             assert seen[-1] == "ready"
             assert time.monotonic() - started < 20  # woken, not left to the re-check

@@ -19,7 +19,7 @@ def long_poll(running: Running, upload_id: str, wait: int, user: str
               ) -> tuple[dict[str, object], float]:
     started = time.monotonic()
     reply = requests.get(f"{running.url}/v1/uploads/{upload_id}", params={"wait": wait},
-                         headers=auth(user), timeout=wait + 10)
+                         headers=auth(user), timeout=wait + 30)
     assert reply.status_code == 200, reply.text
     return reply.json(), time.monotonic() - started
 
@@ -47,7 +47,7 @@ def test_a_settled_upload_is_answered_at_once(running: Running) -> None:
 
 def test_an_unchanged_upload_is_answered_at_the_limit(running: Running) -> None:
     created = requests.post(f"{running.url}/v1/uploads", headers=auth("long-poll"),
-                            timeout=10, json={"profile": "avatar", "filename": "a.png",
+                            timeout=30, json={"profile": "avatar", "filename": "a.png",
                                               "content_type": "image/png", "size": 10})
     record, took = long_poll(running, created.json()["id"], 1, "long-poll")
     assert record["status"] == "pending"  # nothing was sent
@@ -57,10 +57,10 @@ def test_an_unchanged_upload_is_answered_at_the_limit(running: Running) -> None:
 @pytest.mark.parametrize("wait", ["26", "-1", "soon", "1.5", ""])
 def test_a_wait_out_of_range_is_refused_by_name(running: Running, wait: str) -> None:
     created = requests.post(f"{running.url}/v1/uploads", headers=auth("long-poll"),
-                            timeout=10, json={"profile": "avatar", "filename": "a.png",
+                            timeout=30, json={"profile": "avatar", "filename": "a.png",
                                               "content_type": "image/png", "size": 10})
     reply = requests.get(f"{running.url}/v1/uploads/{created.json()['id']}",
-                         params={"wait": wait}, headers=auth("long-poll"), timeout=10)
+                         params={"wait": wait}, headers=auth("long-poll"), timeout=30)
     assert reply.status_code == 422
     assert reply.json()["code"] == "invalid_wait"
 
@@ -100,6 +100,6 @@ def test_the_event_stream_sends_each_change_until_the_verdict(running: Running) 
 def test_the_event_stream_of_someone_elses_upload_is_not_found(running: Running) -> None:
     upload_id = send_upload(running.url, "event-stream", png_bytes())
     reply = requests.get(f"{running.url}/v1/uploads/{upload_id}/events",
-                         headers=auth("mallory"), timeout=10)
+                         headers=auth("mallory"), timeout=30)
     assert reply.status_code == 404
     assert reply.headers["Content-Type"] == "application/problem+json"

@@ -33,8 +33,8 @@ def stack() -> Iterator[tuple[str, DevStack]]:
                                 # Promotion by copy in parts, at a size tests can afford.
                                 "multipart_copy_threshold": 6 * MIB,
                                 "multipart_copy_part_size": PART})
-    settings = stack.start()
-    try:
+    try:  # the emulator's process is stopped however the start or the tests end
+        settings = stack.start()
         with serving(create_app(settings.model_dump(), clients=stack.clients), port) as base:
             yield base, stack
     finally:

@@ -74,22 +74,34 @@ class Provider:
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                          text=True)
         listening = threading.Event()
+        printed: list[str] = []
 
         def read(stream: Any) -> None:
             for line in stream:
+                printed.append(line)
                 if line.startswith("listening"):
                     listening.set()
                 elif line.startswith(("GET ", "POST ")):
                     self.requests.append(line.split()[1])
         self._reader = threading.Thread(target=read, args=(self._process.stdout,), daemon=True)
         self._reader.start()
-        assert listening.wait(30), "the OpenID Connect provider did not start"
+        from tests.waiting import wait_until_ready
+
+        try:
+            wait_until_ready(f"the OpenID Connect provider (node) on {self.issuer}",
+                             listening.is_set, process=self._process,
+                             log=lambda: "".join(printed[-100:]), interval=0.05)
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
+        from tests.waiting import stop_process
+
         if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=10)
-            self._reader.join(timeout=10)  # it reads to the end of the output
+            # SIGTERM, SIGKILL if it hangs; reaped. The reader thread has its output.
+            stop_process(self._process, read_output=False)
+            self._reader.join(timeout=30)  # it reads to the end of the output
             assert self._process.stdout is not None
             self._process.stdout.close()
             self._process = None
@@ -97,7 +109,7 @@ class Provider:
     def token(self, client: tuple[str, str]) -> str:
         """An access token for `client` (a user of the broker), by the provider."""
         basic = base64.b64encode(f"{client[0]}:{client[1]}".encode()).decode()
-        reply = requests.post(f"{self.issuer}/token", timeout=10,
+        reply = requests.post(f"{self.issuer}/token", timeout=30,
                               data={"grant_type": "client_credentials", "scope": "uploads"},
                               headers={"Authorization": f"Basic {basic}"})
         assert reply.status_code == 200, reply.text

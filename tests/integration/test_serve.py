@@ -41,8 +41,18 @@ def start_serve(settings: Settings, port: int, *extra: str, **settings_env: str
     env = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")} | {
         "BROKER_ENDPOINT_URL": settings.endpoint_url or "", "BROKER_JWT_SECRET": SECRET,
         "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"} | settings_env
+    # A session of its own: its gunicorn workers can be stopped with it, whatever happens.
     return subprocess.Popen([BROKER, "serve", "--port", str(port), *extra], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> str:
+    """SIGTERM (gunicorn's graceful stop), SIGKILL to its whole group if it does not
+    end in time; reaped either way. What it printed."""
+    from tests.waiting import stop_process
+
+    return stop_process(proc, sig=signal.SIGTERM, grace=60, group=True)
 
 
 def test_broker_serve_answers_under_gunicorn_and_stops_gracefully(emulator: Settings) -> None:
@@ -51,15 +61,14 @@ def test_broker_serve_answers_under_gunicorn_and_stops_gracefully(emulator: Sett
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", process=proc)
         created = requests.post(f"http://127.0.0.1:{port}/v1/uploads", headers=auth("serve"),
-                                timeout=10, json={"profile": "avatar", "filename": "a.png",
+                                timeout=30, json={"profile": "avatar", "filename": "a.png",
                                                   "content_type": "image/png", "size": 10})
         assert created.status_code == 201, created.text
         listed = requests.get(f"http://127.0.0.1:{port}/v1/uploads", headers=auth("serve"),
-                              timeout=10).json()["items"]
+                              timeout=30).json()["items"]
         assert [u["id"] for u in listed] == [created.json()["id"]]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        output = proc.communicate(timeout=30)[0].decode()
+        output = stop(proc)
     assert proc.returncode == 0, output
     assert "gthread" in output  # threads per worker, as asked
     assert output.count("Booting worker") == 2
@@ -69,13 +78,13 @@ def test_broker_serve_refuses_a_bad_setting_by_name(emulator: Settings) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")} | {
         "BROKER_JWT_SECRET": SECRET, "BROKER_PRESIGN_TTL": "forever"}
     done = subprocess.run([BROKER, "serve", "--port", str(free_port())], env=env,
-                          capture_output=True, text=True, timeout=30)
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "BROKER_PRESIGN_TTL" in done.stderr
 
 
 def create(port: int, user: str) -> requests.Response:
-    return requests.post(f"http://127.0.0.1:{port}/v1/uploads", headers=auth(user), timeout=10,
+    return requests.post(f"http://127.0.0.1:{port}/v1/uploads", headers=auth(user), timeout=30,
                          json={"profile": "avatar", "filename": "a.png",
                                "content_type": "image/png", "size": 10})
 
@@ -105,8 +114,7 @@ def test_two_brokers_sharing_redis_enforce_one_users_limit_together(
             assert 429 in fallback
         finally:
             for proc in brokers:
-                proc.send_signal(signal.SIGTERM)
-                proc.communicate(timeout=30)
+                stop(proc)
 
 
 def test_broker_serve_warns_that_memory_limits_are_per_worker(emulator: Settings) -> None:
@@ -115,13 +123,12 @@ def test_broker_serve_warns_that_memory_limits_are_per_worker(emulator: Settings
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", process=proc)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        output = proc.communicate(timeout=30)[0].decode()
+        output = stop(proc)
     assert "BROKER_RATE_LIMIT_STORAGE" in output
 
 
 def counted_creates(port: int) -> float:
-    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "broker_uploads_created_total" and \
@@ -141,8 +148,7 @@ def test_broker_serve_sums_metrics_over_its_workers_and_logs_json(emulator: Sett
         # Whichever worker answers the scrape, it counts what both did.
         assert {counted_creates(port) for _ in range(6)} == {6.0}
     finally:
-        proc.send_signal(signal.SIGTERM)
-        output = proc.communicate(timeout=30)[0].decode()
+        output = stop(proc)
     logged = [json.loads(line) for line in output.splitlines() if line.strip()]
     assert any(line["logger"] == "gunicorn.access" for line in logged)
     assert all({"time", "level", "logger", "message"} <= line.keys() for line in logged)
@@ -158,23 +164,23 @@ def test_broker_worker_judges_on_its_own_and_serves_its_metrics(emulator: Settin
         "BROKER_QUEUE_URL": emulator.queue_url or "", "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local"}
     worker = subprocess.Popen([BROKER, "worker", "--metrics-port", str(metrics_port)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              start_new_session=True)
     try:
         wait_for_http(f"http://127.0.0.1:{app_port}/healthz", process=proc)
         wait_for_http(f"http://127.0.0.1:{metrics_port}/metrics", process=worker)
         data = png_bytes()
         created = requests.post(f"http://127.0.0.1:{app_port}/v1/uploads",
-                                headers=auth("worker"), timeout=10,
+                                headers=auth("worker"), timeout=30,
                                 json={"profile": "avatar", "filename": "a.png",
                                       "content_type": "image/png", "size": len(data)}).json()
-        requests.post(created["upload"]["url"], data=created["upload"]["fields"], timeout=10,
+        requests.post(created["upload"]["url"], data=created["upload"]["fields"], timeout=30,
                       files={"file": ("a.png", data, "image/png")})
         assert settle(f"http://127.0.0.1:{app_port}", "worker", created["id"]
                       )["status"] == "ready"
-        text = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        text = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30).text
         assert 'broker_verdicts_total{code="accepted",status="ready"} 1.0' in text
     finally:
         for process in (proc, worker):
-            process.send_signal(signal.SIGTERM)
-            process.communicate(timeout=30)
+            stop(process)
     assert worker.returncode == 0

@@ -62,7 +62,7 @@ def broker_on_localstack(localstack: str) -> Iterator[str]:
 
 
 def ask(broker: str, data: bytes, filename: str = "me.png") -> dict[str, Any]:
-    reply = requests.post(f"{broker}/v1/uploads", headers=auth("ls-user"), timeout=10, json={
+    reply = requests.post(f"{broker}/v1/uploads", headers=auth("ls-user"), timeout=30, json={
         "profile": "avatar", "filename": filename, "content_type": "image/png",
         "size": len(data)})
     assert reply.status_code == 201, reply.text
@@ -81,7 +81,7 @@ def test_an_upload_through_localstack_becomes_ready(broker_on_localstack: str,
     assert stored.status_code == 201, stored.text
     record = settle(broker_on_localstack, "ls-user", created["id"])
     assert record["status"] == "ready"
-    assert same_picture(requests.get(record["url"], timeout=10).content, png)  # re-encoded
+    assert same_picture(requests.get(record["url"], timeout=30).content, png)  # re-encoded
 
 
 def test_a_spoofed_file_is_rejected_and_an_oversized_body_refused(
