@@ -17,17 +17,19 @@ from tests.waiting import wait_for_http
 
 pytestmark = pytest.mark.integration
 BROKER = str(Path(sys.executable).parent / "broker")
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _start(scratch: Path) -> tuple[subprocess.Popen[str], list[int]]:
-    # Its temporary folders in the test's own: a killed `broker run` cannot remove them.
+    # Its temporary folders in the test's own: a killed `broker run` cannot remove them;
+    # and a project folder of its own, where it keeps its data (.broker/).
     env = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")} | {
         "TMPDIR": str(scratch)}
+    project = scratch.parent / f"{scratch.name}-project"
+    project.mkdir(exist_ok=True)
     port = free_port()
     run = subprocess.Popen(
         [BROKER, "run", "--port", str(port), "--emulator-port", str(free_port()),
-         "--push-port", str(free_port())], env=env, cwd=ROOT, text=True,
+         "--push-port", str(free_port())], env=env, cwd=project, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", process=run)
@@ -67,7 +69,7 @@ def test_ctrl_c_stops_the_validator_and_the_emulator_cleanly(tmp_path: Path) -> 
         assert "stopping the broker" in out
         assert "Traceback" not in err  # the validator stopped before the emulator it calls
         assert all(_gone(pid, 30) for pid in children)
-        assert list(tmp_path.iterdir()) == []  # its records and metrics folders removed
+        assert list(tmp_path.iterdir()) == []  # its temporary (metrics) folders removed
     finally:
         _end(run)
 
