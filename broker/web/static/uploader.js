@@ -177,7 +177,8 @@
       }
       item.appendChild(sizeText);
       item.appendChild(el("span", { class: "bu-status", text: upload.status === "rejected" ? "rejected: " + upload.reason.message : upload.status }));
-      if (upload.status === "ready") item.appendChild(this.openLink(upload));
+      const actions = el("span", { class: "bu-actions" });
+      if (upload.status === "ready") actions.appendChild(this.openLink(upload));
       const remove = el("button", { type: "button", class: "bu-delete", text: "Delete", "aria-label": "Delete " + upload.filename });
       remove.addEventListener("click", async () => {
         remove.disabled = true;
@@ -190,7 +191,8 @@
           item.querySelector(".bu-status").textContent = error.message;
         }
       });
-      item.appendChild(remove);
+      actions.appendChild(remove);
+      item.appendChild(actions);
       return item;
     }
 
