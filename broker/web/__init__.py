@@ -20,9 +20,7 @@ from broker.web.api import api
 from broker.web.companion import companion
 from broker.web.limits import UploadRateLimit
 from broker.web.openapi import openapi_document
-from broker.web.services import EXTENSION, Services, services
-
-MAX_REQUEST_BYTES = 1024 * 1024
+from broker.web.services import EXTENSION, MAX_REQUEST_BYTES, Services, services
 
 
 def create_app(config: Mapping[str, Any] | None = None, *,

@@ -29,10 +29,9 @@ from broker.web import problems
 from broker.web.api import api
 from broker.web.companion import companion
 from broker.web.limits import UploadRateLimit
-from broker.web.services import EXTENSION, Services
+from broker.web.services import EXTENSION, MAX_REQUEST_BYTES, Services
 
 BLUEPRINT = "upload_broker"
-MAX_REQUEST_BYTES = 1024 * 1024  # requests are small JSON documents
 
 Owner = Callable[[], str | None]
 

@@ -15,6 +15,7 @@ from broker.settings import Settings
 from broker.web.limits import UploadRateLimit
 
 EXTENSION = "broker"
+MAX_REQUEST_BYTES = 1024 * 1024  # requests are small JSON documents
 
 
 @dataclass(frozen=True)

@@ -150,3 +150,13 @@ def test_a_misspelt_setting_in_the_apps_config_stops_start_up_by_name(
         settings: Settings, aws: AwsClients) -> None:
     with pytest.raises(SettingsError, match="BROKER_PUBLIC_BASE_ULR"):
         host_app(settings, BROKER_PUBLIC_BASE_ULR="https://cdn.example.test")
+
+
+def test_a_body_too_large_for_an_upload_request_is_refused_before_it_is_read(
+        host: tuple[Flask, UploadBroker]) -> None:
+    app, _ = host
+    reply = signed_in(app, "alice").post(
+        "/uploads/v1/uploads", data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+        headers={"Origin": ORIGIN, "Content-Type": "application/json"})
+    assert reply.status_code == 413
+    assert reply.mimetype == "application/problem+json"
