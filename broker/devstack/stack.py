@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 
 LOCAL_WORKER_CONCURRENCY = 16
-# Pages served from this machine on any port (an app of your own next to `make run`).
+# Pages served from this machine on any port (an app of your own next to `make run`),
+# which the embedded emulator's buckets accept; a store you bring keeps to the list.
 LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*")
 # What an app on this machine needs to share the stack (the Flask extension's settings):
 # where storage, the records and the public files are, and the emulator's credentials.
@@ -120,11 +121,11 @@ class DevStack:
         clients = make_clients(base)
         own = (self.broker_origin, self.broker_origin.replace("127.0.0.1", "localhost"))
         # The broker's own page and every app origin allowed (BROKER_ALLOWED_ORIGINS) may
-        # call the broker; those and any app on this machine's loopback may post to
-        # storage: a page elsewhere embeds the uploader, or an app mounts the broker.
+        # call the broker and post to storage (a page elsewhere embeds the uploader); to
+        # the emulator, any app on this machine's loopback too (one mounting the broker).
         origins = tuple(dict.fromkeys((*own, *base.allowed_origins)))
-        provision_storage(clients, base, (*origins, *LOOPBACK_ORIGINS),
-                          serve_public_bucket=True)
+        posting = origins if brought else (*origins, *LOOPBACK_ORIGINS)
+        provision_storage(clients, base, posting, serve_public_bucket=True)
         updates: dict[str, Any] = {"allowed_origins": origins}
         if base.database_url is None and self.records == "dynamodb":
             ensure_table(clients, base.table)
