@@ -20,6 +20,7 @@ from broker.domain.multipart_uploads import MultipartUploads
 from broker.domain.oidc import OidcVerifier
 from broker.domain.profiles import Profiles, load_profiles
 from broker.domain.records import DynamoRecords, RecordStore
+from broker.domain.records.outbox import APP_TARGET
 from broker.domain.schemas import render_upload
 from broker.domain.uploads import Uploads
 from broker.domain.webhooks.deliverer import Deliverer, run_deliverer
@@ -115,8 +116,8 @@ def webhook_keys(settings: Settings) -> list[bytes]:
 
 def open_records(settings: Settings, clients: AwsClients) -> RecordStore:
     """The store the settings name: DynamoDB, or what BROKER_DATABASE_URL names
-    (PostgreSQL, SQLite). With webhook receivers configured, it writes their outbox with
-    each state change."""
+    (PostgreSQL, SQLite). With webhook receivers (or the app's signal) configured, it
+    writes their outbox with each state change."""
     store: RecordStore
     if settings.records_store == "sqlite":
         from broker.domain.records.sqlite import SqliteRecords
@@ -129,7 +130,7 @@ def open_records(settings: Settings, clients: AwsClients) -> RecordStore:
                                         pool_size=settings.database_pool_size)
     else:
         store = DynamoRecords(LeanDynamoDB(clients.dynamodb), settings.table)
-    store.webhook_urls = settings.webhook_urls
+    store.webhook_urls = settings.webhook_urls + ((APP_TARGET,) if settings.app_signal else ())
     return store
 
 

@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     # On AWS: a Secrets Manager secret holding it, read once when the deliverer starts.
     webhook_secret_arn: str | None = None
     webhook_allow_private: bool = False
+    # The app hears every verdict in its own process too: the Flask extension's
+    # `upload_settled` signal, written to the outbox with the state change like a webhook.
+    app_signal: bool = False
 
     # Storage each user may fill with ready uploads (a profile may set its own).
     quota_bytes: int | None = Field(default=None, gt=0)

@@ -36,7 +36,7 @@ LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*")
 # What an app on this machine needs to share the stack (the Flask extension's settings):
 # where storage, the records and the public files are, and the emulator's credentials.
 SHARED_FOR_APPS = ("endpoint_url", "database_url", "public_base_url", "incoming_bucket",
-                   "public_bucket", "private_bucket", "region", "profiles_file")
+                   "public_bucket", "private_bucket", "region", "profiles_file", "app_signal")
 
 
 def ensure_local_secret(path: Path) -> None:
@@ -108,6 +108,9 @@ class DevStack:
         if "BROKER_WEBHOOK_ALLOW_PRIVATE" not in os.environ:
             # A receiver on the developer's machine works with nothing else set.
             self.overrides.setdefault("webhook_allow_private", True)
+        if "BROKER_APP_SIGNAL" not in os.environ:
+            # An app that mounts the broker hears each verdict with nothing else set.
+            self.overrides.setdefault("app_signal", True)
         brought = load_settings(env="local", **self.overrides).s3_endpoint_url
         if brought is None:
             use_emulator_credentials()

@@ -10,20 +10,31 @@ says who calls (no tokens, no CORS), and changes are held to the same cross-site
 as the standalone broker's session cookie. Settings come from `app.config` under the
 `BROKER_…` names (the environment still works). The validator runs as anywhere else:
 `broker worker`, `broker run`, or the Lambda, on the same settings.
+
+With `BROKER_APP_SIGNAL`, the app hears every verdict in its own process: the blinker
+signal `upload_settled` is sent with `event` ("upload.ready", "upload.rejected",
+"upload.expired", "upload.deleted"), `upload` (as its owner sees it, plus `owner`) and
+`event_id`, at least once, from the outbox the verdict was written with.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
+from blinker import Namespace
 from flask import Blueprint, Flask, abort, current_app, request, url_for
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 
 from broker.common.logs import set_upload
 from broker.compose import Parts, compose
+from broker.domain.records.outbox import APP_PENDING
 from broker.domain.schemas import render_upload
+from broker.domain.webhooks.deliverer import Deliverer, run_deliverer
+from broker.domain.webhooks.sender import Answer
 from broker.settings import Settings, SettingsError, load_settings
 from broker.web import problems
 from broker.web.api import api
@@ -31,7 +42,12 @@ from broker.web.companion import companion
 from broker.web.limits import UploadRateLimit
 from broker.web.services import EXTENSION, MAX_REQUEST_BYTES, Services
 
+log = logging.getLogger(__name__)
+
 BLUEPRINT = "upload_broker"
+signals = Namespace()
+# Sent with the app as sender: `@upload_settled.connect_via(app)`.
+upload_settled = signals.signal("upload-settled")
 
 Owner = Callable[[], str | None]
 
@@ -43,6 +59,7 @@ class UploadBroker:
                  parts: Parts | None = None) -> None:
         self.owner = owner
         self._parts = parts
+        self._stop = threading.Event()
         if app is not None:
             self.init_app(app)
 
@@ -55,6 +72,31 @@ class UploadBroker:
             UploadRateLimit(settings), parts.multipart, owner=self.owner)
         app.register_blueprint(_mount(settings.url_prefix))
         app.jinja_env.globals["upload_broker"] = self
+        if settings.app_signal:
+            threading.Thread(target=run_deliverer, name="upload-settled", daemon=True,
+                             args=(self.signal_deliverer(app, parts), self._stop)).start()
+
+    def signal_deliverer(self, app: Flask, parts: Parts) -> Deliverer:
+        """Sends `upload_settled` for each verdict the outbox holds for the app."""
+        uploads = parts.uploads
+
+        def send(url: str, keys: list[bytes], event_id: str, payload: dict[str, object],
+                 allow_private: bool, timeout: float) -> Answer:
+            with app.app_context():
+                try:
+                    upload_settled.send(app, event=payload["type"], upload=payload["data"],
+                                        event_id=event_id)
+                except Exception as exc:  # a receiver's bug: logged, and sent again later
+                    log.exception("a receiver of upload_settled failed")
+                    return Answer(False, f"a receiver failed: {type(exc).__name__}: {exc}")
+            return Answer(True, "sent")
+
+        return Deliverer(parts.records, lambda record: render_upload(uploads, record), [],
+                         sender=send, state=APP_PENDING)
+
+    def close(self) -> None:
+        """Stop sending the signal (the app is shutting down, or a test ends)."""
+        self._stop.set()
 
     # -- the app's own code ---------------------------------------------------------
 

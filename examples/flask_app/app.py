@@ -8,6 +8,7 @@ The lines marked `# broker` are all the upload code there is.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -22,7 +23,7 @@ from flask_login import (
 )
 from werkzeug.wrappers import Response
 
-from broker.flask import UploadBroker  # broker
+from broker.flask import UploadBroker, upload_settled  # broker
 
 
 class User(UserMixin):
@@ -58,10 +59,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config["SECRET_KEY"] = os.environ.get("EXAMPLE_SECRET_KEY") or os.urandom(24).hex()
     app.config.update(config or {})
+    app.logger.setLevel(logging.INFO)
     logins = LoginManager(app)
     logins.login_view = "sign_in"
     logins.user_loader(User)
     uploads = UploadBroker(app, owner=lambda: current_user.get_id())  # broker
+
+    @upload_settled.connect_via(app)  # broker: each verdict, in this process
+    def settled(sender: Flask, event: str, upload: dict[str, Any], **extra: Any) -> None:
+        app.logger.info("%s's %s: %s", upload["owner"], upload["filename"], event)
 
     @app.route("/sign-in", methods=["GET", "POST"])
     def sign_in() -> str | Response:

@@ -5,6 +5,8 @@ the document byte for byte; the other person's link answers 404."""
 from __future__ import annotations
 
 import importlib.util
+import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,20 @@ def example_app(config: dict[str, Any]) -> Flask:
     return app
 
 
+class Heard(logging.Handler):
+    """What the example app logs, as its settle signal handler writes it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+HEARD = Heard()
+
+
 @pytest.fixture(scope="module")
 def example() -> Iterator[str]:
     """The stack (emulator, validator) and the example app on an origin of its own,
@@ -47,7 +63,9 @@ def example() -> Iterator[str]:
                     else value
                 config[f"BROKER_{name.upper()}"] = plain
         port = free_port()
-        with serving(example_app(config), port):
+        app = example_app(config)
+        app.logger.addHandler(HEARD)
+        with serving(app, port):
             yield f"http://127.0.0.1:{port}"
     finally:
         stack.stop()
@@ -86,6 +104,14 @@ def test_two_people_upload_see_download_and_cannot_reach_each_others_files(
     assert Path(download.value.path()).read_bytes() == document
     href = link.get_attribute("href")
     alice.close()
+    # The app heard both verdicts by its signal, in its own process.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not {"alice's me.png: upload.ready",
+                                              "alice's report.pdf: upload.ready"
+                                              } <= set(HEARD.lines):
+        time.sleep(0.1)
+    assert {"alice's me.png: upload.ready", "alice's report.pdf: upload.ready"} \
+        <= set(HEARD.lines)
 
     bob = browser.new_context()
     other = bob.new_page()

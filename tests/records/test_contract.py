@@ -355,3 +355,31 @@ def test_a_reported_change_writes_its_webhook_deliveries_with_it(store: RecordSt
     assert store.replace_webhook(dead, expected=leased)
     assert store.webhooks("dead") == [dead]
     assert store.get_webhook(first.id) == dead
+
+
+def test_deliveries_to_the_app_wait_apart_from_those_to_receivers(store: RecordStore) -> None:
+    from broker.domain.records.outbox import APP_PENDING, APP_TARGET, WebhookDelivery
+
+    store.webhook_urls = ("https://one.example/hook", APP_TARGET)
+    record = make("jay", n=1)
+    store.create(record, pending_cap=10)
+    claimed = store.transition(record, "processing", allowed_from=("pending",), etag='"e"')
+    assert claimed is not None
+    settled = store.transition(claimed, "rejected", allowed_from=("processing",),
+                               claimed_etag='"e"', reason_code="malformed",
+                               reason_message="bad")
+    assert settled is not None
+    def due(**state: str) -> list[WebhookDelivery]:  # this record's: the store is shared
+        return [d for d in store.due_webhooks(settled.updated_at, 500, **state)
+                if d.upload_id == record.id]
+
+    for_receivers = due()
+    for_the_app = due(state=APP_PENDING)
+    assert [d.url for d in for_receivers] == ["https://one.example/hook"]
+    assert [(d.url, d.type) for d in for_the_app] == [(APP_TARGET, "upload.rejected")]
+    # A failed attempt keeps it the app's: it is never handed to a receiver's deliverer.
+    retried = for_the_app[0].retried(settled.updated_at, "a receiver failed",
+                                     settled.updated_at)
+    assert store.replace_webhook(retried, expected=for_the_app[0])
+    assert [d.id for d in due(state=APP_PENDING)] == [retried.id]
+    assert [d.url for d in due()] == ["https://one.example/hook"]

@@ -160,3 +160,35 @@ def test_a_body_too_large_for_an_upload_request_is_refused_before_it_is_read(
         headers={"Origin": ORIGIN, "Content-Type": "application/json"})
     assert reply.status_code == 413
     assert reply.mimetype == "application/problem+json"
+
+
+def test_the_app_hears_each_verdict_by_its_signal_again_after_a_receiver_fails(
+        settings: Settings, aws: AwsClients) -> None:
+    import threading
+
+    from broker.compose import compose
+    from broker.flask import upload_settled
+
+    app, broker = host_app(settings, BROKER_APP_SIGNAL=True)
+    heard: list[tuple[str, str, str]] = []
+    arrived = threading.Event()
+    failures = iter([RuntimeError("the app's database blinked")])
+
+    @upload_settled.connect_via(app)
+    def settled(sender: Flask, event: str, upload: dict[str, str], event_id: str) -> None:
+        if (failure := next(failures, None)) is not None:
+            raise failure  # the first attempt: it is sent again
+        heard.append((event, upload["id"], upload["owner"]))
+        arrived.set()
+
+    try:
+        # The validator runs on the same settings: it writes the app's outbox too.
+        judge = compose(settings.model_copy(update={"app_signal": True}), aws).validator
+        data = png_bytes()
+        _, created = create(signed_in(app, "alice"), data)
+        store_and_judge(aws, judge, created, data)
+        assert arrived.wait(30), "the signal never came"
+        assert heard == [("upload.ready", created["id"], "alice")]
+    finally:
+        broker.close()
+        upload_settled.disconnect(settled, sender=app)

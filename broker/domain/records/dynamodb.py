@@ -247,8 +247,9 @@ class DynamoRecords(RecordStore):
             return None  # a concurrent write to the owner's item: try again
         return self._transact_settled(items, settle)
 
-    def due_webhooks(self, now: str, limit: int = 50) -> list[WebhookDelivery]:
-        return self._outbox("pending", now, limit)
+    def due_webhooks(self, now: str, limit: int = 50, state: str = "pending"
+                     ) -> list[WebhookDelivery]:
+        return self._outbox(state, now, limit)
 
     def webhooks(self, state: str, limit: int = 100) -> list[WebhookDelivery]:
         return self._outbox(state, "9999", limit)

@@ -15,7 +15,16 @@ EVENT_TYPES: dict[Status, str] = {"ready": "upload.ready", "rejected": "upload.r
 BACKOFF = (2, 5, 10, 30, 60, 300, 1800, 7200, 18000, 36000, 36000)
 MAX_ATTEMPTS = len(BACKOFF) + 1
 
-DeliveryState = str  # "pending", "delivered" or "dead"
+DeliveryState = str  # "pending" (or "app-pending"), "delivered" or "dead"
+# The app's own process as a receiver: the Flask extension's `upload_settled` signal.
+APP_TARGET = "app:"
+APP_PENDING = "app-pending"
+
+
+def pending_state(url: str) -> DeliveryState:
+    """Deliveries to the app wait apart from those to webhook receivers: each kind of
+    deliverer reads only its own, so neither can starve or exhaust the other's."""
+    return APP_PENDING if url == APP_TARGET else "pending"
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,8 @@ class WebhookDelivery:
         """After a failed attempt: due again later, or dead after the last one."""
         tried = self.attempted(at, error)
         return replace(tried, due_at=next_due, last_error=error[:500],
-                       state="dead" if tried.attempts >= MAX_ATTEMPTS else "pending")
+                       state="dead" if tried.attempts >= MAX_ATTEMPTS
+                       else pending_state(self.url))
 
 
 def events_for(before: UploadRecord, after: UploadRecord, urls: tuple[str, ...]
@@ -62,5 +72,6 @@ def events_for(before: UploadRecord, after: UploadRecord, urls: tuple[str, ...]
     snapshot = json.dumps(asdict(after), separators=(",", ":"))
     return [WebhookDelivery(id=f"{event_id}:{n}", event_id=event_id, url=url, type=event_type,
                             upload_id=after.id, owner=after.owner, snapshot=snapshot,
-                            created_at=after.updated_at, due_at=after.updated_at)
+                            created_at=after.updated_at, due_at=after.updated_at,
+                            state=pending_state(url))
             for n, url in enumerate(urls)]

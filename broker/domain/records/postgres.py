@@ -317,8 +317,9 @@ class PostgresRecords(RecordStore):
             raise QuotaExceeded
         return False
 
-    def due_webhooks(self, now: str, limit: int = 50) -> list[WebhookDelivery]:
-        return self._outbox("pending", clock.parse_iso(now), limit)
+    def due_webhooks(self, now: str, limit: int = 50, state: str = "pending"
+                     ) -> list[WebhookDelivery]:
+        return self._outbox(state, clock.parse_iso(now), limit)
 
     def webhooks(self, state: str, limit: int = 100) -> list[WebhookDelivery]:
         return self._outbox(state, None, limit)

@@ -172,9 +172,10 @@ class SqliteRecords(RecordStore):
                    " stored_files = stored_files + excluded.stored_files",
                    (owner, change.bytes, change.files))
 
-    def due_webhooks(self, now: str, limit: int = 50) -> list[WebhookDelivery]:
-        rows = self._read("SELECT delivery FROM webhook_outbox WHERE state = 'pending'"
-                          " AND due_at <= ? ORDER BY due_at LIMIT ?", (now, limit))
+    def due_webhooks(self, now: str, limit: int = 50, state: str = "pending"
+                     ) -> list[WebhookDelivery]:
+        rows = self._read("SELECT delivery FROM webhook_outbox WHERE state = ?"
+                          " AND due_at <= ? ORDER BY due_at LIMIT ?", (state, now, limit))
         return [_delivery(text) for (text,) in rows]
 
     def webhooks(self, state: str, limit: int = 100) -> list[WebhookDelivery]:

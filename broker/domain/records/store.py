@@ -91,8 +91,10 @@ class RecordStore(ABC):
         """The bytes and files of the owner's ready uploads."""
 
     @abstractmethod
-    def due_webhooks(self, now: str, limit: int = 50) -> list[WebhookDelivery]:
-        """Pending deliveries whose next attempt may start by `now`, oldest first."""
+    def due_webhooks(self, now: str, limit: int = 50, state: str = "pending"
+                     ) -> list[WebhookDelivery]:
+        """Deliveries waiting in `state` whose next attempt may start by `now`, oldest
+        first."""
 
     @abstractmethod
     def webhooks(self, state: str, limit: int = 100) -> list[WebhookDelivery]:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from broker.common import clock
 from broker.domain.records import RecordStore, UploadRecord
 from broker.domain.records import changes as record_changes
-from broker.domain.records.outbox import BACKOFF, WebhookDelivery
+from broker.domain.records.outbox import BACKOFF, WebhookDelivery, pending_state
 from broker.domain.webhooks.sender import READ_TIMEOUT, Answer, send
 
 log = logging.getLogger(__name__)
@@ -46,12 +46,13 @@ class Deliverer:
     allow_private: bool = False
     timeout: float = READ_TIMEOUT  # seconds a receiver may take to answer
     sender: Send = send
+    state: str = "pending"  # the deliveries it sends: to receivers, or APP_PENDING
 
     def deliver_due(self, now: datetime | None = None, limit: int = 50) -> DeliveryReport:
         """Attempt every delivery due by `now` (default: the clock's now)."""
         moment = now or clock.now()
         report = DeliveryReport()
-        for due in self.records.due_webhooks(clock.isoformat(moment), limit):
+        for due in self.records.due_webhooks(clock.isoformat(moment), limit, self.state):
             leased = replace(due, due_at=clock.isoformat(moment + LEASE))
             if not self.records.replace_webhook(leased, expected=due):
                 continue  # another deliverer has it
@@ -94,7 +95,7 @@ class Deliverer:
         current = self.records.get_webhook(delivery_id)
         if current is None:
             return False
-        again = replace(current, attempts=0, state="pending", last_error=None,
+        again = replace(current, attempts=0, state=pending_state(current.url), last_error=None,
                         due_at=clock.isoformat(clock.now()))
         if self.records.replace_webhook(again, expected=current):
             record_changes.webhooks_due.set()
