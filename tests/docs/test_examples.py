@@ -45,14 +45,17 @@ def upload(stack: Stack, token: str, data: bytes, *, profile: str = "avatar",
     return upload_id
 
 
+RECEIVERS = Path(__file__).with_name("test_receivers.py")  # the Django and FastAPI ones
+
+
 def test_every_example_is_exercised_here_or_by_a_page() -> None:
     blocks, _ = all_blocks()
     quoted = {b.marker_value.split(":")[0] for b in blocks if b.marker == "snippet"}
     for example in sorted(EXAMPLES.iterdir()):
         name = f"docs/examples/{example.name}"
         assert name in quoted, f"{name} is quoted by no page"
-        assert example.stem.replace("-", "_") in Path(__file__).read_text(), \
-            f"{name} is not tested here"
+        tests = Path(__file__).read_text() + RECEIVERS.read_text()
+        assert example.stem.replace("-", "_") in tests, f"{name} is not tested here"
 
 
 # -- app.py: an app that lets its users set an avatar through the broker ----------------
