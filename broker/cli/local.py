@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.cli.operations import migrate_records
-from broker.cli.process import port_free, stop_on_signals
+from broker.cli.process import finish_stopping, port_free, stop_on_signals
 from broker.domain.auth import issue_token
 from broker.settings import load_settings
 
@@ -96,6 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         pass  # interrupted while starting
     finally:
         print("\nstopping the broker, the validator worker and the emulator…", flush=True)
+        finish_stopping()
         stack.stop()
         if metrics_folder:
             shutil.rmtree(metrics_folder, ignore_errors=True)

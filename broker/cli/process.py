@@ -19,3 +19,14 @@ def stop_on_signals() -> None:
 
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
+
+
+def finish_stopping() -> None:
+    """From here on the stop runs to its end (it saves what the emulator holds, and waits
+    for what is being judged): a second Ctrl-C or SIGTERM says so instead of cutting it."""
+
+    def patience(signum: int, frame: object) -> None:
+        print("still stopping: saving and finishing, a moment…", flush=True)
+
+    signal.signal(signal.SIGINT, patience)
+    signal.signal(signal.SIGTERM, patience)
