@@ -206,3 +206,26 @@ def test_a_profile_may_serve_files_over_the_scan_limit_unscanned_and_says_so() -
     inspect(BytesSource(small), _profile(serve_unscanned_over_limit=True),  # type: ignore[arg-type]
             Declared("a.txt", "text/plain", len(small)), scanner)
     assert scanner.scanned == 1  # within the limit, files are scanned as ever
+
+
+def test_a_scanner_closing_mid_stream_is_an_outage_that_says_why(tmp_path: Path) -> None:
+    import socket
+    import threading
+
+    path = str(tmp_path / "closing.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(1)
+
+    def refuse_after_a_little() -> None:  # as clamd does past its stream limit
+        conn, _ = server.accept()
+        conn.recv(4096)
+        conn.sendall(b"INSTREAM size limit exceeded. ERROR\0")
+        conn.close()
+
+    threading.Thread(target=refuse_after_a_little, daemon=True).start()
+    try:
+        with pytest.raises(ScannerUnavailable, match="size limit exceeded"):
+            ClamdScanner(f"unix://{path}").scan(iter([b"x" * (8 << 20)] * 4))
+    finally:
+        server.close()

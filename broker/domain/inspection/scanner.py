@@ -91,7 +91,9 @@ class ClamdScanner:
                 sock.sendall(struct.pack(">I", 0))
                 reply = _read_reply(sock)
             except OSError as exc:
-                raise ScannerUnavailable(f"clamd stopped answering: {exc}") from exc
+                said = _last_words(sock)
+                raise ScannerUnavailable(f"clamd stopped answering: {exc}"
+                                         + (f" (it said {said!r})" if said else "")) from exc
         return _parse(reply)
 
     def ping(self) -> bool:
@@ -102,6 +104,16 @@ class ClamdScanner:
                 return _read_reply(sock) == "PONG"
         except (OSError, ScannerUnavailable):
             return False
+
+
+def _last_words(sock: socket.socket) -> str:
+    """What clamd said before it closed on us (over its stream limit, say), if anything:
+    its answer may still wait to be read after our write found the pipe broken."""
+    try:
+        sock.settimeout(1.0)
+        return _read_reply(sock)
+    except OSError:
+        return ""
 
 
 def _read_reply(sock: socket.socket) -> str:
