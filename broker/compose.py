@@ -19,11 +19,11 @@ from broker.domain.inspection.scanner import Scanner, make_scanner
 from broker.domain.multipart_uploads import MultipartUploads
 from broker.domain.oidc import OidcVerifier
 from broker.domain.profiles import Profiles, load_profiles
-from broker.domain.records import DynamoRecords, RecordStore
-from broker.domain.records.outbox import APP_TARGET
+from broker.domain.records import DynamoRecords, RecordStore, UploadRecord
+from broker.domain.records.outbox import APP_PENDING, APP_TARGET
 from broker.domain.schemas import render_upload
 from broker.domain.uploads import Uploads
-from broker.domain.webhooks.deliverer import Deliverer, run_deliverer
+from broker.domain.webhooks.deliverer import Deliverer, Send, run_deliverer
 from broker.settings import Settings, SettingsError
 from broker.storage import Storage
 from broker.validator.judge import Validator
@@ -79,21 +79,29 @@ class Parts:
         return Validator(self.settings, self.profiles, self.records, self.storage,
                          self.scanner)
 
+    def render(self, record: UploadRecord) -> dict[str, object]:
+        """The upload as its owner sees it through the API: what events carry."""
+        return render_upload(self.uploads, record)
+
     @cached_property
     def deliverer(self) -> Deliverer | None:
         """The webhook deliverer, or None when no receiver is configured."""
         if not self.settings.webhook_urls:
             return None
-        uploads = self.uploads
-        keys = webhook_keys(self.settings)
-        return Deliverer(self.records, lambda record: render_upload(uploads, record), keys,
+        return Deliverer(self.records, self.render, webhook_keys(self.settings),
                          self.settings.webhook_allow_private)
 
-    def start_deliverer(self, stop: threading.Event) -> None:
-        """Send the webhook outbox from a thread of this process, when receivers are set."""
-        if self.deliverer is not None:
-            threading.Thread(target=run_deliverer, name="webhooks", daemon=True,
-                             args=(self.deliverer, stop)).start()
+    def app_deliverer(self, send: Send) -> Deliverer:
+        """Sends the outbox's deliveries to the app's own process (BROKER_APP_SIGNAL)."""
+        return Deliverer(self.records, self.render, [], sender=send, state=APP_PENDING)
+
+    def start_deliverer(self, stop: threading.Event, deliverer: Deliverer | None = None
+                        ) -> None:
+        """Send an outbox (the webhooks', by default) from a thread of this process."""
+        deliverer = deliverer or self.deliverer
+        if deliverer is not None:
+            threading.Thread(target=run_deliverer, name="deliverer", daemon=True,
+                             args=(deliverer, stop)).start()
 
 
 def compose(settings: Settings, clients: AwsClients | None = None, *,

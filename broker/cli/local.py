@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -134,9 +135,10 @@ def _secret_banner(settings: Any) -> str:
 
 def _token_command(settings: Any) -> str:
     """A command that prints a token this broker accepts, from any folder."""
+    command = f"{Path(sys.executable).parent / 'broker'} token alice"
     if settings.jwt_secret is not None:
-        return "BROKER_JWT_SECRET=<the same secret> .venv/bin/broker token alice"
-    return f"BROKER_SECRET_FILE={settings.secret_file.resolve()} .venv/bin/broker token alice"
+        return f"BROKER_JWT_SECRET=<the same secret> {command}"
+    return f"BROKER_SECRET_FILE={settings.secret_file.resolve()} {command}"
 
 
 def _local_scanner() -> dict[str, Any]:

@@ -26,7 +26,6 @@ class Judging:
     parts: Parts
     host: str = "127.0.0.1"
     push_port: int = 0
-    topic: str = QUEUE_NAME
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _push_server: Any = None
@@ -41,7 +40,7 @@ class Judging:
             self._push_server = serve_push(PushReceiver(validator, token), self.host,
                                            self.push_port)
             url = f"http://{self.host}:{self._push_server.server_port}/events/{token}"
-            provision_push(self.parts.clients, settings, self.topic, url)
+            provision_push(self.parts.clients, settings, QUEUE_NAME, url)
             log.info("validator receiving pushed events on %s:%s", self.host,
                      self._push_server.server_port)
             self._thread = threading.Thread(target=run_sweeper, name="sweeper", daemon=True,

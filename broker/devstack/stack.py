@@ -52,9 +52,9 @@ def ensure_local_secret(path: Path) -> None:
 def write_stack_env(settings: Settings, path: Path) -> None:
     """`.broker/stack.env`: the settings an app on this machine needs to use the stack
     (`set -a; . .broker/stack.env` before starting it, as `make example` does)."""
-    lines = [f"AWS_ACCESS_KEY_ID={os.environ.get('AWS_ACCESS_KEY_ID', 'local')}",
-             f"AWS_SECRET_ACCESS_KEY={os.environ.get('AWS_SECRET_ACCESS_KEY', 'local')}",
-             f"AWS_DEFAULT_REGION={settings.region}", "BROKER_ENV=local"]
+    lines = [f"AWS_DEFAULT_REGION={settings.region}", "BROKER_ENV=local"]
+    if settings.s3_endpoint_url is None:  # the emulator's throwaway keys; never a real one
+        lines += ["AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local"]
     for name in SHARED_FOR_APPS:
         value = getattr(settings, name)
         if value is None:
@@ -157,7 +157,7 @@ class DevStack:
             return
         assert self.clients is not None
         self._judging = Judging(compose(self.settings, self.clients), self.host,
-                                self.push_port, QUEUE_NAME)
+                                self.push_port)
         self._judging.start()
 
     def _records_folder(self) -> Path:

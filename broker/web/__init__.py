@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, jsonify, render_template
 from flask_cors import CORS
 
 from broker.aws.clients import AwsClients
 from broker.common import metrics
-from broker.common.logs import set_upload
 from broker.compose import Parts, compose
 from broker.domain import readiness
 from broker.domain.profiles import human_size
@@ -18,9 +17,8 @@ from broker.settings import load_settings
 from broker.web import problems
 from broker.web.api import api
 from broker.web.companion import companion
-from broker.web.limits import UploadRateLimit
 from broker.web.openapi import openapi_document
-from broker.web.services import EXTENSION, MAX_REQUEST_BYTES, Services, services
+from broker.web.services import EXTENSION, Services, services
 
 
 def create_app(config: Mapping[str, Any] | None = None, *,
@@ -34,11 +32,8 @@ def create_app(config: Mapping[str, Any] | None = None, *,
 
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    # Requests are small JSON documents: a larger body is refused (413) before it is read.
-    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.jinja_env.filters["human_size"] = human_size  # "10 GiB", not "10240.0 MiB"
-    app.extensions[EXTENSION] = Services(settings, parts.profiles, parts.uploads, tokens,
-                                         UploadRateLimit(settings), parts.multipart)
+    app.extensions[EXTENSION] = Services.of(parts, tokens)
     problems.register(app)
     app.register_blueprint(api)
     app.register_blueprint(companion)
@@ -48,11 +43,6 @@ def create_app(config: Mapping[str, Any] | None = None, *,
         CORS(app, resources={r"/v1/*": {}, r"/s3/*": {}}, origins=list(settings.allowed_origins),
              allow_headers=["Authorization", "Content-Type"], supports_credentials=True,
              expose_headers=["Location", "Retry-After"], max_age=3600)
-
-    @app.before_request
-    def name_the_upload() -> None:
-        # Every line logged while handling /uploads/<upload_id>… names the upload.
-        set_upload((request.view_args or {}).get("upload_id"))
 
     @app.get("/metrics")
     def metrics_page() -> Response:

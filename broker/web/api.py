@@ -19,10 +19,11 @@ from broker.domain.auth import bearer_token
 from broker.domain.records import UploadRecord
 from broker.domain.schemas import CompleteUpload, CreateUpload, SignParts, render_upload
 from broker.domain.uploads import MAX_WAIT, WAITING
-from broker.web.services import services
+from broker.web.services import bounded_and_named, services
 from broker.web.session import SESSION_COOKIE, current_owner, verify_token
 
 api = Blueprint("api", __name__, url_prefix="/v1")
+api.before_request(bounded_and_named)
 EVENT_STREAM_SECONDS = 300  # then the stream ends; an EventSource reconnects
 Model = TypeVar("Model", bound=BaseModel)
 

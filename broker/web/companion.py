@@ -19,10 +19,11 @@ from broker.common.parsing import whole_number
 from broker.domain.keys import upload_id_from_key
 from broker.domain.presign import PresignedUpload
 from broker.web.api import no_store
-from broker.web.services import services
+from broker.web.services import bounded_and_named, services
 from broker.web.session import current_owner
 
 companion = Blueprint("companion", __name__, url_prefix="/s3")
+companion.before_request(bounded_and_named)
 
 
 def _metadata(name: str) -> str | None:

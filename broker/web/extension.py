@@ -25,22 +25,20 @@ from collections.abc import Callable
 from typing import Any
 
 from blinker import Namespace
-from flask import Blueprint, Flask, abort, current_app, request, url_for
+from flask import Blueprint, Flask, url_for
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 
-from broker.common.logs import set_upload
 from broker.compose import Parts, compose
-from broker.domain.records.outbox import APP_PENDING
+from broker.domain.auth import TokenVerifier
 from broker.domain.schemas import render_upload
-from broker.domain.webhooks.deliverer import Deliverer, run_deliverer
+from broker.domain.webhooks.deliverer import Send
 from broker.domain.webhooks.sender import Answer
 from broker.settings import Settings, SettingsError, load_settings
 from broker.web import problems
 from broker.web.api import api
 from broker.web.companion import companion
-from broker.web.limits import UploadRateLimit
-from broker.web.services import EXTENSION, MAX_REQUEST_BYTES, Services
+from broker.web.services import EXTENSION, Services, services
 
 log = logging.getLogger(__name__)
 
@@ -66,33 +64,11 @@ class UploadBroker:
     def init_app(self, app: Flask) -> None:
         """Mount the routes and files in `app`, with settings from its config."""
         parts = self._parts or compose(settings_from(app.config))
-        settings = parts.settings
-        app.extensions[EXTENSION] = Services(
-            settings, parts.profiles, parts.uploads, _tokens_if_any(parts),
-            UploadRateLimit(settings), parts.multipart, owner=self.owner)
-        app.register_blueprint(_mount(settings.url_prefix))
+        app.extensions[EXTENSION] = Services.of(parts, _tokens_if_any(parts), self.owner)
+        app.register_blueprint(_mount(parts.settings.url_prefix))
         app.jinja_env.globals["upload_broker"] = self
-        if settings.app_signal:
-            threading.Thread(target=run_deliverer, name="upload-settled", daemon=True,
-                             args=(self.signal_deliverer(app, parts), self._stop)).start()
-
-    def signal_deliverer(self, app: Flask, parts: Parts) -> Deliverer:
-        """Sends `upload_settled` for each verdict the outbox holds for the app."""
-        uploads = parts.uploads
-
-        def send(url: str, keys: list[bytes], event_id: str, payload: dict[str, object],
-                 allow_private: bool, timeout: float) -> Answer:
-            with app.app_context():
-                try:
-                    upload_settled.send(app, event=payload["type"], upload=payload["data"],
-                                        event_id=event_id)
-                except Exception as exc:  # a receiver's bug: logged, and sent again later
-                    log.exception("a receiver of upload_settled failed")
-                    return Answer(False, f"a receiver failed: {type(exc).__name__}: {exc}")
-            return Answer(True, "sent")
-
-        return Deliverer(parts.records, lambda record: render_upload(uploads, record), [],
-                         sender=send, state=APP_PENDING)
+        if parts.settings.app_signal:
+            parts.start_deliverer(self._stop, parts.app_deliverer(_signal_sender(app)))
 
     def close(self) -> None:
         """Stop sending the signal (the app is shutting down, or a test ends)."""
@@ -102,19 +78,19 @@ class UploadBroker:
 
     def get(self, upload_id: str, owner: str) -> dict[str, object]:
         """The upload as its owner sees it through the API; NotFound for another's."""
-        uploads = _services().uploads
+        uploads = services().uploads
         return render_upload(uploads, uploads.get(owner, upload_id))
 
     def list(self, owner: str, limit: int = 20, cursor: str | None = None
              ) -> tuple[list[dict[str, object]], str | None]:
         """The owner's uploads, newest first, and the cursor of the next page."""
-        uploads = _services().uploads
+        uploads = services().uploads
         records, next_cursor = uploads.list_page(owner, limit, cursor)
         return [render_upload(uploads, r) for r in records], next_cursor
 
     def download_url(self, upload_id: str, owner: str) -> str:
         """A fresh link to the served file: presigned for a private one (minutes)."""
-        return _services().uploads.download_url(owner, upload_id)
+        return services().uploads.download_url(owner, upload_id)
 
     def download_link(self, upload_id: str) -> str:
         """The app's own link to a file: it answers the signed-in owner with the file,
@@ -123,11 +99,11 @@ class UploadBroker:
 
     def delete(self, upload_id: str, owner: str) -> None:
         """Remove the upload and its stored file."""
-        _services().uploads.delete(owner, upload_id)
+        services().uploads.delete(owner, upload_id)
 
     def uploader(self, profile: str, **options: Any) -> Markup:
         """The uploader for `profile`, for a template: `{{ upload_broker.uploader("avatar") }}`."""
-        base = _services().settings.url_prefix or "/"
+        base = services().settings.url_prefix or "/"
         config = htmlsafe_json_dumps({"broker": base, "profile": profile, **options})
         return Markup(
             '<link rel="stylesheet" href="{css}">'
@@ -147,7 +123,7 @@ def settings_from(config: dict[str, Any]) -> Settings:
     return load_settings(**overrides)
 
 
-def _tokens_if_any(parts: Parts) -> Any:
+def _tokens_if_any(parts: Parts) -> TokenVerifier | None:
     """Bearer tokens too, when a secret or identity provider is configured."""
     try:
         return parts.tokens
@@ -155,9 +131,21 @@ def _tokens_if_any(parts: Parts) -> Any:
         return None  # the app's sign-in only
 
 
-def _services() -> Services:
-    found: Services = current_app.extensions[EXTENSION]
-    return found
+def _signal_sender(app: Flask) -> Send:
+    """Delivers to the app by sending `upload_settled` in its context."""
+
+    def send(url: str, keys: list[bytes], event_id: str, payload: dict[str, object],
+             allow_private: bool, timeout: float) -> Answer:
+        with app.app_context():
+            try:
+                upload_settled.send(app, event=payload["type"], upload=payload["data"],
+                                    event_id=event_id)
+            except Exception as exc:  # a receiver's bug: logged, and sent again later
+                log.exception("a receiver of upload_settled failed")
+                return Answer(False, f"a receiver failed: {type(exc).__name__}: {exc}")
+        return Answer(True, "sent")
+
+    return send
 
 
 def _mount(prefix: str) -> Blueprint:
@@ -168,11 +156,4 @@ def _mount(prefix: str) -> Blueprint:
     problems.register(mount)
     mount.register_blueprint(api)
     mount.register_blueprint(companion)
-
-    @mount.before_request
-    def bounded_and_named() -> None:
-        if (request.content_length or 0) > MAX_REQUEST_BYTES:
-            abort(413)
-        set_upload((request.view_args or {}).get("upload_id"))
-
     return mount

@@ -55,8 +55,8 @@
     return (unit === 0 ? String(value) : value.toFixed(1)) + " " + units[unit];
   }
 
-  function plural(count, one, many) {
-    return count + " " + (count === 1 ? one : many || one + "s");
+  function plural(count, noun) {
+    return count + " " + noun + (count === 1 ? "" : "s");
   }
 
   // Sizes as stored: what is served (a re-encoded image is smaller than its upload).
