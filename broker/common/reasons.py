@@ -44,7 +44,8 @@ REASONS: Final[dict[str, str]] = {
     "too_many_frames": "The animation has more frames than this profile allows.",
     "active_content": "The file contains scripts, macros or actions that could run.",
     "encrypted": "Encrypted or password-protected files cannot be checked or accepted.",
-    "invalid_text": "Text files must be UTF-8 encoded and contain no NUL bytes.",
+    "invalid_text": "Text files must be UTF-8 (or UTF-16 with a byte order mark) and "
+                    "contain no NUL bytes.",
     "formula_injection": "Spreadsheet cells that start with =, +, -, @, tab or CR are not "
                          "accepted here.",
     "malware": "The file contains malware.",

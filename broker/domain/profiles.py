@@ -96,6 +96,9 @@ class Profile(BaseModel):
     max_frames: int = Field(default=100, gt=0)
     # CSV cells a spreadsheet would run as formulas: refuse the file, or prefix them with '.
     csv_formulas: Literal["reject", "neutralize"] = "reject"
+    # Text and CSV: the encodings accepted. UTF-8 (with or without a byte order mark) and
+    # UTF-16 with one are what spreadsheets save; Windows-1252 is Excel's "CSV" on Windows.
+    text_encodings: tuple[Literal["utf-8", "utf-16", "windows-1252"], ...] = ("utf-8", "utf-16")
     # SVG can run script; a public profile serves it only when it opts in to sanitizing.
     sanitize_svg: bool = False
     # Raster images: serve a fresh file written from the pixels alone (no EXIF, GPS,

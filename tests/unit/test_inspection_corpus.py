@@ -116,7 +116,7 @@ def test_a_csv_without_newlines_is_read_in_flat_memory() -> None:
         yield b"=1+1"
 
     tracemalloc.start()
-    report = scan_text(stream(), is_csv=True)
+    report = scan_text(stream, is_csv=True)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert report.formula_cells == 1

@@ -24,11 +24,14 @@ def ebml(element: int, payload: bytes, unknown_size: bool = False) -> bytes:
     return ident + size + payload
 
 
+VOID_5, VOID_15 = ebml(0xEC, bytes(0)), ebml(0xEC, bytes(10))  # padding: 5 and 15 bytes
+
+
 def webm(doctype: bytes = b"webm", children: list[bytes] | None = None,
          segment_unknown: bool = False, trailing: bytes = b"") -> bytes:
     header = ebml(0x1A45DFA3, ebml(0x4286, b"\1") + ebml(0x4282, doctype))
     body = children if children is not None else [
-        ebml(0x1549A966, bytes(10)), ebml(0x1654AE6B, bytes(20)),
+        ebml(0x1549A966, VOID_5), ebml(0x1654AE6B, VOID_15),
         ebml(0x1F43B675, ebml(0xE7, b"\0") + ebml(0xA3, bytes(50)))]
     return header + ebml(0x18538067, b"".join(body), segment_unknown) + trailing
 
@@ -64,7 +67,7 @@ def test_broken_mp4_structures_are_refused(data: bytes, code: str) -> None:
 
 def test_a_streamed_webm_with_clusters_of_unknown_size_is_walked_block_by_block() -> None:
     cluster = ebml(0x1F43B675, ebml(0xE7, b"\0") + ebml(0xA3, bytes(30)), unknown_size=True)
-    children = [ebml(0x1549A966, bytes(10)), ebml(0x1654AE6B, bytes(20)), cluster,
+    children = [ebml(0x1549A966, VOID_5), ebml(0x1654AE6B, VOID_15), cluster,
                 ebml(0x1F43B675, ebml(0xA3, bytes(30)), unknown_size=True)]
     assert verdict(webm(children=children, segment_unknown=True), "video/webm") is None
     junk = cluster + b"<?php system($_GET['c']); ?>"
@@ -77,8 +80,8 @@ def test_a_streamed_webm_with_clusters_of_unknown_size_is_walked_block_by_block(
     (webm(b"evil"), "malformed"),
     (webm(trailing=b"PK\3\4" + bytes(30)), "polyglot"),
     (webm()[:-20], "malformed"),
-    (webm(children=[ebml(0x1549A966, bytes(10))]), "malformed"),  # no Tracks
-    (webm(children=[ebml(0x1549A966, bytes(10)), ebml(0x1654AE6B, bytes(5)),
+    (webm(children=[ebml(0x1549A966, VOID_5)]), "malformed"),  # no Tracks
+    (webm(children=[ebml(0x1549A966, VOID_5), ebml(0x1654AE6B, VOID_5),
                     ebml(0x7E7E7E, bytes(5))]), "polyglot"),
     (ebml(0x18538067, bytes(10)), "malformed"),  # no EBML header
 ])

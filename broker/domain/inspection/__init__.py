@@ -21,6 +21,7 @@ from broker.domain.inspection.ooxml import OOXML_TYPES, check_ooxml
 from broker.domain.inspection.pdf import check_pdf
 from broker.domain.inspection.scanner import Scanner, ScannerUnavailable, ScanResult
 from broker.domain.inspection.sniff import HEAD_BYTES, effective_type, sniff
+from broker.domain.inspection.structure import by_structure
 from broker.domain.inspection.svg import check_svg, check_xml, sanitized_svg
 from broker.domain.inspection.text import neutralized_csv, scan_text
 from broker.domain.inspection.verdict import Declared, Finding, Verdict
@@ -86,20 +87,28 @@ def inspect(source: ObjectSource, profile: Profile, declared: Declared,
     detected = effective_type(sniffed, declared_type)
     if detected in _ENCRYPTED_OFFICE and declared_type in OOXML_TYPES:
         return Inspection(Verdict.reject("encrypted", size, detected))
+    disagreement = ""
+    structural = by_structure(source.open, sniffed, declared_type)
+    if structural is not None and structural != detected:
+        disagreement = f"libmagic reads {sniffed}; the file's structure says {structural}"
+        detected = structural
     if detected != declared_type:
         return Inspection(Verdict.reject(
-            "type_mismatch", size, detected,
+            "type_mismatch", size, detected, disagreement,
             message=f"The file is {type_names.one(detected)}, not "
                     f"{type_names.one(declared_type)}."))
     if detected in FORBIDDEN_TYPES:
-        return Inspection(Verdict.reject("forbidden_type", size, detected))
+        return Inspection(Verdict.reject("forbidden_type", size, detected, disagreement))
     if not profile.allows_type(detected):
-        return Inspection(Verdict.reject("type_not_allowed", size, detected,
+        return Inspection(Verdict.reject("type_not_allowed", size, detected, disagreement,
                                          message=profile.refusal_of_type(detected)))
     if not profile.allows_extension(detected, declared.filename):
-        return Inspection(Verdict.reject("extension_mismatch", size, detected))
+        return Inspection(Verdict.reject("extension_mismatch", size, detected, disagreement))
     finding, rewrite = _guarded_deep_check(source, detected, profile)
     if finding is not None:
+        if disagreement:
+            finding = Finding(finding.code, f"{finding.detail} ({disagreement})",
+                              finding.message)
         return Inspection(Verdict.from_finding(finding, size, detected))
     return Inspection(_scan(source, scanner, detected, profile, part_size), rewrite)
 
@@ -152,13 +161,14 @@ def _deep_check(source: ObjectSource, content_type: str, profile: Profile
         with source.open() as fp:
             return check_video(fp, source.size, content_type), None
     if content_type in ("text/plain", "text/csv"):
-        report = scan_text(source.chunks(), is_csv=content_type == "text/csv")
+        report = scan_text(source.chunks, content_type == "text/csv", profile.text_encodings)
         if report.finding is not None:
             return report.finding, None
         if report.formula_cells and profile.csv_formulas == "reject":
             return Finding("formula_injection",
                            f"{report.formula_cells} cells that would run as formulas"), None
-        return None, (_streamed(neutralized_csv) if report.formula_cells else None)
+        rewrite = _streamed(neutralized_csv(report.encoding)) if report.formula_cells else None
+        return None, rewrite
     return None, None
 
 

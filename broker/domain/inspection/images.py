@@ -22,11 +22,15 @@ from broker.domain.inspection.verdict import Finding
 PIL_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF",
                "image/webp": "WEBP"}
 # Markup or code where only pixels and metadata belong: server-side script (PHP, ASP,
-# JSP, SSI, ColdFusion) and anything a browser would run or render as a page.
+# JSP, SSI, ColdFusion) and anything a browser would run or render as a page. XML
+# metadata documents are not pages: XMP, and the property lists Photoshop writes for
+# its print settings (with their own DOCTYPE); a tag counts only as a whole name.
 _MARKUP = re.compile(
-    rb"<\?php|<\?=\s*[^\s?]|<\?\s|<%[\s=@!#-]|<jsp:|<!--#|<cf(?:script|set|output)|<script|<html|<body|<head|"
-    rb"<iframe|<frame|<object|<embed|<svg|<math|<form|<meta|<link|<style|<img|"
-    rb"<!doctype|javascript:|vbscript:", re.IGNORECASE)
+    rb"<\?php|<\?=\s*[^\s?]|<\?\s|<%[\s=@!#-]|<jsp:|<!--#|<cf(?:script|set|output)\b|"
+    rb"<(?:script|html|body|head|iframe|frame|frameset|object|embed|svg|math|form|meta|link|"
+    rb"style|img|base|applet)\b|"
+    rb"<!doctype(?!\s+(?:plist|x:xmpmeta|x:xapmeta|rdf:rdf)\b)|javascript:|vbscript:",
+    re.IGNORECASE)
 _METADATA_CAP = 1024 * 1024  # bytes of one metadata block read (or inflated) for the check
 # PNG chunks that hold pixels or their layout; every other chunk is metadata to check.
 _PNG_IMAGE_CHUNKS = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"fdAT"})

@@ -22,6 +22,7 @@ class Finding:
 
     code: str
     detail: str = ""
+    message: str | None = None  # what to tell the uploader, instead of the code's sentence
 
 
 @dataclass(frozen=True)
@@ -53,4 +54,4 @@ class Verdict:
 
     @classmethod
     def from_finding(cls, finding: Finding, size: int, content_type: str | None) -> Verdict:
-        return cls.reject(finding.code, size, content_type, finding.detail)
+        return cls.reject(finding.code, size, content_type, finding.detail, finding.message)

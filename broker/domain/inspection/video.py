@@ -5,9 +5,13 @@ never read whole here (the scan and the hash stream it once, elsewhere).
   sizes follow one another exactly to the end of the object, each of a known type;
   one `moov`. Bytes after the last box, or a box of no known type, are something else
   riding along (a polyglot); a box running past the end is a truncated file.
+  Inside, every container box the walk enters (`moov`, `trak`, `mdia`, ...) holds
+  children whose sizes add up to its own.
 - WebM and Matroska (EBML): the EBML header with its DocType, then one Segment whose
   children's sizes follow one another to its end, with `Info` and `Tracks`; clusters
   of unknown size (as browsers' MediaRecorder writes them) are walked block by block.
+  Every master element of known size is walked too, at every level: a child that
+  overruns its parent is a damaged file.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from broker.domain.inspection.verdict import Finding
 MP4_TYPES = frozenset({"video/mp4", "video/quicktime"})
 MATROSKA_TYPES = {"video/webm": "webm", "video/x-matroska": "matroska"}
 VIDEO_TYPES = MP4_TYPES | frozenset(MATROSKA_TYPES)
-MAX_ELEMENTS = 100_000  # structure elements walked per file: a bound on the reads
+MAX_ELEMENTS = 1_000_000  # structure elements walked per file: a bound on the reads
 
 # Major brands of ISO BMFF files we take (QuickTime's is "qt  ").
 BRANDS = frozenset({
@@ -40,6 +44,18 @@ SEGMENT_CHILDREN = frozenset({
     0x114D9B74, INFO, TRACKS, CLUSTER, 0x1C53BB6B, 0x1254C367, 0x1043A770, 0x1941A469,
     VOID, CRC32})
 CLUSTER_CHILDREN = frozenset({0xE7, 0xA3, 0xA0, 0xA7, 0xAB, 0x5854, 0xAF, VOID, CRC32})
+# Matroska's master elements (those made of elements): the walk enters each of them but
+# clusters, whose blocks hold the media and would mean reading the whole file here.
+EBML_MASTERS = frozenset({
+    0x114D9B74, 0x4DBB, INFO, 0x6924, TRACKS, 0xAE, 0xE0, 0xE1, 0xE2, 0xE3, 0xE4, 0xE9,
+    0x6D80, 0x6240, 0x5034, 0x5035, 0x47E7, 0x55B0, 0x55D0, 0x7670, 0x6624, 0x1C53BB6B,
+    0xBB, 0xB7, 0xDB, 0x1941A469, 0x61A7, 0x1043A770, 0x45B9, 0xB6, 0x8F, 0x80, 0x1254C367,
+    0x7373, 0x63C0, 0x67C8})
+MAX_DEPTH = 16
+# ISO BMFF boxes made only of boxes. User data (`udta`, `meta`) is left alone: QuickTime
+# ends it with a zero word, and writes `meta` without the version ISO puts first.
+BMFF_CONTAINERS = frozenset({b"moov", b"trak", b"mdia", b"minf", b"stbl", b"dinf", b"edts",
+                             b"mvex", b"moof", b"traf", b"mfra"})
 
 
 class _Broken(Exception):
@@ -106,11 +122,31 @@ def _check_bmff(fp: BinaryIO, size: int, content_type: str) -> None:
             raise _Broken("malformed", f"box {kind.decode()!r} at byte {offset} runs "
                                        f"{end - size} bytes past the end: truncated")
         moov += kind == b"moov"
+        _walk_boxes(fp, kind, offset, end, 0)
         offset = end
     else:
         raise _Broken("malformed", f"more than {MAX_ELEMENTS} top-level boxes")
     if moov != 1:
         raise _Broken("malformed", f"{moov} movie boxes (moov); a video has one")
+
+
+def _walk_boxes(fp: BinaryIO, kind: bytes, offset: int, end: int, depth: int) -> None:
+    """The children of a container box fill it exactly, at every level."""
+    if kind not in BMFF_CONTAINERS:
+        return
+    if depth > MAX_DEPTH:
+        raise _Broken("malformed", f"boxes nested over {MAX_DEPTH} deep")
+    header = 16 if _read(fp, offset, 4) == b"\0\0\0\1" else 8
+    child = offset + header
+    while child < end:
+        if end - child < 8:
+            raise _Broken("malformed", f"box {kind.decode('latin-1')!r} ends inside a header")
+        inner, child_end = _box_at(fp, child, end)
+        if child_end > end:
+            raise _Broken("malformed", f"box {inner.decode('latin-1')!r} at byte {child} runs "
+                                       f"past its parent {kind.decode('latin-1')!r}")
+        _walk_boxes(fp, inner, child, child_end, depth + 1)
+        child = child_end
 
 
 # -- EBML: WebM and Matroska ------------------------------------------------------------
@@ -180,8 +216,31 @@ def _check_matroska(fp: BinaryIO, size: int, doctype: str) -> None:
         if offset > segment_end:
             raise _Broken("malformed", f"an element at byte {start} runs past the Segment's "
                                        "end: truncated")
+        if element in EBML_MASTERS:
+            walked = _walk_master(fp, start, offset, walked, 1)
     if not {INFO, TRACKS} <= seen:
         raise _Broken("malformed", "a video's Segment has Info and Tracks")
+
+
+def _walk_master(fp: BinaryIO, offset: int, end: int, walked: int, depth: int) -> int:
+    """The children of a master element fill it exactly, at every level."""
+    if depth > MAX_DEPTH:
+        raise _Broken("malformed", f"elements nested over {MAX_DEPTH} deep")
+    while offset < end:
+        walked += 1
+        if walked > MAX_ELEMENTS:
+            raise _Broken("malformed", f"more than {MAX_ELEMENTS} elements")
+        element, start, length = _element_at(fp, offset)
+        if length is None:
+            raise _Broken("malformed", f"an element of unknown size inside another at byte "
+                                       f"{offset}")
+        if start + length > end:
+            raise _Broken("malformed", f"an element at byte {offset} runs "
+                                       f"{start + length - end} bytes past its parent")
+        if element in EBML_MASTERS:
+            walked = _walk_master(fp, start, start + length, walked, depth + 1)
+        offset = start + length
+    return walked
 
 
 def _walk_open_cluster(fp: BinaryIO, offset: int, end: int, walked: int) -> tuple[int, int]:
