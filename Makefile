@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 RUN_STAMP := $(VENV)/.run-stamp
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: run example test lint typecheck unit bench fuzz clean setup system-deps synth package
+.PHONY: run example test lint typecheck unit bench fuzz corpus clean setup system-deps synth package
 
 setup: $(STAMP)
 
@@ -46,7 +46,7 @@ system-deps:
 	./scripts/system-deps.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check broker lambdas infra localstack tests bench examples
+	$(BIN)/ruff check broker lambdas infra localstack tests bench examples corpus
 	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
@@ -63,6 +63,13 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# Real files from public sources (PyPI source packages, Debian packages), fetched into
+# .corpus/, labelled by independent tools and judged by the validator; prints false
+# accepts and false rejects per source and per class (docs/internals/outside-corpus.md).
+corpus: $(STAMP)
+	CORPUS=true ./scripts/system-deps.sh
+	$(BIN)/python -m corpus $(CORPUS_ARGS)
+
 # The Lambda zips (build/validator.zip, build/broker.zip), from manylinux wheels.
 package: $(STAMP)
 	$(BIN)/python scripts/package.py
@@ -73,4 +80,4 @@ synth: package
 	$(BIN)/python -m infra.app --stage $(STAGE)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info infra/cdk.out .broker/data
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info infra/cdk.out .broker/data .corpus

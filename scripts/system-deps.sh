@@ -19,6 +19,14 @@ if [ "${CI:-}" = "true" ]; then
   # Uppy, the OIDC provider and the docs' JavaScript checks run on node.
   command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 fi
+# The outside corpus's independent labels (make corpus; its tests under CI=true).
+if [ "${CI:-}" = "true" ] || [ "${CORPUS:-}" = "true" ]; then
+  for tool in qpdf:qpdf pngcheck:pngcheck jpeginfo:jpeginfo xmllint:libxml2-utils \
+              webpinfo:webp ffprobe:ffmpeg; do
+    command -v "${tool%%:*}" >/dev/null || missing+=("${tool##*:}")
+  done
+  [ -x /usr/sbin/clamd ] || missing+=(clamav-daemon)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

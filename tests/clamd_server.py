@@ -23,18 +23,21 @@ def clamd_installed() -> bool:
     return Path(CLAMD).exists()
 
 
-def write_database(folder: Path) -> None:
+def write_database(folder: Path, signed: dict[str, bytes] | None = None) -> None:
+    """Signatures for EICAR and for each of `signed` (name: the file's bytes)."""
     folder.mkdir(parents=True, exist_ok=True)
-    md5 = hashlib.md5(EICAR).hexdigest()  # noqa: S324 - ClamAV's hash signatures are MD5
-    (folder / "eicar.hdb").write_text(f"{md5}:{len(EICAR)}:Eicar-Test-Signature-Hash\n")
-    (folder / "eicar.ndb").write_text(f"Eicar-Test-Signature-Body:0:*:{EICAR.hex()}\n")
+    for name, data in {"Eicar-Test-Signature": EICAR, **(signed or {})}.items():
+        md5 = hashlib.md5(data).hexdigest()  # noqa: S324 - ClamAV's hash signatures are MD5
+        stem = name.lower()
+        (folder / f"{stem}.hdb").write_text(f"{md5}:{len(data)}:{name}-Hash\n")
+        (folder / f"{stem}.ndb").write_text(f"{name}-Body:0:*:{data.hex()}\n")
 
 
 @contextmanager
-def running_clamd(workdir: Path, stream_max: str = "50M", tcp_port: int | None = None
-                  ) -> Iterator[str]:
+def running_clamd(workdir: Path, stream_max: str = "50M", tcp_port: int | None = None,
+                  signed: dict[str, bytes] | None = None) -> Iterator[str]:
     """Start clamd; yield its address (unix://…, or tcp://… with `tcp_port`); stop it."""
-    write_database(workdir / "db")
+    write_database(workdir / "db", signed)
     socket_path = workdir / "clamd.sock"
     config = workdir / "clamd.conf"
     config.write_text(

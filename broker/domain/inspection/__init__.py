@@ -88,7 +88,7 @@ def inspect(source: ObjectSource, profile: Profile, declared: Declared,
     if detected in _ENCRYPTED_OFFICE and declared_type in OOXML_TYPES:
         return Inspection(Verdict.reject("encrypted", size, detected))
     disagreement = ""
-    structural = by_structure(source.open, sniffed, declared_type)
+    structural = by_structure(source.open, size, sniffed, declared_type)
     if structural is not None and structural != detected:
         disagreement = f"libmagic reads {sniffed}; the file's structure says {structural}"
         detected = structural

@@ -25,8 +25,10 @@ PIL_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF",
 # JSP, SSI, ColdFusion) and anything a browser would run or render as a page. XML
 # metadata documents are not pages: XMP, and the property lists Photoshop writes for
 # its print settings (with their own DOCTYPE); a tag counts only as a whole name.
+# Short tags count only when code follows them: binary data (the quantisation tables of
+# an embedded thumbnail) holds bytes like "<?=" and "<? " by chance.
 _MARKUP = re.compile(
-    rb"<\?php|<\?=\s*[^\s?]|<\?\s|<%[\s=@!#-]|<jsp:|<!--#|<cf(?:script|set|output)\b|"
+    rb"<\?php|<\?=\s*[$A-Za-z_(\"'`]|<\?\s+[$A-Za-z_]|<%[\s=@!#-]\s*[$A-Za-z_\"'(]|<jsp:|<!--#|<cf(?:script|set|output)\b|"
     rb"<(?:script|html|body|head|iframe|frame|frameset|object|embed|svg|math|form|meta|link|"
     rb"style|img|base|applet)\b|"
     rb"<!doctype(?!\s+(?:plist|x:xmpmeta|x:xapmeta|rdf:rdf)\b)|javascript:|vbscript:",
@@ -36,6 +38,9 @@ _METADATA_CAP = 1024 * 1024  # bytes of one metadata block read (or inflated) fo
 _PNG_IMAGE_CHUNKS = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"fdAT"})
 _PNG_COMPRESSED = frozenset({b"zTXt", b"iCCP"})
 _CHUNK = 64 * 1024
+_MAX_PICTURES = 8  # images in one Multi-Picture JPEG (a primary, a gain map, views)
+_STRAY_BYTES = 4096  # bytes between JPEG segments a decoder skips with a warning
+_PADDING = 64 * 1024  # NUL or blank bytes after an image's end that are still no payload
 
 
 def check_image(fp: BinaryIO, size: int, content_type: str, max_pixels: int,
@@ -150,10 +155,16 @@ def _markup_in(data: bytes, where: str) -> Finding | None:
     return None
 
 
-def _ends_at(position: int, size: int, marker: str) -> Finding | None:
-    if position < size:
-        return Finding("polyglot", f"{size - position} bytes after the {marker}")
-    return None
+def _ends_at(fp: BinaryIO, position: int, size: int, marker: str) -> Finding | None:
+    """Nothing but padding after the end: writers (cameras, Office thumbnails) leave a
+    few NUL or blank bytes; anything else rides along."""
+    if position >= size:
+        return None
+    if size - position <= _PADDING:
+        fp.seek(position)
+        if not fp.read(_PADDING).strip(b"\0\t\n\r "):
+            return None
+    return Finding("polyglot", f"{size - position} bytes after the {marker}")
 
 
 def _walk_png(fp: BinaryIO, size: int) -> Finding | None:
@@ -177,7 +188,7 @@ def _walk_png(fp: BinaryIO, size: int) -> Finding | None:
         else:
             fp.seek(length + 4, 1)  # data and CRC
         if kind == b"IEND":
-            return _ends_at(fp.tell(), size, "PNG IEND chunk")
+            return _ends_at(fp, fp.tell(), size, "PNG IEND chunk")
 
 
 def _png_inflated(kind: bytes, data: bytes) -> bytes:
@@ -220,7 +231,7 @@ def _walk_gif(fp: BinaryIO, size: int) -> Finding | None:
     while True:
         introducer = _read(fp, 1)
         if introducer == b";":
-            return _ends_at(fp.tell(), size, "GIF trailer")
+            return _ends_at(fp, fp.tell(), size, "GIF trailer")
         if introducer == b"!":
             label = _read(fp, 1)
             data = _sub_blocks(fp)
@@ -239,30 +250,69 @@ def _walk_gif(fp: BinaryIO, size: int) -> Finding | None:
 
 
 def _walk_jpeg(fp: BinaryIO, size: int) -> Finding | None:
-    if _read(fp, 2) != b"\xff\xd8":
-        return Finding("malformed", "no JPEG start marker")
+    """The primary image, then any further images a Multi-Picture (MPF) index announces:
+    the gain map of an Ultra HDR photo, the second view of a stereo camera."""
+    multi_picture = False
+    for _image in range(_MAX_PICTURES):
+        if _read(fp, 2) != b"\xff\xd8":
+            return Finding("malformed", "no JPEG start marker")
+        found, announces_more = _walk_one_jpeg(fp, size)
+        multi_picture |= announces_more
+        if found is not None:
+            return found
+        rest = fp.tell()
+        if not (multi_picture and _read_at(fp, rest, 2) == b"\xff\xd8"):
+            return _ends_at(fp, rest, size, "JPEG end marker")
+        fp.seek(rest)
+    return Finding("malformed", f"more than {_MAX_PICTURES} pictures in one JPEG")
+
+
+def _read_at(fp: BinaryIO, offset: int, n: int) -> bytes:
+    fp.seek(offset)
+    return fp.read(n)
+
+
+def _walk_one_jpeg(fp: BinaryIO, size: int) -> tuple[Finding | None, bool]:
+    """One JPEG image from after its SOI to its EOI: what is wrong, and whether it holds
+    a Multi-Picture index."""
+    multi_picture = False
     while True:
         marker = _read(fp, 2)
+        if marker[0] != 0xFF:  # stray bytes before a marker, which decoders skip over
+            if found := _skip_to_marker(fp, marker):
+                return found, multi_picture
+            marker = _read(fp, 2)
         while marker[1] == 0xFF:  # fill bytes before a marker
             marker = marker[1:] + _read(fp, 1)
-        if marker[0] != 0xFF:
-            return Finding("malformed", "a JPEG segment does not start with a marker")
         code = marker[1]
         if code == 0xD9:
-            return _ends_at(fp.tell(), size, "JPEG end marker")
+            return None, multi_picture
         if 0xD0 <= code <= 0xD7 or code == 0x01:
             continue  # markers without a length
         (length,) = struct.unpack(">H", _read(fp, 2))
         if length < 2 or fp.tell() + length - 2 > size:
-            return Finding("malformed", "a JPEG segment runs past the end")
+            return Finding("malformed", "a JPEG segment runs past the end"), multi_picture
         if code == 0xFE or 0xE0 <= code <= 0xEF:  # comment and application segments
             data = _read(fp, length - 2)
+            multi_picture |= code == 0xE2 and data.startswith(b"MPF\0")
             if found := _markup_in(data, "JPEG metadata"):
-                return found
+                return found, multi_picture
         else:
             fp.seek(length - 2, 1)
         if code == 0xDA:
             _skip_entropy_coded(fp)
+
+
+def _skip_to_marker(fp: BinaryIO, start: bytes) -> Finding | None:
+    """Step over stray bytes up to the next marker; they are judged like metadata."""
+    junk = bytearray(start)
+    while len(junk) <= _STRAY_BYTES:
+        byte = _read(fp, 1)
+        if byte == b"\xff":
+            fp.seek(-1, 1)
+            return _markup_in(bytes(junk), "stray bytes between JPEG segments")
+        junk += byte
+    return Finding("malformed", "a JPEG segment does not start with a marker")
 
 
 def _skip_entropy_coded(fp: BinaryIO) -> None:
@@ -306,7 +356,7 @@ def _walk_webp(fp: BinaryIO, size: int) -> Finding | None:
         fp.seek(padded - len(data), 1)
         if found := _markup_in(data, f"WebP {kind.decode('latin-1')!r} chunk"):
             return found
-    return _ends_at(end + (length & 1), size, "WebP RIFF container")
+    return _ends_at(fp, end + (length & 1), size, "WebP RIFF container")
 
 
 _WALKERS: dict[str, Callable[[BinaryIO, int], Finding | None]] = {

@@ -45,6 +45,8 @@ MAX_DEPTH = 100
 MAX_INFLATED = 256 * 1024 * 1024
 MAX_SECONDS = 30.0
 _TAIL = 1024
+_TAIL_PADDING = 1024 * 1024  # how much trailing whitespace a writer may leave after %%EOF
+_WHITESPACE = b"\0\t\n\f\r "  # PDF's white-space characters, NUL among them
 _CHUNK = 8 * 1024 * 1024
 _OBJECT_HEADER = re.compile(rb"(?<![0-9])([0-9]{1,10})[\0\t\n\f\r ]+([0-9]{1,5})"
                             rb"[\0\t\n\f\r ]+obj(?![A-Za-z0-9])")
@@ -61,12 +63,12 @@ def check_pdf(fp: BinaryIO, size: int) -> Finding | None:
     fp.seek(0)
     if fp.read(5) != b"%PDF-":
         return Finding("polyglot", "data before the %PDF header")
-    fp.seek(max(0, size - _TAIL))
-    tail = fp.read(_TAIL)
+    fp.seek(max(0, size - _TAIL_PADDING))
+    tail = fp.read(_TAIL_PADDING).rstrip(_WHITESPACE)[-_TAIL:]  # writers pad with NULs too
     end = tail.rfind(b"%%EOF")
     if end == -1:
         return Finding("malformed", "no %%EOF marker at the end")
-    if tail[end + 5:].strip():
+    if tail[end + 5:].strip(_WHITESPACE):
         return Finding("polyglot", "data after the final %%EOF")
     fp.seek(0)
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # broken files are our verdict, not noise

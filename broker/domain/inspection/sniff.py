@@ -7,7 +7,7 @@ import threading
 from contextlib import suppress
 from typing import Any
 
-from broker.domain.profiles import normalize_type
+from broker.domain.profiles import FORBIDDEN_TYPES, normalize_type
 
 # libmagic needs at least a couple of KiB; 64 KiB covers every container header we judge.
 HEAD_BYTES = 64 * 1024
@@ -40,6 +40,23 @@ def _magic() -> Any:
 
 
 def effective_type(detected: str, declared: str) -> str:
-    """The detected type, under the declared name when the two are the same thing."""
+    """The detected type, under the declared name when the two are the same thing. Plain
+    text is any text libmagic names more closely (source code, XML, JSON, a log) that is
+    not a page or a script: served as text/plain, none of it runs."""
     declared = normalize_type(declared)
-    return declared if detected in SAME_TYPE.get(declared, ()) else detected
+    if detected in SAME_TYPE.get(declared, ()):
+        return declared
+    if declared == "text/plain" and _is_inert_text(detected):
+        return declared
+    return detected
+
+
+def _is_inert_text(detected: str) -> bool:
+    return (detected.startswith("text/") or detected in _TEXT_DATA) and \
+        detected not in FORBIDDEN_TYPES and detected not in _RENDERED
+
+
+# Text formats libmagic names outside text/*; and text a browser renders or runs anyway.
+_TEXT_DATA = frozenset({"application/xml", "application/json", "application/csv"})
+_RENDERED = frozenset({"image/svg+xml", "text/html", "application/xhtml+xml", "text/xml-dtd",
+                       "text/x-shellscript", "text/x-php", "text/x-script.python"})

@@ -43,6 +43,8 @@ _MAIN_PART_KINDS = {
     "ms-powerpoint.slideshow.macroEnabled.main+xml": PPTX,
 }
 _OFFICE_DOCUMENT = "/officeDocument"
+TEXT_TYPES = frozenset({"text/plain", "text/csv"})
+_TINY = 16  # libmagic calls a one-line file this short "data"
 _SMALL_PART = 4 * 1024 * 1024
 _ROOT_SEARCH = 1024 * 1024  # comments and a DOCTYPE before the root element fit in this
 SVG_NAMESPACE = "http://www.w3.org/2000/svg"
@@ -130,14 +132,23 @@ def xml_kind(fp: BinaryIO, declared: str) -> str | None:
     return declared if declared != SVG else "text/xml"
 
 
-def by_structure(open_object: Callable[[], BinaryIO], sniffed: str, declared: str
-                 ) -> str | None:
+def by_structure(open_object: Callable[[], BinaryIO], size: int, sniffed: str,
+                 declared: str) -> str | None:
     """The type a container's structure declares, where libmagic's guess may be wrong:
-    ZIP-based documents and XML. None when the structure does not say."""
+    ZIP-based documents and XML; and text too short for libmagic to tell, which the text
+    check judges. None when the structure does not say."""
+    if declared in TEXT_TYPES and sniffed == "application/octet-stream" and size <= _TINY:
+        return declared
     if declared in OOXML_TYPES or sniffed in ZIP_GUESSES - {"application/octet-stream"}:
         with open_object() as fp:
             return zip_kind(fp)
     if declared in XML_TYPES and sniffed in XML_GUESSES:
         with open_object() as fp:
             return xml_kind(fp, declared)
+    if declared == "text/plain" and sniffed in XML_TYPES | {"application/xml"}:
+        with open_object() as fp:  # XML is plain text unless a browser would render it
+            root = xml_root(fp) or ""
+        if root.rsplit("}", 1)[-1].lower() in ("svg", "html"):
+            return SVG if root.endswith("svg") else "application/xhtml+xml"
+        return None
     return None
