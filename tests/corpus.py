@@ -750,6 +750,8 @@ BENIGN: list[Sample] = [
            lambda: b"#include <stdio.h>\nint main(void) { return 0; }\n", None),
     Sample("a text file of one blank line", D, "empty-line.txt", "text/plain", lambda: b"\n",
            None),
+    Sample("MP4 with a 3GPP brand, as phones write it", V, "call.mp4", "video/mp4",
+           lambda: tiny_mp4(brand=b"3gp5"), None),
     Sample("Matroska with nested tags that fit", V, "tagged.mkv", "video/x-matroska",
            lambda: writers.matroska_with_child(0x4D80, b"writer"), None),
 ]

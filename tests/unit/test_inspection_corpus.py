@@ -148,3 +148,34 @@ def test_formula_marking_does_not_depend_on_how_the_stream_is_cut(
     cut_text, cut_count = marked(pieces)
     assert (cut_text, cut_count) == (whole_text, whole_count)
     assert whole_text.replace("'", "") == text.replace("'", "")  # only apostrophes added
+
+
+def test_a_refusal_where_libmagic_and_the_structure_disagree_says_both() -> None:
+    (sample,) = [s for s in ATTACKS if s.name == "DOCX from Word for Mac declared as XLSX"]
+    verdict = run(sample).verdict
+    assert verdict.reason is not None and verdict.reason.code == "type_mismatch"
+    assert verdict.reason.message == "The file is a Word document, not an Excel spreadsheet."
+    assert "libmagic reads application/octet-stream" in verdict.detail
+    assert "structure says application/vnd.openxmlformats-officedocument.wordprocessingml" \
+        in verdict.detail
+
+
+def test_a_text_file_in_an_encoding_the_profile_does_not_take_is_told_which() -> None:
+    (sample,) = [s for s in ATTACKS if s.name.startswith("Windows-1252 CSV where")]
+    verdict = run(sample).verdict
+    assert verdict.reason is not None
+    assert verdict.reason.message is not None
+    assert verdict.reason.message.startswith("The file is encoded as Windows-1252; files here "
+                                             "must be UTF-8 or UTF-16 with a byte order mark.")
+
+
+def test_a_neutralized_utf16_csv_keeps_its_encoding() -> None:
+    from tests import writers
+
+    data = writers.csv_as("utf-16", "a,b\r\n=1+1,2\r\n")
+    profile = PROFILES.get("sheet")
+    inspection = inspect(BytesSource(data, chunk_size=3), profile,
+                         Declared("a.csv", "text/csv", len(data)), NoScanner())
+    assert inspection.verdict.accepted and inspection.rewrite is not None
+    served = b"".join(inspection.rewrite(BytesSource(data, chunk_size=5)))
+    assert served.decode("utf-16") == "a,b\r\n'=1+1,2\r\n"

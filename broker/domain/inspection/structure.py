@@ -18,6 +18,7 @@ from xml.parsers import expat
 from defusedxml.ElementTree import fromstring
 
 from broker.domain.inspection.ooxml import DOCX, OOXML_TYPES, PPTX, XLSX
+from broker.domain.inspection.video import BRANDS, VIDEO_TYPES
 
 ZIP = "application/zip"
 SVG = "image/svg+xml"
@@ -132,11 +133,27 @@ def xml_kind(fp: BinaryIO, declared: str) -> str | None:
     return declared if declared != SVG else "text/xml"
 
 
+def video_kind(head: bytes) -> str | None:
+    """MP4 or QuickTime by the `ftyp` box's major brand, WebM or Matroska by the EBML
+    DocType; None when the header says neither."""
+    if head[4:8] == b"ftyp" and head[8:12] in BRANDS:
+        return "video/quicktime" if head[8:12] == b"qt  " else "video/mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        for doctype, kind in ((b"webm", "video/webm"), (b"matroska", "video/x-matroska")):
+            if b"\x42\x82" in head[:64] and doctype in head[:64]:
+                return kind
+    return None
+
+
 def by_structure(open_object: Callable[[], BinaryIO], size: int, sniffed: str,
                  declared: str) -> str | None:
     """The type a container's structure declares, where libmagic's guess may be wrong:
-    ZIP-based documents and XML; and text too short for libmagic to tell, which the text
-    check judges. None when the structure does not say."""
+    ZIP-based documents, XML, videos (libmagic names a 3GPP-branded MP4 video/3gpp); and
+    text too short for libmagic to tell, which the text check judges. None when the
+    structure does not say."""
+    if declared in VIDEO_TYPES:
+        with open_object() as fp:
+            return video_kind(fp.read(64))
     if declared in TEXT_TYPES and sniffed == "application/octet-stream" and size <= _TINY:
         return declared
     if declared in OOXML_TYPES or sniffed in ZIP_GUESSES - {"application/octet-stream"}:
