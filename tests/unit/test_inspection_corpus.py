@@ -153,7 +153,8 @@ def test_formula_marking_does_not_depend_on_how_the_stream_is_cut(
 def test_a_refusal_where_libmagic_and_the_structure_disagree_says_both() -> None:
     (sample,) = [s for s in ATTACKS if s.name == "DOCX from Word for Mac declared as XLSX"]
     verdict = run(sample).verdict
-    assert verdict.reason is not None and verdict.reason.code == "type_mismatch"
+    assert verdict.reason is not None
+    assert verdict.reason.code == "type_mismatch"
     assert verdict.reason.message == "The file is a Word document, not an Excel spreadsheet."
     assert "libmagic reads application/octet-stream" in verdict.detail
     assert "structure says application/vnd.openxmlformats-officedocument.wordprocessingml" \
@@ -176,6 +177,7 @@ def test_a_neutralized_utf16_csv_keeps_its_encoding() -> None:
     profile = PROFILES.get("sheet")
     inspection = inspect(BytesSource(data, chunk_size=3), profile,
                          Declared("a.csv", "text/csv", len(data)), NoScanner())
-    assert inspection.verdict.accepted and inspection.rewrite is not None
+    assert inspection.verdict.accepted
+    assert inspection.rewrite is not None
     served = b"".join(inspection.rewrite(BytesSource(data, chunk_size=5)))
     assert served.decode("utf-16") == "a,b\r\n'=1+1,2\r\n"
