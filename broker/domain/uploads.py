@@ -26,8 +26,8 @@ from broker.storage.part_plans import plan_parts
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-# A pending upload counts as expired this long after its permission lapsed, so
-# an object stored just in time and announced late is still judged.
+# A pending upload counts as expired this long after its permission lapsed (and only when
+# nothing is stored), so an object stored just in time and announced late is still judged.
 EXPIRY_GRACE = timedelta(minutes=2)
 LIVE: tuple[Status, ...] = ("pending", "processing", "ready", "rejected", "expired")
 WAITING: tuple[Status, ...] = ("pending", "processing")  # not settled yet
@@ -245,6 +245,8 @@ class Uploads:
             return record
         if clock.now() <= clock.parse_iso(record.expires_at) + EXPIRY_GRACE:
             return record
+        if self.storage.head(self.settings.incoming_bucket, record.incoming_key) is not None:
+            return record  # it arrived and its event is late: it will be judged, not expired
         expired = self.records.transition(record, "expired", allowed_from=("pending",))
         if expired:
             self.storage.multipart.abort(self.settings.incoming_bucket, record.incoming_key,

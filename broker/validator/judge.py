@@ -67,7 +67,9 @@ class Validator:
         record = self.records.get(upload_id) if upload_id else None
         if record is None:
             return self._quarantine_stray(obj, upload_id or "unknown")
-        if record.status == "deleted":
+        if record.status in ("deleted", "expired"):
+            # Deleted by its owner, or arrived after its permission lapsed and the upload
+            # was settled as expired: removed quietly, for one final event per upload.
             self.storage.delete_judged(obj)
             return "discarded"
         if record.status in ("ready", "rejected"):
@@ -80,7 +82,7 @@ class Validator:
     def _judge_and_settle(self, record: UploadRecord, stored: StoredObject) -> Outcome:
         obj = stored.info
         claimed = self.records.transition(
-            record, "processing", allowed_from=("pending", "expired", "processing"),
+            record, "processing", allowed_from=("pending", "processing"),
             etag=obj.etag,
         )
         if claimed is None:

@@ -166,12 +166,30 @@ def test_an_object_stored_after_the_permission_expired_is_rejected(
     assert stage.reread(record).reason_code == "expired"
 
 
-def test_an_object_stored_in_time_but_announced_late_is_still_judged(stage: Stage) -> None:
+def test_an_upload_whose_object_arrived_is_not_expired_while_its_event_is_late(
+    stage: Stage, monkeypatch: pytest.MonkeyPatch
+) -> None:
     record = stage.upload(png_bytes())
-    lapsed = stage.uploads.records.transition(stage.reread(record), "expired",
-                                              allowed_from=("pending",))
-    assert lapsed is not None
+    real_now = clock.now
+    monkeypatch.setattr(clock, "now", lambda: real_now() + timedelta(minutes=30))
+    assert stage.uploads.get("alice", record.id).status == "pending"  # read after it lapsed
+    monkeypatch.setattr(clock, "now", real_now)
     assert stage.process(record) == "accepted"
+    assert stage.reread(record).status == "ready"  # its one final state
+
+
+def test_an_object_arriving_after_its_upload_expired_is_removed_quietly(
+    stage: Stage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = stage.uploads.create("alice", "avatar", "me.png", "image/png",
+                                  len(png_bytes())).record
+    real_now = clock.now
+    monkeypatch.setattr(clock, "now", lambda: real_now() + timedelta(minutes=30))
+    assert stage.uploads.get("alice", record.id).status == "expired"
+    stage.store(record, png_bytes())  # a store that ignores the policy's expiry took it
+    assert stage.process(record) == "discarded"
+    assert stage.reread(record).status == "expired"
+    assert stage.keys(INCOMING) == []  # nothing unjudged left behind, nothing served
 
 
 def test_a_duplicate_event_changes_nothing(stage: Stage) -> None:
