@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     jwks_url: str | None = None
     jwt_audience: str | None = None
     jwt_owner_claim: str = "sub"
-    jwks_refetch_interval: int = Field(default=60, ge=1, le=24 * 3600)
+    jwks_refetch_interval: int = Field(default=3, ge=1, le=24 * 3600)
 
     region: str = "us-east-1"
     # One endpoint for every service (an emulator), or one per service: storage can

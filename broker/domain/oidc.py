@@ -2,8 +2,11 @@
 against the provider's published keys (JWKS), found by OpenID Connect discovery from
 BROKER_OIDC_ISSUER or given as BROKER_JWKS_URL.
 
-Keys are cached. A token naming a key id not in the cache makes the keys be fetched
-again, at most once per `refetch_interval`: a provider's key rotation needs no
+Identity first, keys second: a token's issuer, audience and lifetime are checked
+before any key is looked up, so a token from another provider (or a stale one) never
+causes a fetch. Keys are cached; a token of this provider naming a key id not in
+the cache makes the keys be fetched again, at most once per `refetch_interval`
+(a few seconds): a provider's key rotation is seen within that time with no
 restart, and a flood of made-up key ids cannot hammer the provider.
 """
 
@@ -109,14 +112,31 @@ class OidcVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise NotAuthenticated("The token names no signing key (kid).", code="invalid_token")
-        key = self.keys.key_for(kid)
+        self._decode(token, None)  # who issued it, for whom, until when: before any key
+        return self._decode(token, self.keys.key_for(kid))
+
+    def _decode(self, token: str, key: jwt.PyJWK | None) -> dict[str, Any]:
+        """The claims, checked; with no key, everything but the signature."""
         try:
-            claims: dict[str, Any] = jwt.decode(
-                token, key, algorithms=ALGORITHMS, audience=self.audience, issuer=self.issuer,
-                leeway=self.leeway, options={"require": ["exp", self.owner_claim],
-                                             "verify_aud": self.audience is not None})
+            if key is None:
+                claims: dict[str, Any] = jwt.decode(
+                    token, algorithms=ALGORITHMS, audience=self.audience, issuer=self.issuer,
+                    leeway=self.leeway, options={
+                        "verify_signature": False, "verify_exp": True, "verify_nbf": True,
+                        "verify_iss": self.issuer is not None,
+                        "verify_aud": self.audience is not None,
+                        "require": ["exp", self.owner_claim]})
+            else:
+                claims = jwt.decode(
+                    token, key, algorithms=ALGORITHMS, audience=self.audience,
+                    issuer=self.issuer, leeway=self.leeway, options={
+                        "require": ["exp", self.owner_claim],
+                        "verify_aud": self.audience is not None})
         except jwt.ExpiredSignatureError:
             raise NotAuthenticated("The token has expired.", code="token_expired") from None
+        except jwt.InvalidIssuerError:
+            raise NotAuthenticated("The token comes from another identity provider.",
+                                   code="invalid_token") from None
         except jwt.InvalidTokenError as exc:
             raise NotAuthenticated(f"The token is not valid: {exc}.",
                                    code="invalid_token") from None

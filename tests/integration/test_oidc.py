@@ -244,6 +244,39 @@ def test_a_key_rotation_needs_no_restart_and_bogus_key_ids_cannot_hammer_the_pro
     assert provider.key_fetches() - before <= intervals < 40
 
 
+def test_foreign_tokens_fetch_nothing_and_a_rotation_is_seen_within_seconds(
+        settings: Settings, aws: AwsClients, provider: Provider) -> None:
+    _, old = new_key("RS256", "rsa-old")
+    provider.start("RS256", [old])
+    client = broker(settings, aws, provider)  # the default refetch interval
+    assert create(client, provider.token(CLIENTS[0])).status_code == 201
+    fetches = provider.key_fetches()
+    stranger = rsa.generate_private_key(65537, 2048)
+    later = datetime.now(UTC) + timedelta(minutes=5)
+
+    def forged(n: int, issuer: str) -> str:
+        return jwt.encode({"sub": "x", "iss": issuer, "aud": AUDIENCE, "exp": later},
+                          stranger, algorithm="RS256", headers={"kid": f"made-up-{n}"})
+
+    for n in range(100):  # another provider's tokens: refused before any key lookup
+        assert create(client, forged(n, "https://login.other.example")).status_code == 401
+    assert provider.key_fetches() == fetches
+    for n in range(100):  # made-up key ids under this provider's name: one fetch at most
+        assert create(client, forged(n, provider.issuer)).status_code == 401
+    assert provider.key_fetches() <= fetches + 1
+
+    # The provider rotates right after the flood; the new key's token gets in within 5 s.
+    provider.stop()
+    _, new = new_key("RS256", "rsa-new")
+    provider.start("RS256", [new, old])
+    rotated = provider.token(CLIENTS[0])
+    started = time.monotonic()
+    while (answer := create(client, rotated)).status_code != 201:
+        assert answer.status_code == 401
+        assert time.monotonic() - started < 5, "the rotation was not seen within 5 s"
+        time.sleep(0.25)
+
+
 def test_a_provider_that_cannot_be_discovered_stops_start_up_by_name(
         settings: Settings, aws: AwsClients) -> None:
     from broker.settings import SettingsError
