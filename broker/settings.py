@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     dynamodb_endpoint_url: str | None = None
     sqs_endpoint_url: str | None = None
     s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    # boto3 adds CRC32 checksums to every upload and delete it can; Backblaze B2, older
+    # MinIO and other stores refuse them. "auto": only where required off AWS.
+    s3_checksums: Literal["auto", "when_supported", "when_required"] = "auto"
     incoming_bucket: str = "uploads-incoming"
     public_bucket: str = "uploads-public"
     private_bucket: str = "uploads-private"

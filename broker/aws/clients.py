@@ -37,8 +37,13 @@ def make_clients(settings: Settings, session: boto3.Session | None = None) -> Aw
     addressing = settings.s3_addressing_style
     if addressing == "auto" and s3_endpoint:
         addressing = "path"  # S3-compatible stores rarely have wildcard DNS for buckets
+    checksums = settings.s3_checksums
+    if checksums == "auto":
+        checksums = "when_required" if s3_endpoint else "when_supported"
     # SigV4 always: some regions would otherwise presign POSTs with SigV2.
     config = Config(
+        request_checksum_calculation=checksums,
+        response_checksum_validation=checksums,
         signature_version="s3v4",
         # A connection per thread that may call at once (worker threads, each copying
         # in parts; server threads): a full pool discards and reconnects on every call.

@@ -1,4 +1,5 @@
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -110,3 +111,33 @@ def test_the_database_url_names_the_records_store(url: str | None, store: str) -
     assert settings.records_store == store
     if store == "sqlite":
         assert settings.sqlite_path == "/var/lib/broker/records.sqlite3"
+
+
+@pytest.mark.parametrize(("endpoint", "setting", "sends_checksum"), [
+    ("http://127.0.0.1:1", "auto", False),  # a store of one's own: only where required
+    (None, "auto", True),  # AWS: boto3's default
+    ("http://127.0.0.1:1", "when_supported", True),
+])
+def test_uploads_carry_a_checksum_only_where_the_store_takes_one(
+        endpoint: str | None, setting: str, sends_checksum: bool) -> None:
+    from broker.aws.clients import make_clients
+    from broker.settings import load_settings
+
+    settings = load_settings(s3_endpoint_url=endpoint, s3_checksums=setting)
+    s3 = make_clients(settings).s3
+    sent: dict[str, str] = {}
+
+    class Captured(Exception):
+        pass
+
+    def capture(request: Any, **_: Any) -> None:
+        sent.update({k.lower(): v.decode() if isinstance(v, bytes) else v
+                     for k, v in request.headers.items()})
+        raise Captured
+
+    s3.meta.events.register("before-send.s3.PutObject", capture)
+    with pytest.raises(Captured):
+        s3.put_object(Bucket="b", Key="k", Body=b"x" * 100)
+    checksummed = any(k.startswith("x-amz-checksum") or k == "x-amz-sdk-checksum-algorithm"
+                      or k == "x-amz-trailer" for k in sent)
+    assert checksummed == sends_checksum, sent
