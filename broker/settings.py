@@ -151,6 +151,8 @@ class Settings(BaseSettings):
     clamd_address: str | None = None
     clamd_timeout: float = Field(default=60.0, gt=0)
     clamd_stream_max: int = Field(default=25 * 1024 * 1024, gt=0)
+    # Hours a signature database may go without an update before readiness fails.
+    scanner_max_signature_age: float = Field(default=72.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

@@ -35,15 +35,16 @@ def write_database(folder: Path, signed: dict[str, bytes] | None = None) -> None
 
 @contextmanager
 def running_clamd(workdir: Path, stream_max: str = "50M", tcp_port: int | None = None,
-                  signed: dict[str, bytes] | None = None) -> Iterator[str]:
-    """Start clamd; yield its address (unix://…, or tcp://… with `tcp_port`); stop it."""
+                  signed: dict[str, bytes] | None = None, settings: str = "") -> Iterator[str]:
+    """Start clamd; yield its address (unix://…, or tcp://… with `tcp_port`); stop it.
+    `settings`: more clamd.conf lines."""
     write_database(workdir / "db", signed)
     socket_path = workdir / "clamd.sock"
     config = workdir / "clamd.conf"
     config.write_text(
         f"LocalSocket {socket_path}\nDatabaseDirectory {workdir / 'db'}\nForeground yes\n"
         f"StreamMaxLength {stream_max}\nLogFile {workdir / 'clamd.log'}\n"
-        + (f"TCPSocket {tcp_port}\nTCPAddr 127.0.0.1\n" if tcp_port else "")
+        + (f"TCPSocket {tcp_port}\nTCPAddr 127.0.0.1\n" if tcp_port else "") + settings
     )
     from tests.waiting import PROBE_TIMEOUT, stop_process, wait_until_ready
 

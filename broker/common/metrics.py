@@ -10,6 +10,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -26,6 +27,10 @@ INSPECTION_SECONDS = Histogram(
 QUEUE_LAG_SECONDS = Histogram(
     "broker_queue_lag_seconds", "From an object being stored to its judging starting.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900))
+SIGNATURE_AGE_SECONDS = Gauge(
+    "broker_scanner_signature_age_seconds",
+    "Age of the malware scanner's signature database, when the scanner says its date.",
+    multiprocess_mode="max")
 OUTAGES = Counter("broker_outages_total",
                   "Failures of an outside service (storage, records, scanner), by service.",
                   ["service"])

@@ -91,7 +91,9 @@ class PushReceiver:
     def _readiness(self) -> Response:
         """200 when storage and the records answer, else 503 naming what does not."""
         v = self.validator
-        checks = readiness.check(v.storage, v.settings.incoming_bucket, v.records)
+        checks = readiness.check(v.storage, v.settings.incoming_bucket, v.records,
+                                 v.scanner if v.settings.scanner == "clamd" else None,
+                                 v.settings.scanner_max_signature_age)
         ready = all(state == "ok" for state in checks.values())
         return _answer(200 if ready else 503, status="ready" if ready else "unavailable",
                        checks=checks)

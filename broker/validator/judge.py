@@ -148,6 +148,7 @@ class Validator:
                 quota=self._quota(record), content_type=verdict.content_type,
                 size=verdict.size, stored_key=key, sha256=verdict.sha256,
                 served_size=served.size, served_sha256=served.sha256,
+                judged_by=verdict.judged_by or None,
             )
         except QuotaExceeded:  # several uploads in flight: this one does not fit
             self.storage.delete(bucket, key)
@@ -179,7 +180,7 @@ class Validator:
             record, "rejected", allowed_from=("processing",), claimed_etag=obj.etag,
             content_type=verdict.content_type, size=verdict.size,
             reason_code=verdict.reason.code, reason_message=verdict.reason.message,
-            reason_detail=verdict.detail or None,
+            reason_detail=verdict.detail or None, judged_by=verdict.judged_by or None,
         )
         if settled is not None:
             self.storage.delete_judged(obj)

@@ -29,6 +29,8 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     parts = parts or compose(load_settings(**dict(config or {})), clients)
     settings = parts.settings
     tokens = parts.tokens  # refuse to start without a way to check tokens
+    # The validator's scanner, watched here too: readiness fails when its signatures age.
+    scanner = parts.scanner if settings.scanner == "clamd" else None
 
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -60,7 +62,8 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:
         uploads = services().uploads
-        checks = readiness.check(uploads.storage, settings.private_bucket, uploads.records)
+        checks = readiness.check(uploads.storage, settings.private_bucket, uploads.records,
+                                 scanner, settings.scanner_max_signature_age)
         ready = all(state == "ok" for state in checks.values())
         response = jsonify({"status": "ready" if ready else "unavailable", "checks": checks})
         response.headers["Cache-Control"] = "no-store"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ from broker.aws.clients import AwsClients
 from broker.aws.queue import QueueMessage
 from broker.compose import compose
 from broker.domain.inspection import Declared, Verdict, inspect
-from broker.domain.inspection.scanner import ClamdScanner, ScannerUnavailable
+from broker.domain.inspection.scanner import ClamdScanner, NoScanner, ScannerUnavailable
 from broker.runtimes.messages import settle_batch
 from broker.settings import Settings, load_settings
 from broker.validator.events import ObjectRef
@@ -176,6 +179,11 @@ class CountingScanner:
             pass
         return ScanResult()
 
+    def version(self) -> object:
+        from broker.domain.inspection.scanner import ScannerVersion
+
+        return ScannerVersion("Counting 1.0")
+
 
 def _profile(**limits: object) -> object:
     return PROFILES.get("document").model_copy(update=limits)
@@ -229,3 +237,113 @@ def test_a_scanner_closing_mid_stream_is_an_outage_that_says_why(tmp_path: Path)
             ClamdScanner(f"unix://{path}").scan(iter([b"x" * (8 << 20)] * 4))
     finally:
         server.close()
+
+
+@pytest.fixture(scope="module")
+def strict_clamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """clamd told to name what it skips (AlertExceedsMax), with a small MaxFileSize."""
+    from tests.clamd_server import clamd_installed, running_clamd
+    from tests.conftest import require_system
+
+    require_system("clamd", clamd_installed(), "apt-get install clamav clamav-daemon")
+    with running_clamd(tmp_path_factory.mktemp("strict-clamd"),
+                       settings="AlertExceedsMax yes\nMaxFileSize 1M\n") as address:
+        yield address
+
+
+def _docx_carrying(member: bytes) -> bytes:
+    from tests.corpus import rezipped
+
+    return rezipped(docx(), add={"word/media/film.bin": member})
+
+
+def test_a_member_over_the_scanners_limits_is_not_taken_for_clean(strict_clamd: str) -> None:
+    data = _docx_carrying(os.urandom(2 * 1024 * 1024))  # clamd skips a member over 1 MiB
+    verdict = scan(data, "document", "r.docx", DOCX, ClamdScanner(strict_clamd))
+    assert verdict.reason is not None
+    assert verdict.reason.code == "too_large_to_scan"
+    assert "Heuristics.Limits.Exceeded.MaxFileSize" in verdict.detail
+    assert "not wholly scanned by ClamAV" in verdict.judged_by
+
+
+def test_a_profile_that_serves_unscanned_files_says_this_one_was_not_scanned_whole(
+        strict_clamd: str) -> None:
+    data = _docx_carrying(os.urandom(2 * 1024 * 1024))
+    declared = Declared("r.docx", DOCX, len(data))
+    verdict = inspect(BytesSource(data), _profile(serve_unscanned_over_limit=True),  # type: ignore[arg-type]
+                      declared, ClamdScanner(strict_clamd)).verdict
+    assert verdict.accepted
+    assert verdict.detail.startswith("served not wholly scanned: Heuristics.Limits.Exceeded")
+
+
+def test_every_verdict_says_what_judged_it(clamd_address: str) -> None:
+    from broker.domain.inspection import RULES_VERSION
+
+    scanned = scan(docx(), "document", "r.docx", DOCX, ClamdScanner(clamd_address))
+    assert scanned.judged_by.startswith(f"rules {RULES_VERSION}; scanned by ClamAV ")
+    unscanned = inspect(BytesSource(docx()), PROFILES.get("document"),
+                        Declared("r.docx", DOCX, None), NoScanner()).verdict
+    assert unscanned.judged_by == f"rules {RULES_VERSION}; not scanned: no malware scanner"
+    refused = scan(b"%PDF-1.4 nothing", "document", "r.docx", DOCX, ClamdScanner(clamd_address))
+    assert refused.judged_by == f"rules {RULES_VERSION}; not scanned"  # refused before
+
+
+def test_the_scanners_version_and_signature_date_are_read_from_clamd(
+        clamd_address: str) -> None:
+    from broker.domain.inspection.scanner import parse_version
+
+    assert ClamdScanner(clamd_address).version().engine.startswith("ClamAV ")
+    dated = parse_version("ClamAV 1.4.3/27450/Thu Dec  3 09:24:02 2026")
+    assert (dated.signatures, dated.published) == (27450, datetime(2026, 12, 3, 9, 24, 2,
+                                                                   tzinfo=UTC))
+    assert str(dated) == "ClamAV 1.4.3, signatures 27450 of 2026-12-03"
+
+
+class VersionOnlyClamd:
+    """Answers clamd's PING and VERSION as a clamd fed by freshclam does, with a database
+    of a given date (a real clamd here has a database built by the tests, undated)."""
+
+    def __init__(self, path: Path, published: datetime) -> None:
+        import socket
+        import threading
+
+        self.reply = f"ClamAV 1.4.3/27450/{published:%a %b %d %H:%M:%S %Y}".encode()
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        self.server.listen()
+        self.address = f"unix://{path}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            with connection:
+                command = connection.recv(64)
+                connection.sendall((b"PONG" if b"PING" in command else self.reply) + b"\0")
+
+
+@pytest.mark.parametrize(("hours_old", "ready"), [(2, True), (100, False)])
+def test_readiness_fails_when_the_signatures_stop_updating(
+        tmp_path: Path, settings: Settings, aws: AwsClients, hours_old: int,
+        ready: bool) -> None:
+    from datetime import timedelta
+
+    from broker.web import create_app
+
+    fake = VersionOnlyClamd(tmp_path / "clamd.sock",
+                            datetime.now(UTC) - timedelta(hours=hours_old))
+    app = create_app(settings.model_dump() | {"scanner": "clamd",
+                                              "clamd_address": fake.address}, clients=aws)
+    answer = app.test_client().get("/readyz")
+    assert answer.status_code == (200 if ready else 503)
+    said = answer.json["checks"]["scanner"]
+    if ready:
+        assert said == "ok"
+    else:
+        assert "signatures are 100 h old, over BROKER_SCANNER_MAX_SIGNATURE_AGE (72 h)" in said
+    metrics = app.test_client().get("/metrics").get_data(as_text=True)
+    assert "broker_scanner_signature_age_seconds" in metrics
+    fake.server.close()

@@ -386,3 +386,15 @@ def test_an_empty_object_is_judged_not_failed(stage: Stage) -> None:
     record = stage.upload(b"", declared_size=100)
     assert stage.process(record) == "rejected"
     assert stage.reread(record).reason_code == "empty"
+
+
+def test_the_record_says_what_judged_the_upload(stage: Stage) -> None:
+    from broker.domain.inspection import RULES_VERSION
+
+    accepted = stage.upload(png_bytes())
+    assert stage.process(accepted) == "accepted"
+    assert stage.reread(accepted).judged_by == (f"rules {RULES_VERSION}; not scanned: "
+                                                "no malware scanner")
+    refused = stage.upload(b"<html><script>alert(1)</script></html>" * 4)
+    assert stage.process(refused) == "rejected"
+    assert stage.reread(refused).judged_by == f"rules {RULES_VERSION}; not scanned"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import BinaryIO, Protocol
 
 from broker.common.errors import StorageError
@@ -39,6 +39,9 @@ _ENCRYPTED_OFFICE = frozenset({"application/x-ole-storage", "application/encrypt
                                "application/cdfv2-encrypted", "application/cdfv2"})
 
 log = logging.getLogger(__name__)
+# The inspection rules' version: changed whenever a check judges some file differently,
+# so stored uploads judged by older rules can be found and judged again.
+RULES_VERSION = "2026.12.04"
 # Failures of the services a check reads through: no verdict, retry later.
 OUTAGES = (StorageError, ObjectChanged, ScannerUnavailable)
 
@@ -70,7 +73,16 @@ class Inspection:
 def inspect(source: ObjectSource, profile: Profile, declared: Declared,
             scanner: Scanner, part_size: int | None = None) -> Inspection:
     """Judge the object. ScannerUnavailable means: no verdict yet, try again later.
-    With `part_size`, an accepted verdict carries each part's SHA-256 too."""
+    With `part_size`, an accepted verdict carries each part's SHA-256 too. The verdict
+    says what judged it (`judged_by`)."""
+    inspection = _judged(source, profile, declared, scanner, part_size)
+    verdict = inspection.verdict
+    judged_by = f"rules {RULES_VERSION}; " + (verdict.judged_by or "not scanned")
+    return replace(inspection, verdict=replace(verdict, judged_by=judged_by))
+
+
+def _judged(source: ObjectSource, profile: Profile, declared: Declared,
+            scanner: Scanner, part_size: int | None) -> Inspection:
     size = source.size
     if problem := _size_problem(profile, declared, size):
         said = (f"The uploaded file is {size:,} bytes, but {declared.size:,} bytes were "
@@ -196,13 +208,30 @@ def _scan(source: ObjectSource, scanner: Scanner, content_type: str, profile: Pr
     hashed = HashedStream(source.chunks(), part_size)
     stream = iter(hashed)
     result = ScanResult() if unscanned else scanner.scan(stream)
-    if not result.clean:
-        return Verdict.reject("malware", size, content_type, result.signature or "")
+    if result.over_limits and not profile.serve_unscanned_over_limit:
+        return Verdict.reject("too_large_to_scan", size, content_type,
+                              f"the scanner skipped what was over its limits: "
+                              f"{result.signature}", judged_by=_scanned_by(scanner, result))
+    if not result.clean and not result.over_limits:
+        return Verdict.reject("malware", size, content_type, result.signature or "",
+                              judged_by=_scanned_by(scanner, result))
     for _ in stream:  # what the scanner left unread still counts: the hash pins the bytes
         pass
     if hashed.size != size:
         raise ObjectChanged(f"read {hashed.size} bytes of an object of {size}")
-    return Verdict.accept(content_type, size, hashed.hexdigest(),
-                          hashed.part_hexdigests() if part_size else None,
-                          f"served unscanned: over the {limit}-byte scan limit"
-                          if unscanned else "")
+    said = (f"served unscanned: over the {limit}-byte scan limit" if unscanned else
+            f"served not wholly scanned: {result.signature}" if result.over_limits else "")
+    judged_by = (f"not scanned: over the {limit}-byte scan limit" if unscanned
+                 else _scanned_by(scanner, result))
+    return replace(Verdict.accept(content_type, size, hashed.hexdigest(),
+                                  hashed.part_hexdigests() if part_size else None, said),
+                   judged_by=judged_by)
+
+
+def _scanned_by(scanner: Scanner, result: ScanResult) -> str:
+    version = scanner.version()
+    if version is None:
+        return "not scanned: no malware scanner"
+    if result.over_limits:
+        return f"not wholly scanned by {version}: {result.signature}"
+    return f"scanned by {version}"

@@ -3,14 +3,24 @@
 The object is streamed to clamd in chunks straight from storage; it is never
 held whole. A scanner that cannot be reached or answers oddly raises
 ScannerUnavailable: the object stays unpublished and the event is retried.
+
+clamd says a file is clean when it skipped what was over its limits (a member
+larger than MaxFileSize, a scan past MaxScanSize), unless it runs with
+`AlertExceedsMax yes`: then it names a `Heuristics.Limits.Exceeded.*` signature,
+which is read as "not scanned", never as clean or as malware. Its VERSION names
+the signature database and its date: readiness and metrics show the age.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import struct
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import urlparse
 
@@ -24,15 +34,41 @@ class ScannerUnavailable(Exception):
     service = "scanner"
 
 
+# What clamd names a file it did not scan whole (with AlertExceedsMax).
+OVER_LIMITS = "Heuristics.Limits.Exceeded"
+
+
 @dataclass(frozen=True)
 class ScanResult:
-    """Clean, or the name of the signature that matched."""
+    """Clean, or the name of the signature that matched (or of the limit exceeded)."""
 
     signature: str | None = None
 
     @property
     def clean(self) -> bool:
         return self.signature is None
+
+    @property
+    def over_limits(self) -> bool:
+        """The scanner skipped part of the file: it was not scanned whole."""
+        return self.signature is not None and self.signature.startswith(OVER_LIMITS)
+
+
+@dataclass(frozen=True)
+class ScannerVersion:
+    """The engine and its signature database, as the scanner reports them."""
+
+    engine: str
+    signatures: int | None = None
+    published: datetime | None = None
+
+    def age_seconds(self, now: datetime) -> float | None:
+        return None if self.published is None else (now - self.published).total_seconds()
+
+    def __str__(self) -> str:
+        if self.signatures is None or self.published is None:
+            return self.engine
+        return f"{self.engine}, signatures {self.signatures} of {self.published:%Y-%m-%d}"
 
 
 class Scanner(Protocol):
@@ -41,6 +77,8 @@ class Scanner(Protocol):
     stream_max: int | None
 
     def scan(self, chunks: Iterable[bytes]) -> ScanResult: ...
+
+    def version(self) -> ScannerVersion | None: ...
 
 
 class NoScanner:
@@ -51,6 +89,14 @@ class NoScanner:
     def scan(self, chunks: Iterable[bytes]) -> ScanResult:
         return ScanResult()  # reads nothing: no scan, no hash
 
+    def version(self) -> ScannerVersion | None:
+        return None
+
+
+# "ClamAV 1.4.3/27450/Thu Dec  3 09:24:02 2026": engine, database version, its date.
+_VERSION = re.compile(r"^(?P<engine>[^/]+)/(?P<signatures>\d+)/(?P<date>.+)$")
+VERSION_TTL = 60.0  # seconds a VERSION answer is reused
+
 
 class ClamdScanner:
     """clamd's INSTREAM command over `unix:///path` or `tcp://host:port`."""
@@ -60,6 +106,8 @@ class ClamdScanner:
         self.address = address
         self.timeout = timeout
         self.stream_max: int | None = stream_max
+        self._version: tuple[float, ScannerVersion] | None = None
+        self._version_lock = threading.Lock()
 
     def _connect(self) -> socket.socket:
         where = urlparse(self.address)
@@ -96,6 +144,20 @@ class ClamdScanner:
                                          + (f" (it said {said!r})" if said else "")) from exc
         return _parse(reply)
 
+    def version(self) -> ScannerVersion:
+        """The engine and signature database clamd runs (asked at most once a minute)."""
+        with self._version_lock:
+            if self._version is None or time.monotonic() - self._version[0] > VERSION_TTL:
+                with self._connect() as sock:
+                    try:
+                        sock.sendall(b"zVERSION\0")
+                        reply = _read_reply(sock)
+                    except OSError as exc:
+                        raise ScannerUnavailable(f"clamd did not say its version: {exc}"
+                                                 ) from exc
+                self._version = (time.monotonic(), parse_version(reply))
+            return self._version[1]
+
     def ping(self) -> bool:
         """True when clamd answers PING."""
         try:
@@ -124,6 +186,18 @@ def _read_reply(sock: socket.socket) -> str:
             break
         reply += data
     return reply.rstrip(b"\0").decode("utf-8", "replace").strip()
+
+
+def parse_version(reply: str) -> ScannerVersion:
+    match = _VERSION.match(reply)
+    if match is None:
+        return ScannerVersion(reply or "clamd")  # a database of its own: no version, no date
+    try:
+        published = datetime.strptime(" ".join(match["date"].split()), "%a %b %d %H:%M:%S %Y"
+                                      ).replace(tzinfo=UTC)
+    except ValueError:
+        published = None
+    return ScannerVersion(match["engine"], int(match["signatures"]), published)
 
 
 def _parse(reply: str) -> ScanResult:

@@ -37,6 +37,9 @@ class Verdict:
     sha256: str | None = None
     # Each part's SHA-256 (hex) when asked for: what a copy in parts must reproduce.
     part_sha256: tuple[str, ...] | None = None
+    # What judged it: the inspection rules' version, and whether (and by what) it was
+    # scanned for malware.
+    judged_by: str = ""
 
     @classmethod
     def accept(cls, content_type: str, size: int, sha256: str | None = None,
@@ -46,11 +49,11 @@ class Verdict:
 
     @classmethod
     def reject(cls, code: str, size: int, content_type: str | None = None,
-               detail: str = "", message: str | None = None) -> Verdict:
+               detail: str = "", message: str | None = None, judged_by: str = "") -> Verdict:
         """A refusal; `message` says it for this file, instead of the code's sentence."""
         found = reason(code)
         return cls(False, content_type, size,
-                   Reason(code, message) if message else found, detail)
+                   Reason(code, message) if message else found, detail, judged_by=judged_by)
 
     @classmethod
     def from_finding(cls, finding: Finding, size: int, content_type: str | None) -> Verdict:

@@ -52,6 +52,9 @@ class UploadRecord:
     transport: str = "post"
     multipart_id: str | None = None  # the store's id of the multipart upload
     part_size: int | None = None  # planned; None when the client plans its own parts
+    # What judged it: the inspection rules' version and the malware scan (by what, or why
+    # not), e.g. "rules 2026.12.04; scanned by ClamAV 1.4.3, signatures 27450 of 2026-12-03"
+    judged_by: str | None = None
 
     @property
     def reason(self) -> Reason | None:
