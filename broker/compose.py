@@ -13,14 +13,16 @@ from functools import cached_property
 from pydantic import SecretStr
 
 from broker.aws.clients import AwsClients, fetch_secret, make_clients
+from broker.aws.cloudfront import invalidator
 from broker.aws.lean_dynamodb import LeanDynamoDB
 from broker.domain.auth import TokenVerifier
+from broker.domain.cdn import CdnPurger, run_purger
 from broker.domain.inspection.scanner import Scanner, make_scanner
 from broker.domain.multipart_uploads import MultipartUploads
 from broker.domain.oidc import OidcVerifier
 from broker.domain.profiles import Profiles, load_profiles
 from broker.domain.records import DynamoRecords, RecordStore, UploadRecord
-from broker.domain.records.outbox import APP_PENDING, APP_TARGET
+from broker.domain.records.outbox import APP_PENDING, APP_TARGET, CDN_TARGET
 from broker.domain.schemas import render_upload
 from broker.domain.uploads import Uploads
 from broker.domain.webhooks.deliverer import Deliverer, Send, run_deliverer
@@ -95,9 +97,22 @@ class Parts:
         """Sends the outbox's deliveries to the app's own process (BROKER_APP_SIGNAL)."""
         return Deliverer(self.records, self.render, [], sender=send, state=APP_PENDING)
 
+    @cached_property
+    def cdn_purger(self) -> CdnPurger | None:
+        """Tells CloudFront what stops being served, or None without a distribution."""
+        distribution = self.settings.cloudfront_distribution_id
+        if distribution is None:
+            return None
+        return CdnPurger(self.records, invalidator(self.clients.cloudfront, distribution),
+                         self.settings.public_url_for)
+
     def start_deliverer(self, stop: threading.Event, deliverer: Deliverer | None = None
                         ) -> None:
-        """Send an outbox (the webhooks', by default) from a thread of this process."""
+        """Send an outbox (the webhooks' and the CDN's, by default) from threads of this
+        process."""
+        if deliverer is None and self.cdn_purger is not None:
+            threading.Thread(target=run_purger, name="cdn-purger", daemon=True,
+                             args=(self.cdn_purger, stop)).start()
         deliverer = deliverer or self.deliverer
         if deliverer is not None:
             threading.Thread(target=run_deliverer, name="deliverer", daemon=True,
@@ -138,7 +153,8 @@ def open_records(settings: Settings, clients: AwsClients) -> RecordStore:
                                         pool_size=settings.database_pool_size)
     else:
         store = DynamoRecords(LeanDynamoDB(clients.dynamodb), settings.table)
-    store.webhook_urls = settings.webhook_urls + ((APP_TARGET,) if settings.app_signal else ())
+    store.webhook_urls = settings.webhook_urls + ((APP_TARGET,) if settings.app_signal else ()) \
+        + ((CDN_TARGET,) if settings.cloudfront_distribution_id else ())
     return store
 
 

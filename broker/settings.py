@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     events: Literal["sqs", "http"] = "sqs"
     event_token: SecretStr | None = None
     public_base_url: str | None = None
+    # The CloudFront distribution in front of the public bucket: told to forget what is
+    # removed (CreateInvalidation), so a deleted public file stops being served.
+    cloudfront_distribution_id: str | None = None
     allowed_origins: tuple[str, ...] = ()
     # Where the Flask extension (`broker.flask.UploadBroker`) mounts API v1, Uppy's
     # routes and the uploader's files inside the app.

@@ -137,6 +137,8 @@ class UploadBrokerStack(Stack):
             "BROKER_TABLE": self.table.table_name,
             "BROKER_PUBLIC_BASE_URL": f"https://{stage.cdn_domain}" if stage.cdn_domain
             else f"https://{self.distribution.distribution_domain_name}",
+            # What is removed stops being served: the CDN is told (invalidations).
+            "BROKER_CLOUDFRONT_DISTRIBUTION_ID": self.distribution.distribution_id,
         }
         self.validator = self._validator(
             stage, package_dir,
@@ -214,6 +216,10 @@ class UploadBrokerStack(Stack):
                                            f"{self.table.table_arn}/index/{OUTBOX_INDEX}"]),
             iam.PolicyStatement(actions=["sqs:GetQueueAttributes"],
                                 resources=[self.dead_letters.queue_arn]),
+            # Tell the CDN what stops being served (the outbox's removals), on its own
+            # distribution only.
+            iam.PolicyStatement(actions=["cloudfront:CreateInvalidation"],
+                                resources=[self.distribution.distribution_arn]),
         ):
             function.add_to_role_policy(statement)
         if self.webhook_secret is not None:
@@ -221,10 +227,10 @@ class UploadBrokerStack(Stack):
             function.add_to_role_policy(iam.PolicyStatement(
                 actions=["secretsmanager:GetSecretValue"],
                 resources=[self.webhook_secret.secret_arn]))
-        # Expires lapsed uploads, re-drives stuck ones and reports the DLQ's depth; with
-        # webhooks, each minute, so a delivery that failed is retried within one.
-        every = Duration.minutes(1 if self.webhook_secret is not None else 5)
-        events.Rule(self, "Sweep", schedule=events.Schedule.rate(every),
+        # Expires lapsed uploads, re-drives stuck ones, reports the DLQ's depth, and sends
+        # the outbox: each minute, so the CDN hears of a removal (and a failed webhook is
+        # retried) within one.
+        events.Rule(self, "Sweep", schedule=events.Schedule.rate(Duration.minutes(1)),
                     targets=[targets.LambdaFunction(function)])
         return function
 

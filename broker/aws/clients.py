@@ -28,6 +28,7 @@ class AwsClients:
     sqs: SQSClient
     # Ceph RGW manages its push topics through an SNS-compatible API on the S3 endpoint.
     sns: SNSClient
+    cloudfront: Any  # invalidations of the CDN in front of the public bucket
 
 
 def make_clients(settings: Settings, session: boto3.Session | None = None) -> AwsClients:
@@ -61,6 +62,7 @@ def make_clients(settings: Settings, session: boto3.Session | None = None) -> Aw
         dynamodb=client("dynamodb", settings.endpoint_for("dynamodb")),
         sqs=client("sqs", settings.endpoint_for("sqs")),
         sns=client("sns", s3_endpoint),
+        cloudfront=client("cloudfront", settings.endpoint_url),
     )
 
 

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from broker.domain.cdn import removed_urls
 from broker.domain.records import UploadRecord
 from broker.domain.uploads import Uploads
 
@@ -149,6 +150,9 @@ class UploadView(BaseModel):
     created_at: str
     updated_at: str
     expires_at: str
+    removed_urls: list[str] | None = Field(
+        default=None, description="In `upload.deleted` events of public uploads: every "
+                                  "public URL that served the file, for a CDN to purge.")
 
 
 class UploadPage(BaseModel):
@@ -232,8 +236,13 @@ def render_upload(uploads: Uploads, record: UploadRecord) -> dict[str, object]:
         created_at=record.created_at,
         updated_at=record.updated_at,
         expires_at=record.expires_at,
+        removed_urls=removed_urls(record, uploads.settings.public_url_for)
+        if record.status == "deleted" else None,
     )
-    return view.model_dump(mode="json")
+    data = view.model_dump(mode="json")
+    if record.status != "deleted":
+        del data["removed_urls"]  # only removals name them
+    return data
 
 
 def _served(record: UploadRecord) -> ServedFile | None:

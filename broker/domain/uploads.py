@@ -245,7 +245,7 @@ class Uploads:
             return record
         if clock.now() <= clock.parse_iso(record.expires_at) + EXPIRY_GRACE:
             return record
-        if self.storage.head(self.settings.incoming_bucket, record.incoming_key) is not None:
+        if self.storage.exists(self.settings.incoming_bucket, record.incoming_key):
             return record  # it arrived and its event is late: it will be judged, not expired
         expired = self.records.transition(record, "expired", allowed_from=("pending",))
         if expired:

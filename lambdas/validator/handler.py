@@ -74,10 +74,12 @@ def _hand_back(parts: Parts, receipts: list[str]) -> None:
 
 
 def _send_webhooks(parts: Parts) -> None:
-    deliverer = parts.deliverer
-    if deliverer is None:
-        return
-    try:
-        deliverer.deliver_due()
-    except Exception:  # the outbox keeps them; the next invocation tries again
-        log.exception("sending webhooks failed")
+    """The outbox: webhooks due, and removals the CDN is to be told of."""
+    for name, send in (("webhooks", parts.deliverer and parts.deliverer.deliver_due),
+                       ("CDN invalidations", parts.cdn_purger and parts.cdn_purger.purge_due)):
+        if not send:
+            continue
+        try:
+            send()
+        except Exception:  # the outbox keeps them; the next invocation tries again
+            log.exception("sending %s failed", name)

@@ -167,7 +167,9 @@ def test_each_role_may_do_only_what_its_code_does(synthesized: Any) -> None:
         "dynamodb:Query",
         # From the SQS event source: receive and settle its messages.
         "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl",
-        "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+        "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+        # What is removed stops being served: invalidations of its own distribution.
+        "cloudfront:CreateInvalidation"}
     assert role_actions(doc, "BrokerServiceRole") == {
         "s3:PutObject", "s3:GetObject", "s3:DeleteObject",
         # Uploads in parts: listed, aborted, and their assembled object looked for.
@@ -180,9 +182,25 @@ def test_each_role_may_do_only_what_its_code_does(synthesized: Any) -> None:
 def test_the_sweeper_runs_on_a_schedule_against_the_validator(synthesized: Any) -> None:
     _, doc, _ = synthesized
     (rule,) = resources(doc, "AWS::Events::Rule").values()
-    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
     validator_id, _ = logical(doc, "AWS::Lambda::Function", "Validator")
     assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [validator_id, "Arn"]}
+
+
+def test_the_validator_may_invalidate_its_own_distribution_only(synthesized: Any) -> None:
+    _, doc, _ = synthesized
+    distribution_id, _ = logical(doc, "AWS::CloudFront::Distribution", "Cdn")
+    for name in ("Validator", "Broker"):
+        _, function = logical(doc, "AWS::Lambda::Function", name)
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["BROKER_CLOUDFRONT_DISTRIBUTION_ID"] == {"Ref": distribution_id}
+    granted = [statement["Resource"]
+               for policy in resources(doc, "AWS::IAM::Policy").values()
+               for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+               if statement["Action"] == "cloudfront:CreateInvalidation"]
+    assert len(granted) == 1
+    assert "distribution/" in str(granted[0])
+    assert distribution_id in str(granted[0])
 
 
 def test_no_wildcard_action_or_resource_in_our_roles(synthesized: Any) -> None:

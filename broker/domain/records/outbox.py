@@ -19,12 +19,25 @@ DeliveryState = str  # "pending" (or "app-pending"), "delivered" or "dead"
 # The app's own process as a receiver: the Flask extension's `upload_settled` signal.
 APP_TARGET = "app:"
 APP_PENDING = "app-pending"
+# The CDN in front of the public bucket: told when a public file is removed.
+CDN_TARGET = "cdn:"
+CDN_PENDING = "cdn-pending"
+_PENDING = {APP_TARGET: APP_PENDING, CDN_TARGET: CDN_PENDING}
+# Events the CDN is told of: the public file stops being served.
+_REMOVALS = frozenset({"deleted"})
 
 
 def pending_state(url: str) -> DeliveryState:
-    """Deliveries to the app wait apart from those to webhook receivers: each kind of
-    deliverer reads only its own, so neither can starve or exhaust the other's."""
-    return APP_PENDING if url == APP_TARGET else "pending"
+    """Deliveries to the app and to the CDN wait apart from those to webhook receivers:
+    each kind of deliverer reads only its own, so none can starve or exhaust another's."""
+    return _PENDING.get(url, "pending")
+
+
+def _owed(url: str, after: UploadRecord) -> bool:
+    """Whether this receiver is told of this change (the CDN only of public removals)."""
+    if url != CDN_TARGET:
+        return True
+    return after.status in _REMOVALS and after.visibility == "public" and bool(after.stored_key)
 
 
 @dataclass(frozen=True)
@@ -74,4 +87,4 @@ def events_for(before: UploadRecord, after: UploadRecord, urls: tuple[str, ...]
                             upload_id=after.id, owner=after.owner, snapshot=snapshot,
                             created_at=after.updated_at, due_at=after.updated_at,
                             state=pending_state(url))
-            for n, url in enumerate(urls)]
+            for n, url in enumerate(urls) if _owed(url, after)]
