@@ -193,8 +193,10 @@ class UploadBrokerStack(Stack):
             # Check what was delivered against the judged hash; withdraw it on a mismatch.
             iam.PolicyStatement(actions=["s3:GetObject", "s3:DeleteObject"], resources=[
                 self.public.arn_for_objects("*"), self.private.arn_for_objects("*")]),
-            # Without ListBucket, S3 answers 403 instead of 404 for an object already gone.
-            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.incoming.bucket_arn],
+            # Without ListBucket, S3 answers 403 instead of 404 for an object already gone;
+            # with ListBucketVersions, a verdict finds any version overwritten at its key.
+            iam.PolicyStatement(actions=["s3:ListBucket", "s3:ListBucketVersions"],
+                                resources=[self.incoming.bucket_arn],
                                 conditions={"StringLike": {"s3:prefix": [f"{INCOMING_PREFIX}*"]}}),
             # Promote and quarantine (by a copy in parts above 5 GiB: aborted if it fails).
             iam.PolicyStatement(actions=["s3:PutObject", "s3:AbortMultipartUpload"], resources=[

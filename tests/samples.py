@@ -118,3 +118,40 @@ def settle(broker: str, user: str, upload_id: str | None = None,
             return record
         time.sleep(0.1)
     raise AssertionError(f"the upload never settled: {record}")
+
+
+def overwrite_trial(broker: str, s3: Any, bucket: str, delay: float | None,
+                    user: str = "alice") -> tuple[str, list[str]]:
+    """Upload a PNG, then post another file at its key with the same form `delay` seconds
+    after (None: after the verdict). The upload's final status, and what is left at the
+    key once both events had time to be judged (nothing, when all is well)."""
+    import time
+
+    import requests
+
+    png = png_bytes()
+    created = requests.post(f"{broker}/v1/uploads", headers=auth(user), timeout=30, json={
+        "profile": "avatar", "filename": "me.png", "content_type": "image/png",
+        "size": len(png)}).json()
+    post = created["upload"]
+
+    def send(data: bytes) -> None:
+        answer = requests.post(post["url"], data=post["fields"], timeout=30,
+                               files={"file": ("me.png", data, "image/png")})
+        assert answer.status_code in (200, 201, 204), answer.text
+
+    send(png)
+    if delay is not None:
+        time.sleep(delay)
+        send(HTML_AS_PNG[:len(png)].ljust(len(png), b" "))  # the declared size, other bytes
+    status = settle(broker, user, created["id"])["status"]
+    if delay is None:
+        send(HTML_AS_PNG[:len(png)].ljust(len(png), b" "))
+    key = post["fields"]["key"]
+    deadline = time.monotonic() + 30
+    while True:
+        listed = s3.list_object_versions(Bucket=bucket, Prefix=key)
+        left = [v["VersionId"] for v in listed.get("Versions", []) if v["Key"] == key]
+        if not left or time.monotonic() > deadline:
+            return status, left
+        time.sleep(0.2)

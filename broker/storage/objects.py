@@ -164,6 +164,19 @@ class Storage:
             raise StorageError(f"LIST s3://{bucket}/{key} failed: {exc}") from exc
         return any(o.get("Key") == key for o in reply.get("Contents", []))
 
+    def versions(self, bucket: str, key: str) -> list[ObjectInfo]:
+        """Every stored version of exactly `key` (delete markers aside), oldest first."""
+        try:
+            reply = self.client.list_object_versions(Bucket=bucket, Prefix=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"LIST versions of s3://{bucket}/{key} failed: {exc}") from exc
+        found = [ObjectInfo(bucket=bucket, key=key, size=int(v.get("Size", 0)),
+                            etag=v["ETag"], content_type="", last_modified=v["LastModified"],
+                            version_id=v["VersionId"] if v.get("VersionId") not in (None, "null")
+                            else None)
+                 for v in reply.get("Versions", []) if v.get("Key") == key]
+        return sorted(found, key=lambda v: v.last_modified)
+
     def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo | None:
         """The object's facts (of one version, when named), or None when it does not exist."""
         pinned: dict[str, Any] = {"VersionId": version_id} if version_id else {}

@@ -86,6 +86,7 @@ class Validator:
             etag=obj.etag,
         )
         if claimed is None:
+            self._leave_nothing_behind(record.id, obj)
             return "superseded"  # another delivery settled it first
         started = clock.monotonic()
         metrics.QUEUE_LAG_SECONDS.observe(max(0.0, (clock.now() - obj.last_modified
@@ -157,8 +158,10 @@ class Validator:
                 f"{served.size} bytes over the owner's quota at judgement"))
         if settled is None:
             self._abandon_copy(record, obj, bucket, key)
+            self._leave_nothing_behind(record.id, obj)
             return "superseded"
         self.storage.delete_judged(obj)
+        self._leave_nothing_behind(record.id, obj, settled)
         metrics.VERDICTS.labels(status="ready", code="accepted").inc()
         log.info("accepted %s as %s into s3://%s/%s", record.id, verdict.content_type,
                  bucket, key)
@@ -185,8 +188,29 @@ class Validator:
         if settled is not None:
             self.storage.delete_judged(obj)
             metrics.VERDICTS.labels(status="rejected", code=verdict.reason.code).inc()
+        self._leave_nothing_behind(record.id, obj, settled)
         log.info("rejected %s: %s %s", record.id, verdict.reason.code, verdict.detail)
         return "rejected" if settled else "superseded"
+
+    def _leave_nothing_behind(self, upload_id: str, judged: ObjectInfo,
+                              settled: UploadRecord | None = None) -> None:
+        """Once an upload is settled, no version at its key stays unjudged: an object
+        overwritten there at any moment (while another delivery judged it, its event
+        coalesced or lost) is removed, kept in quarantine unless it is the very one
+        judged. One listing a verdict; while another delivery still judges the upload,
+        that delivery's verdict does it."""
+        if judged.version_id is None:
+            return  # an unversioned store keeps one object a key: its own event judges it
+        record = settled or self.records.get(upload_id)
+        if record is None or record.status in ("pending", "processing"):
+            return
+        for version in self.storage.versions(judged.bucket, judged.key):
+            if record.status in ("ready", "rejected") and version.etag == record.etag:
+                self.storage.delete_judged(version)  # judged; finish its removal
+            elif record.status in ("deleted", "expired"):
+                self.storage.delete_judged(version)
+            else:
+                self._quarantine_stray(version, record.id)
 
     def _abandon_copy(self, record: UploadRecord, obj: ObjectInfo, bucket: str,
                       key: str) -> None:

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.samples import HTML_AS_PNG, auth, pdf_bytes, png_bytes, same_picture, settle
+from tests.samples import (HTML_AS_PNG, auth, overwrite_trial, pdf_bytes, png_bytes,
+                           same_picture, settle)
 
 pytestmark = pytest.mark.conformance
 
@@ -55,3 +56,16 @@ def test_a_spoofed_file_is_rejected_on_rgw(broker_on_rgw: str) -> None:
     record = upload(broker_on_rgw, "avatar", "x.png", "image/png", HTML_AS_PNG)
     assert record["status"] == "rejected"
     assert record["reason"]["code"] == "type_mismatch"
+
+
+@pytest.mark.parametrize("delay", [0, 0.01, 0.05, None], ids=lambda d: "after the verdict"
+                         if d is None else f"{int(d * 1000)} ms after")
+def test_an_overwritten_upload_leaves_nothing_in_incoming_on_rgw(
+        broker_on_rgw: str, rgw: Any, delay: float | None) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=rgw.endpoint, aws_access_key_id=rgw.access_key,
+                      aws_secret_access_key=rgw.secret_key, region_name="us-east-1")
+    status, left = overwrite_trial(broker_on_rgw, s3, "rgw-incoming", delay)
+    assert status in ("ready", "rejected")
+    assert left == []

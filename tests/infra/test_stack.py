@@ -160,8 +160,9 @@ def test_each_role_may_do_only_what_its_code_does(synthesized: Any) -> None:
         "s3:GetObject", "s3:DeleteObject", "s3:ListBucket", "s3:PutObject",
         # Copies in parts aborted on failure; expired uploads' parts aborted by the sweeper.
         "s3:AbortMultipartUpload",
-        # Versioned incoming bucket: the judged version is read and removed by its id.
-        "s3:GetObjectVersion", "s3:DeleteObjectVersion",
+        # Versioned incoming bucket: the judged version is read and removed by its id,
+        # and any other version at its key found once the upload is settled.
+        "s3:GetObjectVersion", "s3:DeleteObjectVersion", "s3:ListBucketVersions",
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
         # The sweeper: the index of unsettled records (Query), the DLQ's depth.
         "dynamodb:Query",

@@ -12,7 +12,8 @@ import pytest
 import requests
 
 from tests.integration.conftest import Running
-from tests.samples import HTML_AS_PNG, auth, pdf_bytes, png_bytes, same_picture, settle
+from tests.samples import (HTML_AS_PNG, auth, overwrite_trial, pdf_bytes, png_bytes,
+                           same_picture, settle)
 
 pytestmark = pytest.mark.integration
 MIB = 1024 * 1024
@@ -146,3 +147,13 @@ def test_listing_and_deleting(running: Running) -> None:
     assert requests.get(record["url"], timeout=30).status_code in (403, 404)
     listing = requests.get(f"{running.url}/v1/uploads", headers=auth("carol"), timeout=30)
     assert listing.json()["items"] == []
+
+
+@pytest.mark.parametrize("delay", [0, 0.01, 0.05, None], ids=lambda d: "after the verdict"
+                         if d is None else f"{int(d * 1000)} ms after")
+def test_an_overwritten_upload_leaves_nothing_in_incoming(running: Running,
+                                                          delay: float | None) -> None:
+    status, left = overwrite_trial(running.url, running.stack.clients.s3,
+                                   running.settings.incoming_bucket, delay, user="overwriter")
+    assert status in ("ready", "rejected")
+    assert left == []

@@ -101,10 +101,11 @@ def test_a_crash_between_any_two_steps_loses_nothing(
 def test_a_small_file_is_judged_from_one_read_of_the_store(
         app: Flask, aws: AwsClients, validator: Validator) -> None:
     # An avatar: its facts and all its bytes from one ranged GET (no HEAD, no re-read),
-    # the re-encoded file stored with one PUT.
+    # the re-encoded file stored with one PUT; then one listing, so no version
+    # overwritten at its key stays unjudged.
     _, calls = steps_of_a_clean_run(app, aws, validator, CASES["public image, re-encoded"])
     assert calls == ["get_object", "get_item", "transact_write_items", "put_object",
-                     "transact_write_items", "delete_object"]
+                     "transact_write_items", "delete_object", "list_object_versions"]
 
 
 def test_a_file_larger_than_the_first_read_is_read_in_ranges(

@@ -142,9 +142,10 @@ def test_a_swap_during_delivery_never_publishes_the_new_bytes(
     swap_during_second(monkeypatch, stage, record, HTML_AS_PNG)
     assert stage.process(record) == "accepted"
     assert delivered_from(stage, record, kind.data)
-    # The swapped-in object is neither served nor dropped: its own event quarantines it.
-    assert process_every_version(stage) == ["quarantined"]
+    # The swapped-in object is neither served nor dropped: the verdict quarantines it,
+    # so nothing waits on its own event (which may be lost).
     assert versions(stage.aws) == []
+    assert process_every_version(stage) == []
     assert len(stage.keys(INCOMING, "quarantine/")) == 1
 
 
@@ -208,8 +209,10 @@ def test_an_upload_landing_after_the_verdict_is_quarantined_not_deleted(
         swap_during(monkeypatch, stage, "delete_judged", record, HTML_AS_PNG)
         assert stage.process(record) == "accepted"
         assert delivered_from(stage, record, kind.data)
-        assert len(stage.keys(INCOMING, "incoming/")) == 1  # the newer object survived
-        assert stage.process(record) == "quarantined"
+        if versioning == "off":  # one object a key: the newer one survived, for its event
+            assert len(stage.keys(INCOMING, "incoming/")) == 1
+            assert stage.process(record) == "quarantined"
+        # With versions, the verdict itself quarantined the newer one.
         assert stage.keys(INCOMING, "incoming/") == []
         assert versions(stage.aws) == []
 

@@ -398,3 +398,46 @@ def test_the_record_says_what_judged_the_upload(stage: Stage) -> None:
     refused = stage.upload(b"<html><script>alert(1)</script></html>" * 4)
     assert stage.process(refused) == "rejected"
     assert stage.reread(refused).judged_by == f"rules {RULES_VERSION}; not scanned"
+
+
+def _versions(stage: Stage, key: str) -> list[str]:
+    listed = stage.aws.s3.list_object_versions(Bucket=INCOMING, Prefix=key)
+    return [v["VersionId"] for v in listed.get("Versions", []) if v["Key"] == key]
+
+
+@pytest.mark.parametrize("when", ["before the judgement", "during the judgement",
+                                  "after the verdict"])
+def test_an_object_overwritten_at_its_key_leaves_nothing_unjudged_behind(
+        stage: Stage, monkeypatch: pytest.MonkeyPatch, when: str) -> None:
+    record = stage.uploads.create("alice", "avatar", "me.png", "image/png",
+                                  len(png_bytes())).record
+    key = record.incoming_key
+
+    def overwrite() -> str:
+        reply = stage.aws.s3.put_object(Bucket=INCOMING, Key=key, Body=b"<html>" * 20,
+                                        Metadata={"upload-id": record.id})
+        return str(reply["VersionId"])
+
+    first = stage.aws.s3.put_object(Bucket=INCOMING, Key=key, Body=png_bytes(),
+                                    Metadata={"upload-id": record.id})["VersionId"]
+    events = [ObjectRef(INCOMING, key, version_id=first)]
+    if when == "before the judgement":
+        events.append(ObjectRef(INCOMING, key, version_id=overwrite()))
+    elif when == "during the judgement":
+        real = Validator._inspect
+        calls: list[str] = []
+
+        def judged_while_overwritten(self: Validator, *args: Any) -> Any:
+            if not calls:
+                calls.append("v2")
+                second = overwrite()
+                self.process(ObjectRef(INCOMING, key, version_id=second))  # its event, meanwhile
+            return real(self, *args)
+
+        monkeypatch.setattr(Validator, "_inspect", judged_while_overwritten)
+    for event in events:
+        stage.validator.process(event)
+    if when == "after the verdict":
+        stage.validator.process(ObjectRef(INCOMING, key, version_id=overwrite()))
+    assert _versions(stage, key) == []  # every version judged or removed
+    assert stage.reread(record).status in ("ready", "rejected")
