@@ -12,8 +12,15 @@ import pytest
 import requests
 
 from tests.integration.conftest import Running
-from tests.samples import (HTML_AS_PNG, auth, overwrite_trial, pdf_bytes, png_bytes,
-                           same_picture, settle)
+from tests.samples import (
+    HTML_AS_PNG,
+    auth,
+    overwrite_trial,
+    pdf_bytes,
+    png_bytes,
+    same_picture,
+    settle,
+)
 
 pytestmark = pytest.mark.integration
 MIB = 1024 * 1024
