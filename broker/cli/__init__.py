@@ -8,7 +8,14 @@ import sys
 from collections.abc import Sequence
 
 from broker.cli.local import cmd_run, cmd_token
-from broker.cli.operations import cmd_migrate, cmd_provision, cmd_redrive, cmd_sweep, cmd_webhooks
+from broker.cli.operations import (
+    cmd_erase,
+    cmd_migrate,
+    cmd_provision,
+    cmd_redrive,
+    cmd_sweep,
+    cmd_webhooks,
+)
 from broker.cli.servers import cmd_serve, cmd_worker
 from broker.common.errors import StorageError
 from broker.settings import SettingsError
@@ -96,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("ids", nargs="*", help="delivery ids, as `list` shows them")
     replay.add_argument("--all-dead", action="store_true", help="every dead delivery")
     webhooks.set_defaults(func=cmd_webhooks)
+
+    erase = commands.add_parser(
+        "erase", help="erase one person's uploads: every stored copy, records as tombstones")
+    erase.add_argument("owner", help="the owner, as tokens name them (the `sub`)")
+    erase.add_argument("--yes", action="store_true",
+                       help="erase; without it, list what would be erased")
+    erase.set_defaults(func=cmd_erase)
 
     serve = commands.add_parser("serve", help="run the broker alone under gunicorn")
     serve.add_argument("--host", default="127.0.0.1")

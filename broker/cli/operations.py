@@ -1,4 +1,4 @@
-"""Commands that operate a deployment: provision, migrate, sweep, redrive, webhooks."""
+"""Commands that operate a deployment: provision, migrate, sweep, redrive, webhooks, erase."""
 
 from __future__ import annotations
 
@@ -117,3 +117,27 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     print(f"sent {sent.delivered} of {len(ids)} again; {sent.failed} failed (see "
           "`broker webhooks list`)")
     return 0 if sent.failed == 0 else 1
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    """Erase one person: every file of every upload, in every bucket; tombstones kept."""
+    import json
+
+    from broker.compose import compose
+    from broker.domain.erasure import erase_owner
+
+    parts = compose(load_settings())
+    if not args.yes:
+        page, more = parts.records.list_by_owner(args.owner, limit=100)
+        for record in page:
+            print(f"{record.id}  {record.status:<10} {record.profile:<10} {record.filename}")
+        print(f"{len(page)}{'+' if more else ''} uploads of {args.owner!r} would be erased, "
+              "with every stored copy; run again with --yes to erase them")
+        return 0 if not page else 1
+    report = erase_owner(parts.uploads, args.owner)
+    if parts.cdn_purger is not None:  # the CDN hears of it now, not at the next run
+        parts.cdn_purger.purge_due()
+    if parts.deliverer is not None:
+        parts.deliverer.deliver_due()
+    print(json.dumps(report.as_dict()))
+    return 0

@@ -164,6 +164,27 @@ class Storage:
             raise StorageError(f"LIST s3://{bucket}/{key} failed: {exc}") from exc
         return any(o.get("Key") == key for o in reply.get("Contents", []))
 
+    def erase(self, bucket: str, prefix: str) -> int:
+        """Remove every object under `prefix`, every version of each and every delete
+        marker: nothing of it stays recoverable. How many were removed."""
+        removed = 0
+        try:
+            pages = self.client.get_paginator("list_object_versions").paginate(
+                Bucket=bucket, Prefix=prefix)
+            for page in pages:
+                entries: list[Any] = [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+                for entry in entries:
+                    version = entry.get("VersionId")
+                    if version and version != "null":
+                        self.client.delete_object(Bucket=bucket, Key=entry["Key"],
+                                                  VersionId=version)
+                    else:
+                        self.client.delete_object(Bucket=bucket, Key=entry["Key"])
+                    removed += 1
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"erasing s3://{bucket}/{prefix} failed: {exc}") from exc
+        return removed
+
     def versions(self, bucket: str, key: str) -> list[ObjectInfo]:
         """Every stored version of exactly `key` (delete markers aside), oldest first."""
         try:
