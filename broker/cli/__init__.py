@@ -13,6 +13,7 @@ from broker.cli.operations import (
     cmd_migrate,
     cmd_provision,
     cmd_redrive,
+    cmd_rejudge,
     cmd_sweep,
     cmd_webhooks,
 )
@@ -103,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("ids", nargs="*", help="delivery ids, as `list` shows them")
     replay.add_argument("--all-dead", action="store_true", help="every dead delivery")
     webhooks.set_defaults(func=cmd_webhooks)
+
+    again = commands.add_parser(
+        "rejudge", help="judge published uploads again; withdraw those now found bad")
+    which = again.add_mutually_exclusive_group(required=True)
+    which.add_argument("--upload", help="one upload, by id")
+    which.add_argument("--owner", help="every upload of one owner")
+    again.set_defaults(func=cmd_rejudge)
 
     erase = commands.add_parser(
         "erase", help="erase one person's uploads: every stored copy, records as tombstones")

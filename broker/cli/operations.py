@@ -1,4 +1,5 @@
-"""Commands that operate a deployment: provision, migrate, sweep, redrive, webhooks, erase."""
+"""Commands that operate a deployment: provision, migrate, sweep, redrive, webhooks,
+erase, rejudge."""
 
 from __future__ import annotations
 
@@ -140,4 +141,33 @@ def cmd_erase(args: argparse.Namespace) -> int:
     if parts.deliverer is not None:
         parts.deliverer.deliver_due()
     print(json.dumps(report.as_dict()))
+    return 0
+
+
+def cmd_rejudge(args: argparse.Namespace) -> int:
+    """Judge published uploads again with today's rules and scanner; withdraw the bad."""
+    import json
+
+    from broker.compose import compose
+    from broker.validator.rejudge import rejudge
+
+    parts = compose(load_settings())
+    if args.upload:
+        record = parts.records.get(args.upload)
+        if record is None:
+            raise ValueError(f"there is no upload {args.upload!r}")
+        records = [record]
+    else:
+        records, cursor = [], None
+        while True:
+            page, cursor = parts.records.list_by_owner(args.owner, limit=100, cursor=cursor)
+            records += page
+            if cursor is None:
+                break
+    outcomes = {record.id: rejudge(parts.validator, record) for record in records}
+    if parts.cdn_purger is not None:
+        parts.cdn_purger.purge_due()
+    if parts.deliverer is not None:
+        parts.deliverer.deliver_due()
+    print(json.dumps(outcomes))
     return 0

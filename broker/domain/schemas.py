@@ -133,8 +133,10 @@ class UploadView(BaseModel):
     id: str
     profile: str
     visibility: Literal["public", "private"]
-    status: Literal["pending", "processing", "ready", "rejected", "expired", "deleted"] = Field(
-        description="`deleted` only in the upload.deleted webhook")
+    status: Literal["pending", "processing", "ready", "rejected", "expired", "withdrawn",
+                    "deleted"] = Field(
+        description="`withdrawn`: accepted, then found bad when judged again, and no longer "
+                    "served (see `reason`); `deleted` only in the upload.deleted webhook")
     filename: str
     content_type: str | None = Field(description="The type detected from the file's bytes.")
     declared_content_type: str
@@ -151,7 +153,8 @@ class UploadView(BaseModel):
     updated_at: str
     expires_at: str
     removed_urls: list[str] | None = Field(
-        default=None, description="In `upload.deleted` events of public uploads: every "
+        default=None, description="For deleted and withdrawn public uploads (their "
+                                  "`upload.deleted` and `upload.withdrawn` events): every "
                                   "public URL that served the file, for a CDN to purge.")
 
 
@@ -237,10 +240,10 @@ def render_upload(uploads: Uploads, record: UploadRecord) -> dict[str, object]:
         updated_at=record.updated_at,
         expires_at=record.expires_at,
         removed_urls=removed_urls(record, uploads.settings.public_url_for)
-        if record.status == "deleted" else None,
+        if record.status in ("deleted", "withdrawn") else None,
     )
     data = view.model_dump(mode="json")
-    if record.status != "deleted":
+    if record.status not in ("deleted", "withdrawn"):
         del data["removed_urls"]  # only removals name them
     return data
 

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 # A pending upload counts as expired this long after its permission lapsed (and only when
 # nothing is stored), so an object stored just in time and announced late is still judged.
 EXPIRY_GRACE = timedelta(minutes=2)
-LIVE: tuple[Status, ...] = ("pending", "processing", "ready", "rejected", "expired")
+LIVE: tuple[Status, ...] = ("pending", "processing", "ready", "rejected", "expired",
+                            "withdrawn")
 WAITING: tuple[Status, ...] = ("pending", "processing")  # not settled yet
 MAX_WAIT = 25  # seconds: under the 30 s an HTTP API on Lambda gives a request
 MAX_SINGLE_REQUEST = 5 * 1024 ** 3  # what one POST or PUT may carry to S3

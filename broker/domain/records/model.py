@@ -1,8 +1,9 @@
 """What an upload record is, whichever store keeps it.
 
     pending ──▶ processing ──▶ ready | rejected
-       │
-       └──▶ expired   (the upload permission lapsed with nothing stored)
+       │                         │
+       └──▶ expired              └──▶ withdrawn  (judged again, found bad: no longer served)
+            (the upload permission lapsed with nothing stored)
 
     any ──▶ deleted   (a tombstone: gone from reads and listings)
 """
@@ -18,7 +19,8 @@ from typing import Any, Literal
 from broker.common.errors import InvalidRequest
 from broker.common.reasons import Reason
 
-Status = Literal["pending", "processing", "ready", "rejected", "expired", "deleted"]
+Status = Literal["pending", "processing", "ready", "rejected", "expired", "withdrawn",
+                 "deleted"]
 MAX_PAGE = 100
 
 

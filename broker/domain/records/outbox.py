@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, replace
 from broker.domain.records.model import Status, UploadRecord
 
 EVENT_TYPES: dict[Status, str] = {"ready": "upload.ready", "rejected": "upload.rejected",
-                                  "expired": "upload.expired", "deleted": "upload.deleted"}
+                                  "expired": "upload.expired", "withdrawn": "upload.withdrawn",
+                                  "deleted": "upload.deleted"}
 # Seconds before each retry (±20 % jitter): the first within seconds, so a receiver
 # that blips is caught up within a minute; the whole schedule spans more than a day.
 BACKOFF = (2, 5, 10, 30, 60, 300, 1800, 7200, 18000, 36000, 36000)
@@ -24,7 +25,7 @@ CDN_TARGET = "cdn:"
 CDN_PENDING = "cdn-pending"
 _PENDING = {APP_TARGET: APP_PENDING, CDN_TARGET: CDN_PENDING}
 # Events the CDN is told of: the public file stops being served.
-_REMOVALS = frozenset({"deleted"})
+_REMOVALS = frozenset({"deleted", "withdrawn"})
 
 
 def pending_state(url: str) -> DeliveryState:

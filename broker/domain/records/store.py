@@ -47,12 +47,13 @@ class RecordStore(ABC):
         None when it was not: someone else moved it first.
 
         Becoming ready counts the upload in its owner's usage, in the same write,
-        refused (QuotaExceeded) beyond `quota`; a ready upload deleted is released."""
+        refused (QuotaExceeded) beyond `quota`; a ready upload deleted or withdrawn is
+        released."""
         updated = replace(record, status=to, updated_at=clock.isoformat(clock.now()), **changes)
         change: UsageChange | None = None
         if to == "ready" and record.status != "ready":
             change = UsageChange(stored_size(updated), 1, quota or Quota())
-        elif to == "deleted" and record.status == "ready":
+        elif to in ("deleted", "withdrawn") and record.status == "ready":
             change = UsageChange(-stored_size(record), -1, Quota())
         deliveries = events_for(record, updated, self.webhook_urls)
         if self._replace(updated, allowed_from, claimed_etag, change, deliveries):

@@ -21,7 +21,7 @@
 (function (global) {
   "use strict";
 
-  const SETTLED = ["ready", "rejected", "expired"];
+  const SETTLED = ["ready", "rejected", "expired", "withdrawn"];
   const PART_BATCH = 8; // part URLs asked for at once
   const PART_ATTEMPTS = 3; // tries per part before the upload pauses with an error
 
@@ -176,7 +176,7 @@
         sizeText.title = "stored " + humanSize(upload.served.size) + ", uploaded " + humanSize(upload.size);
       }
       item.appendChild(sizeText);
-      item.appendChild(el("span", { class: "bu-status", text: upload.status === "rejected" ? "rejected: " + upload.reason.message : upload.status }));
+      item.appendChild(el("span", { class: "bu-status", text: upload.reason ? upload.status + ": " + upload.reason.message : upload.status }));
       const actions = el("span", { class: "bu-actions" });
       if (upload.status === "ready") actions.appendChild(this.openLink(upload));
       const remove = el("button", { type: "button", class: "bu-delete", text: "Delete", "aria-label": "Delete " + upload.filename });
@@ -477,8 +477,8 @@
       if (record.status === "ready") {
         ui.set("ready", "ready");
         ui.action.appendChild(this.openLink(record));
-      } else if (record.status === "rejected") {
-        ui.set("rejected", "rejected: " + record.reason.message);
+      } else if (record.status === "rejected" || record.status === "withdrawn") {
+        ui.set("rejected", record.status + ": " + record.reason.message);
         ui.item.dataset.reason = record.reason.code;
       } else {
         ui.set("error", record.status);

@@ -1,0 +1,117 @@
+"""Judged again when the judge changes: a file accepted clean and matching a signature
+added later is withdrawn (CDN told, quarantined, usage released, upload.withdrawn); a file
+still fine is left exactly as it was."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from broker.aws.clients import AwsClients
+from broker.compose import Parts, compose
+from broker.domain.inspection.scanner import ClamdScanner
+from broker.settings import Settings
+from broker.validator.events import ObjectRef
+from broker.validator.rejudge import rejudge
+from tests.conftest import require_system
+from tests.samples import pdf_bytes, png_bytes
+from tests.unit.test_cdn import _distribution, invalidated_paths
+
+INCOMING = "uploads-incoming"
+SECRET = "whsec_" + base64.b64encode(b"r" * 32).decode()
+
+
+@pytest.fixture
+def settings_with_cdn(settings: Settings, aws: AwsClients) -> Settings:
+    return settings.model_copy(update={
+        "cloudfront_distribution_id": _distribution(aws),
+        "webhook_url": "https://hooks.example.test/uploads", "webhook_secret": SECRET})
+
+
+def published(parts: Parts, aws: AwsClients, profile: str, data: bytes, name: str,
+              kind: str) -> tuple[str, bytes]:
+    """An upload accepted (no scanner yet), and the bytes it is served as."""
+    record = parts.uploads.create("alice", profile, name, kind, len(data)).record
+    aws.s3.put_object(Bucket=INCOMING, Key=record.incoming_key, Body=data,
+                      Metadata={"upload-id": record.id})
+    assert parts.validator.process(ObjectRef(INCOMING, record.incoming_key)) == "accepted"
+    ready = parts.records.get(record.id)
+    assert ready is not None
+    assert ready.stored_key is not None
+    bucket = "uploads-public" if ready.visibility == "public" else "uploads-private"
+    served = aws.s3.get_object(Bucket=bucket, Key=ready.stored_key)["Body"].read()
+    return record.id, served
+
+
+@pytest.fixture
+def clamd_installed() -> None:
+    from tests.clamd_server import clamd_installed
+
+    require_system("clamd", clamd_installed(), "apt-get install clamav clamav-daemon")
+
+
+def test_a_file_found_bad_by_a_later_signature_is_withdrawn_and_the_rest_left_alone(
+        settings_with_cdn: Settings, aws: AwsClients, tmp_path: Path,
+        clamd_installed: None) -> None:
+    from tests.clamd_server import running_clamd
+
+    before = compose(settings_with_cdn, aws)
+    avatar, served = published(before, aws, "avatar", png_bytes(), "me.png", "image/png")
+    document, _ = published(before, aws, "document", pdf_bytes(), "cv.pdf", "application/pdf")
+    usage = before.records.usage("alice")
+    # Tomorrow's signatures know the avatar as it is served.
+    with running_clamd(tmp_path, signed={"Late-Signature": served}) as address:
+        after = compose(settings_with_cdn, aws, scanner=ClamdScanner(address))
+        avatar_record, document_record = (after.records.get(avatar),
+                                          after.records.get(document))
+        assert avatar_record is not None
+        assert document_record is not None
+        assert rejudge(after.validator, avatar_record) == "withdrawn"
+        assert rejudge(after.validator, document_record) == "unchanged"
+
+    withdrawn = after.records.get(avatar)
+    assert withdrawn is not None
+    assert withdrawn.status == "withdrawn"
+    assert withdrawn.reason_code == "malware"
+    assert (withdrawn.reason_detail or "").startswith("Late-Signature")
+    assert "scanned by ClamAV" in (withdrawn.judged_by or "")
+    # No longer served, kept in quarantine, usage released, the CDN and the app told.
+    assert "Contents" not in aws.s3.list_objects_v2(Bucket="uploads-public", Prefix=avatar)
+    kept = aws.s3.list_objects_v2(Bucket=INCOMING, Prefix=f"quarantine/{avatar}/")
+    assert len(kept["Contents"]) == 1
+    assert after.records.usage("alice").files == usage.files - 1
+    assert after.cdn_purger is not None
+    after.cdn_purger.purge_due()
+    assert invalidated_paths(aws, after) == [[f"/{avatar}/*"]]
+    (event,) = [d for d in after.records.webhooks("pending") if d.upload_id == avatar
+                and d.type == "upload.withdrawn"]
+    assert event.record().status == "withdrawn"
+    # The document is exactly as it was: served, no copy, no event.
+    still = after.records.get(document)
+    assert still is not None
+    assert still.status == "ready"
+    assert aws.s3.list_objects_v2(Bucket="uploads-private", Prefix=document)["KeyCount"] == 1
+    assert [d.type for d in after.records.webhooks("pending")
+            if d.upload_id == document] == ["upload.ready"]
+    # The owner sees why, through the API.
+    view = after.render(withdrawn)
+    assert view["status"] == "withdrawn"
+    assert view["url"] is None
+    assert view["removed_urls"] == [after.settings.public_url_for(str(withdrawn.stored_key))]
+
+
+def test_broker_rejudge_names_each_outcome(
+        settings_with_cdn: Settings, aws: AwsClients, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from broker.cli import main
+
+    parts = compose(settings_with_cdn, aws)
+    avatar, _ = published(parts, aws, "avatar", png_bytes(), "me.png", "image/png")
+    pending = parts.uploads.create("alice", "avatar", "later.png", "image/png", 100).record
+    capsys.readouterr()
+    assert main(["rejudge", "--owner", "alice"]) == 0
+    outcomes = json.loads(capsys.readouterr().out)
+    assert outcomes == {avatar: "unchanged", pending.id: "not ready"}
