@@ -120,6 +120,15 @@ def settle(broker: str, user: str, upload_id: str | None = None,
     raise AssertionError(f"the upload never settled: {record}")
 
 
+# When a second file is posted at an upload's key: right after, soon after, after the
+# verdict (None).
+OVERWRITE_DELAYS = [0, 0.01, 0.05, None]
+
+
+def overwrite_delay_name(delay: float | None) -> str:
+    return "after the verdict" if delay is None else f"{int(delay * 1000)} ms after"
+
+
 def overwrite_trial(broker: str, s3: Any, bucket: str, delay: float | None,
                     user: str = "alice") -> tuple[str, list[str]]:
     """Upload a PNG, then post another file at its key with the same form `delay` seconds

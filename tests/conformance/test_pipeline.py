@@ -14,7 +14,9 @@ import requests
 
 from tests.samples import (
     HTML_AS_PNG,
+    OVERWRITE_DELAYS,
     auth,
+    overwrite_delay_name,
     overwrite_trial,
     pdf_bytes,
     png_bytes,
@@ -65,8 +67,7 @@ def test_a_spoofed_file_is_rejected_on_rgw(broker_on_rgw: str) -> None:
     assert record["reason"]["code"] == "type_mismatch"
 
 
-@pytest.mark.parametrize("delay", [0, 0.01, 0.05, None], ids=lambda d: "after the verdict"
-                         if d is None else f"{int(d * 1000)} ms after")
+@pytest.mark.parametrize("delay", OVERWRITE_DELAYS, ids=overwrite_delay_name)
 def test_an_overwritten_upload_leaves_nothing_in_incoming_on_rgw(
         broker_on_rgw: str, rgw: Any, delay: float | None) -> None:
     import boto3

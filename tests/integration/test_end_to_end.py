@@ -14,7 +14,9 @@ import requests
 from tests.integration.conftest import Running
 from tests.samples import (
     HTML_AS_PNG,
+    OVERWRITE_DELAYS,
     auth,
+    overwrite_delay_name,
     overwrite_trial,
     pdf_bytes,
     png_bytes,
@@ -156,8 +158,7 @@ def test_listing_and_deleting(running: Running) -> None:
     assert listing.json()["items"] == []
 
 
-@pytest.mark.parametrize("delay", [0, 0.01, 0.05, None], ids=lambda d: "after the verdict"
-                         if d is None else f"{int(d * 1000)} ms after")
+@pytest.mark.parametrize("delay", OVERWRITE_DELAYS, ids=overwrite_delay_name)
 def test_an_overwritten_upload_leaves_nothing_in_incoming(running: Running,
                                                           delay: float | None) -> None:
     status, left = overwrite_trial(running.url, running.stack.clients.s3,

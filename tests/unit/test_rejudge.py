@@ -14,11 +14,9 @@ from broker.aws.clients import AwsClients
 from broker.compose import Parts, compose
 from broker.domain.inspection.scanner import ClamdScanner
 from broker.settings import Settings
-from broker.validator.events import ObjectRef
 from broker.validator.rejudge import rejudge
 from tests.conftest import require_system
-from tests.samples import pdf_bytes, png_bytes
-from tests.unit.test_cdn import _distribution, invalidated_paths
+from tests.unit.test_cdn import _distribution, invalidated_paths, ready_upload
 
 INCOMING = "uploads-incoming"
 SECRET = "whsec_" + base64.b64encode(b"r" * 32).decode()
@@ -31,19 +29,12 @@ def settings_with_cdn(settings: Settings, aws: AwsClients) -> Settings:
         "webhook_url": "https://hooks.example.test/uploads", "webhook_secret": SECRET})
 
 
-def published(parts: Parts, aws: AwsClients, profile: str, data: bytes, name: str,
-              kind: str) -> tuple[str, bytes]:
+def published(parts: Parts, aws: AwsClients, profile: str) -> tuple[str, bytes]:
     """An upload accepted (no scanner yet), and the bytes it is served as."""
-    record = parts.uploads.create("alice", profile, name, kind, len(data)).record
-    aws.s3.put_object(Bucket=INCOMING, Key=record.incoming_key, Body=data,
-                      Metadata={"upload-id": record.id})
-    assert parts.validator.process(ObjectRef(INCOMING, record.incoming_key)) == "accepted"
-    ready = parts.records.get(record.id)
-    assert ready is not None
-    assert ready.stored_key is not None
+    ready = ready_upload(parts, aws, profile)
     bucket = "uploads-public" if ready.visibility == "public" else "uploads-private"
     served = aws.s3.get_object(Bucket=bucket, Key=ready.stored_key)["Body"].read()
-    return record.id, served
+    return str(ready.id), served
 
 
 @pytest.fixture
@@ -59,8 +50,8 @@ def test_a_file_found_bad_by_a_later_signature_is_withdrawn_and_the_rest_left_al
     from tests.clamd_server import running_clamd
 
     before = compose(settings_with_cdn, aws)
-    avatar, served = published(before, aws, "avatar", png_bytes(), "me.png", "image/png")
-    document, _ = published(before, aws, "document", pdf_bytes(), "cv.pdf", "application/pdf")
+    avatar, served = published(before, aws, "avatar")
+    document, _ = published(before, aws, "document")
     usage = before.records.usage("alice")
     # Tomorrow's signatures know the avatar as it is served.
     with running_clamd(tmp_path, signed={"Late-Signature": served}) as address:
@@ -109,7 +100,7 @@ def test_broker_rejudge_names_each_outcome(
     from broker.cli import main
 
     parts = compose(settings_with_cdn, aws)
-    avatar, _ = published(parts, aws, "avatar", png_bytes(), "me.png", "image/png")
+    avatar, _ = published(parts, aws, "avatar")
     pending = parts.uploads.create("alice", "avatar", "later.png", "image/png", 100).record
     capsys.readouterr()
     assert main(["rejudge", "--owner", "alice"]) == 0
