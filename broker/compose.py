@@ -29,6 +29,7 @@ from broker.domain.webhooks.deliverer import Deliverer, Send, run_deliverer
 from broker.settings import Settings, SettingsError
 from broker.storage import Storage
 from broker.validator.judge import Validator
+from broker.validator.rejudge import run_rejudger
 
 
 class Parts:
@@ -105,6 +106,13 @@ class Parts:
             return None
         return CdnPurger(self.records, invalidator(self.clients.cloudfront, distribution),
                          self.settings.public_url_for)
+
+    def start_rejudger(self, stop: threading.Event) -> None:
+        """Judge published uploads again, from a thread of this validator process, when
+        the rules or signatures change (BROKER_REJUDGE_RATE, uploads a second)."""
+        if self.settings.rejudge_rate > 0:
+            threading.Thread(target=run_rejudger, name="rejudger", daemon=True,
+                             args=(self.validator, stop, self.settings.rejudge_rate)).start()
 
     def start_deliverer(self, stop: threading.Event, deliverer: Deliverer | None = None
                         ) -> None:

@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # time), and runs this often in the worker.
     stuck_after: int = Field(default=900, ge=60)
     sweep_interval: int = Field(default=60, gt=0)
+    # Uploads a second the worker judges again when the rules or the scanner's signatures
+    # change (0: never by itself; `broker rejudge` still can).
+    rejudge_rate: float = Field(default=2.0, ge=0)
     # Objects the long-running worker judges at once (threads; boto3 clients are shared).
     worker_concurrency: int = Field(default=4, ge=1, le=64)
     # How the validator hears of new objects: an SQS queue, or HTTP push (Ceph RGW,

@@ -110,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     which = again.add_mutually_exclusive_group(required=True)
     which.add_argument("--upload", help="one upload, by id")
     which.add_argument("--owner", help="every upload of one owner")
+    which.add_argument("--all", action="store_true", help="every published upload")
+    again.add_argument("--profile", help="only uploads of this profile")
+    again.add_argument("--judged-before", metavar="TIME",
+                       help="only uploads judged before this ISO time (2026-12-01T00:00:00Z)")
+    again.add_argument("--stale", action="store_true",
+                       help="only uploads judged by other rules or signatures than now")
+    again.add_argument("--rate", type=float, default=10.0,
+                       help="uploads judged a second, at most (default 10)")
     again.set_defaults(func=cmd_rejudge)
 
     erase = commands.add_parser(

@@ -4,9 +4,13 @@ erase, rejudge."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from broker.settings import load_settings
+
+if TYPE_CHECKING:
+    from broker.domain.records import UploadRecord
 
 
 def migrate_records(settings: Any) -> None:
@@ -149,25 +153,34 @@ def cmd_rejudge(args: argparse.Namespace) -> int:
     import json
 
     from broker.compose import compose
-    from broker.validator.rejudge import rejudge
+    from broker.validator.rejudge import Selection, rejudge_all
 
     parts = compose(load_settings())
+    records: Iterable[UploadRecord]
     if args.upload:
         record = parts.records.get(args.upload)
         if record is None:
             raise ValueError(f"there is no upload {args.upload!r}")
         records = [record]
+    elif args.owner:
+        records = _all_of(parts.records, args.owner)
     else:
-        records, cursor = [], None
-        while True:
-            page, cursor = parts.records.list_by_owner(args.owner, limit=100, cursor=cursor)
-            records += page
-            if cursor is None:
-                break
-    outcomes = {record.id: rejudge(parts.validator, record) for record in records}
+        records = parts.records.each_in_status("ready")
+    chosen = Selection(args.profile, args.judged_before, args.stale).chosen(records,
+                                                                            parts.validator)
+    outcomes = rejudge_all(parts.validator, chosen, args.rate)
     if parts.cdn_purger is not None:
         parts.cdn_purger.purge_due()
     if parts.deliverer is not None:
         parts.deliverer.deliver_due()
     print(json.dumps(outcomes))
     return 0
+
+
+def _all_of(records: Any, owner: str) -> Iterator[Any]:
+    cursor = None
+    while True:
+        page, cursor = records.list_by_owner(owner, limit=100, cursor=cursor)
+        yield from page
+        if cursor is None:
+            return

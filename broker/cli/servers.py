@@ -54,6 +54,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
         start_http_server(args.metrics_port, addr=args.host)
     parts.start_deliverer(stop)
+    parts.start_rejudger(stop)
     try:
         run_worker(parts.validator, parts.clients.sqs, settings.queue_url, stop)
     except KeyboardInterrupt:
@@ -83,6 +84,7 @@ def _serve_push(settings: Any, args: argparse.Namespace) -> int:
         threading.Thread(target=run_sweeper, name="sweeper", daemon=True,
                          args=(parts.validator, threading.Event())).start()
         parts.start_deliverer(threading.Event())
+        parts.start_rejudger(threading.Event())
         return PushReceiver(parts.validator, settings.event_token.get_secret_value())
 
     serve(receiver, host=args.host, port=args.port, workers=args.workers,

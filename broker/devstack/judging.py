@@ -34,6 +34,7 @@ class Judging:
         settings = self.parts.settings
         validator = self.parts.validator
         self.parts.start_deliverer(self._stop)
+        self.parts.start_rejudger(self._stop)
         if settings.events == "http":
             assert settings.event_token is not None
             token = settings.event_token.get_secret_value()

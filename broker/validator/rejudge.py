@@ -1,7 +1,10 @@
 """Judging a published upload again, as the rules or the scanner's signatures change.
 
 The served file is read from where it is served and judged by today's checks and
-scanner. Still fine: left exactly where it is, its record noting what judged it
+scanner. `broker rejudge` chooses the uploads (one, an owner's, or every published
+one, by profile, by age, or those judged by other rules or signatures); the worker
+does it by itself, at a bounded rate, whenever the rules or the scanner's signatures
+change. Still fine: left exactly where it is, its record noting what judged it
 now (no copy, no event). Found bad: withdrawn. Its file is kept in quarantine and
 removed from where it was served; the record says why, when and by what; the
 owner's usage is released; the app hears `upload.withdrawn` and the CDN is told
@@ -11,9 +14,13 @@ owner's usage is released; the app hears `upload.withdrawn` and the CDN is told
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Literal
 
-from broker.domain.inspection import Declared, inspect
+from broker.domain.inspection import Declared, inspect, stale
 from broker.domain.keys import quarantine_key
 from broker.domain.presign import UPLOAD_ID_METADATA
 from broker.domain.records import UploadRecord
@@ -58,3 +65,61 @@ def rejudge(validator: Validator, record: UploadRecord) -> Rejudged:
     validator.storage.delete(bucket, record.stored_key)
     log.warning("withdrew %s: %s %s", record.id, verdict.reason.code, verdict.detail)
     return "withdrawn"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which published uploads to judge again."""
+
+    profile: str | None = None
+    judged_before: str | None = None  # an ISO time: judged (last changed) before it
+    stale_only: bool = False  # only those judged by other rules or signatures than now
+
+    def chosen(self, records: Iterable[UploadRecord], validator: Validator
+               ) -> Iterator[UploadRecord]:
+        for record in records:
+            if self.profile and record.profile != self.profile:
+                continue
+            if self.judged_before and record.updated_at >= self.judged_before:
+                continue
+            if self.stale_only and not stale(record.judged_by, validator.scanner):
+                continue
+            yield record
+
+
+def rejudge_all(validator: Validator, records: Iterable[UploadRecord], rate: float,
+                stop: threading.Event | None = None) -> dict[str, Rejudged]:
+    """Judge each again, at most `rate` a second; stops early when `stop` is set."""
+    outcomes: dict[str, Rejudged] = {}
+    pause = 1.0 / rate if rate > 0 else 0.0
+    for record in records:
+        if stop is not None and stop.is_set():
+            break
+        outcomes[record.id] = rejudge(validator, record)
+        if pause and stop is None:
+            time.sleep(pause)
+        elif pause and stop is not None and stop.wait(pause):
+            break
+    return outcomes
+
+
+def run_rejudger(validator: Validator, stop: threading.Event, rate: float,
+                 check_every: float = 300.0) -> None:
+    """Judge again every published upload judged by other rules or signatures, whenever
+    what judges changes (a release, a signature update), at `rate` uploads a second."""
+    passed: str | None = None
+    while not stop.is_set():
+        try:
+            version = validator.scanner.version()
+            now = f"{version}" if version else "no scanner"
+            if now != passed:
+                stale_ones = Selection(stale_only=True).chosen(
+                    validator.records.each_in_status("ready"), validator)
+                outcomes = rejudge_all(validator, stale_ones, rate, stop)
+                withdrawn = [i for i, o in outcomes.items() if o == "withdrawn"]
+                log.info("judged again %d uploads (%s); withdrew %d: %s", len(outcomes), now,
+                         len(withdrawn), " ".join(withdrawn[:20]))
+                passed = now if not stop.is_set() else passed
+        except Exception:
+            log.exception("judging published uploads again failed; trying again later")
+        stop.wait(check_every)

@@ -174,6 +174,23 @@ def test_listing_is_newest_first_paginated_and_leaves_out_deleted_and_others(
     assert [r.id for r in seen] == [r.id for r in reversed(mine)]
 
 
+def test_a_pass_over_a_status_meets_every_record_in_it_once(
+        store: RecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from broker.domain.records import store as store_module
+
+    monkeypatch.setattr(store_module, "PASS_PAGE", 2)  # several pages
+    records = [make(owner, n=n) for owner in ("alice", "bob") for n in range(4)]
+    for record in records:
+        store.create(record, pending_cap=100)
+    ready = [store.transition(r, "ready", allowed_from=("pending",)) for r in records[:5]]
+    assert all(ready)
+    passed = [r.id for r in store.each_in_status("ready")]
+    assert sorted(passed) == sorted(r.id for r in records[:5])
+    assert len(passed) == len(set(passed))
+    assert sorted(r.id for r in store.each_in_status("pending")) == sorted(
+        r.id for r in records[5:])
+
+
 def test_uploads_created_in_the_same_second_are_all_listed_once(store: RecordStore) -> None:
     same_second = [make(n=0, id=f"up_{i:032x}") for i in range(5)]
     for record in same_second:

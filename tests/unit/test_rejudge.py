@@ -94,6 +94,37 @@ def test_a_file_found_bad_by_a_later_signature_is_withdrawn_and_the_rest_left_al
     assert view["removed_urls"] == [after.settings.public_url_for(str(withdrawn.stored_key))]
 
 
+def test_the_worker_judges_again_by_itself_when_the_signatures_change(
+        settings_with_cdn: Settings, aws: AwsClients, tmp_path: Path,
+        clamd_installed: None) -> None:
+    import threading
+    import time
+
+    from broker.validator.rejudge import run_rejudger
+    from tests.clamd_server import running_clamd
+
+    before = compose(settings_with_cdn, aws)
+    avatar, served = published(before, aws, "avatar")
+    document, _ = published(before, aws, "document")
+    with running_clamd(tmp_path, signed={"Late-Signature": served}) as address:
+        after = compose(settings_with_cdn, aws, scanner=ClamdScanner(address))
+        stop = threading.Event()
+        worker = threading.Thread(target=run_rejudger, args=(after.validator, stop, 50.0, 0.1))
+        worker.start()
+        try:
+            deadline = time.monotonic() + 20
+            while (found := after.records.get(avatar)) and found.status != "withdrawn":
+                assert time.monotonic() < deadline, "the worker did not judge it again"
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            worker.join(timeout=30)
+    still = after.records.get(document)
+    assert still is not None
+    assert still.status == "ready"
+    assert "scanned by ClamAV" in (still.judged_by or "")  # not judged again next time
+
+
 def test_broker_rejudge_names_each_outcome(
         settings_with_cdn: Settings, aws: AwsClients, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -103,6 +134,11 @@ def test_broker_rejudge_names_each_outcome(
     avatar, _ = published(parts, aws, "avatar")
     pending = parts.uploads.create("alice", "avatar", "later.png", "image/png", 100).record
     capsys.readouterr()
-    assert main(["rejudge", "--owner", "alice"]) == 0
+    assert main(["rejudge", "--owner", "alice", "--rate", "100"]) == 0
     outcomes = json.loads(capsys.readouterr().out)
     assert outcomes == {avatar: "unchanged", pending.id: "not ready"}
+    document, _ = published(parts, aws, "document")
+    assert main(["rejudge", "--all", "--profile", "document", "--rate", "100"]) == 0
+    assert json.loads(capsys.readouterr().out) == {document: "unchanged"}
+    assert main(["rejudge", "--all", "--stale", "--rate", "100"]) == 0
+    assert json.loads(capsys.readouterr().out) == {}  # all judged by today's rules

@@ -29,8 +29,8 @@ from broker.domain.inspection.video import VIDEO_TYPES, check_video
 from broker.domain.profiles import FORBIDDEN_TYPES, Profile, normalize_type
 from broker.storage import HashedStream, ObjectChanged
 
-__all__ = ["HEAD_BYTES", "Declared", "Inspection", "ObjectSource", "ScannerUnavailable",
-           "Verdict", "inspect"]
+__all__ = ["HEAD_BYTES", "RULES_VERSION", "Declared", "Inspection", "ObjectSource",
+           "ScannerUnavailable", "Verdict", "inspect", "stale"]
 
 SVG = "image/svg+xml"
 XML_TYPES = frozenset({"text/xml", "application/xml"})
@@ -226,6 +226,15 @@ def _scan(source: ObjectSource, scanner: Scanner, content_type: str, profile: Pr
     return replace(Verdict.accept(content_type, size, hashed.hexdigest(),
                                   hashed.part_hexdigests() if part_size else None, said),
                    judged_by=judged_by)
+
+
+def stale(judged_by: str | None, scanner: Scanner) -> bool:
+    """Whether an upload was judged by other rules or another scanner or signature
+    version than would judge it now (a scanner added since counts)."""
+    if not judged_by or not judged_by.startswith(f"rules {RULES_VERSION}; "):
+        return True
+    version = scanner.version()
+    return version is not None and str(version) not in judged_by
 
 
 def _scanned_by(scanner: Scanner, result: ScanResult) -> str:

@@ -21,7 +21,7 @@ is reached, so only uploads still open count.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, fields
 from typing import TYPE_CHECKING, Any
 
@@ -149,6 +149,22 @@ class DynamoRecords(RecordStore):
             return records, None
         plain = {k: str(_deserialize(v)) for k, v in last.items()}
         return records, encode_cursor(plain["id"], plain["listed_owner"], plain["created_key"])
+
+    def each_in_status(self, status: Status) -> Iterator[UploadRecord]:
+        # A scan, paged by the table's own order (DynamoDB has no order by id to page by).
+        params: dict[str, Any] = {
+            "TableName": self.table, "FilterExpression": "#status = :status",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":status": _serialize(status)}}
+        while True:
+            reply = self._call("scan", **params)
+            yield from map(from_item, reply.get("Items", []))
+            if not reply.get("LastEvaluatedKey"):
+                return
+            params["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+
+    def _page_in_status(self, status: Status, after: str, limit: int) -> list[UploadRecord]:
+        raise NotImplementedError("DynamoDB records are passed over by each_in_status")
 
     def open_before(self, status: Status, cutoff: str, limit: int = 100
                     ) -> list[UploadRecord]:

@@ -246,6 +246,13 @@ class PostgresRecords(RecordStore):
         last = records[limit - 1]
         return records[:limit], encode_cursor(last.id, owner, last.listing_key)
 
+    def _page_in_status(self, status: Status, after: str, limit: int) -> list[UploadRecord]:
+        def read(conn: Connection) -> list[UploadRecord]:
+            rows = conn.execute("SELECT * FROM uploads WHERE status = %s AND id > %s"
+                                " ORDER BY id LIMIT %s", [status, after, limit]).fetchall()
+            return [_from_row(row) for row in rows]
+        return self._run(read)
+
     def open_before(self, status: Status, cutoff: str, limit: int = 100
                     ) -> list[UploadRecord]:
         query = _OPEN[status]

@@ -115,6 +115,11 @@ class SqliteRecords(RecordStore):
                     ) -> list[UploadRecord]:
         return [_record(text) for (text,) in self._read(_OPEN[status], (cutoff, limit))]
 
+    def _page_in_status(self, status: Status, after: str, limit: int) -> list[UploadRecord]:
+        rows = self._read("SELECT record FROM uploads WHERE status = ? AND id > ? ORDER BY id"
+                          " LIMIT ?", (status, after, limit))
+        return [_record(text) for (text,) in rows]
+
     def usage(self, owner: str) -> Usage:
         rows = self._read("SELECT stored_bytes, stored_files FROM owner_usage WHERE owner = ?",
                           (owner,))

@@ -8,6 +8,7 @@ rules about retried writes and state changes are written once.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,6 +18,8 @@ from broker.domain.quotas import Quota, Usage
 from broker.domain.records import changes as record_changes
 from broker.domain.records.model import Status, UploadRecord, stored_size
 from broker.domain.records.outbox import WebhookDelivery, events_for
+
+PASS_PAGE = 100  # records read at once by a pass over every record in a status
 
 
 class RecordStore(ABC):
@@ -86,6 +89,18 @@ class RecordStore(ABC):
                     ) -> list[UploadRecord]:
         """Up to `limit` records still `status` (pending or processing) whose expiry
         (pending) or last change (processing) is before `cutoff`, oldest first."""
+
+    def each_in_status(self, status: Status) -> Iterator[UploadRecord]:
+        """Every record in `status`, read a page at a time as it is consumed (an
+        operator's or a background pass over the store, never a request's)."""
+        after = ""
+        while page := self._page_in_status(status, after, PASS_PAGE):
+            yield from page
+            after = page[-1].id
+
+    @abstractmethod
+    def _page_in_status(self, status: Status, after: str, limit: int) -> list[UploadRecord]:
+        """Up to `limit` records in `status` whose id sorts after `after`, by id."""
 
     @abstractmethod
     def usage(self, owner: str) -> Usage:
