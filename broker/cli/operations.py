@@ -136,9 +136,12 @@ def cmd_erase(args: argparse.Namespace) -> int:
         page, more = parts.records.list_by_owner(args.owner, limit=100)
         for record in page:
             print(f"{record.id}  {record.status:<10} {record.profile:<10} {record.filename}")
+        if not page:
+            print(f"{args.owner!r} has no uploads to erase")
+            return 0
         print(f"{len(page)}{'+' if more else ''} uploads of {args.owner!r} would be erased, "
               "with every stored copy; run again with --yes to erase them")
-        return 0 if not page else 1
+        return 1
     report = erase_owner(parts.uploads, args.owner)
     if parts.cdn_purger is not None:  # the CDN hears of it now, not at the next run
         parts.cdn_purger.purge_due()

@@ -128,3 +128,5 @@ def test_broker_erase_lists_first_and_erases_with_yes(
     assert report["uploads_erased"] == 5
     assert everything_of(aws, alice) == []
     assert invalidated_paths(aws, parts) == [[f"/{alice[0]}/*"]]
+    assert main(["erase", "alice"]) == 0
+    assert "'alice' has no uploads to erase" in capsys.readouterr().out
