@@ -12,6 +12,7 @@ repaired by the retry; nothing is published that was not accepted.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -36,6 +37,10 @@ log = logging.getLogger(__name__)
 # Tolerated difference between the store's clock and ours.
 CLOCK_SKEW = timedelta(seconds=60)
 
+# Pauses (seconds) before looking again for an object's metadata, and the age below which
+# an object still without it is judged later rather than refused.
+METADATA_LOOKS = (0.02, 0.05, 0.1, 0.25)
+METADATA_GRACE = 60.0
 Outcome = Literal["accepted", "rejected", "duplicate", "gone", "quarantined", "discarded",
                   "ignored", "superseded"]
 
@@ -77,7 +82,25 @@ class Validator:
                 self.storage.delete_judged(obj)  # finish a step a crash interrupted
                 return "duplicate"
             return self._quarantine_stray(obj, record.id)
+        if record.transport != "put" and UPLOAD_ID_METADATA not in obj.metadata:
+            stored = self._with_metadata(ref, stored)
         return self._judge_and_settle(record, stored)
+
+    def _with_metadata(self, ref: ObjectRef, stored: StoredObject) -> StoredObject:
+        """The object once its metadata can be read. A store may announce an object
+        before its metadata is visible (the emulator's form POST sets it in a second
+        step): look again, briefly; a young object still without it is judged later
+        (the event is retried), so a file posted with a valid policy is never refused
+        for a race. An object old enough to have settled is judged as it is."""
+        for pause in METADATA_LOOKS:
+            time.sleep(pause)
+            again = self.storage.fetch(ref.bucket, ref.key, ref.version_id)
+            if again is None or UPLOAD_ID_METADATA in again.info.metadata:
+                return again or stored
+        age = (clock.now() - stored.info.last_modified).total_seconds()
+        if age < METADATA_GRACE:
+            raise ObjectChanged(f"{ref.key}: its metadata is not readable yet; judged later")
+        return stored
 
     def _judge_and_settle(self, record: UploadRecord, stored: StoredObject) -> Outcome:
         obj = stored.info

@@ -147,8 +147,11 @@ def test_sizes_the_store_did_not_enforce_are_rejected(
     assert stage.reread(record).reason_code == code
 
 
-def test_an_object_without_its_upload_id_metadata_is_rejected(stage: Stage) -> None:
+def test_an_object_without_its_upload_id_metadata_is_rejected(
+        stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
     record = stage.upload(png_bytes(), metadata={})
+    later = clock.now() + timedelta(minutes=5)  # old enough for its metadata to show
+    monkeypatch.setattr(clock, "now", lambda: later)
     assert stage.process(record) == "rejected"
     assert stage.reread(record).reason_code == "unexpected_object"
 
@@ -441,3 +444,45 @@ def test_an_object_overwritten_at_its_key_leaves_nothing_unjudged_behind(
         stage.validator.process(ObjectRef(INCOMING, key, version_id=overwrite()))
     assert _versions(stage, key) == []  # every version judged or removed
     assert stage.reread(record).status in ("ready", "rejected")
+
+
+def test_an_object_whose_metadata_shows_late_is_judged_not_refused(
+        stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store that announces an object before its metadata is readable (the emulator's
+    form POST sets it in a second step) must not make a good file unexpected_object."""
+    record = stage.upload(png_bytes())
+    real = Storage.fetch
+    fetches: list[int] = []
+
+    def metadata_late(self: Storage, *args: Any, **kwargs: Any) -> Any:
+        fetched = real(self, *args, **kwargs)
+        fetches.append(1)
+        if fetched is not None and len(fetches) <= 2:  # not yet, twice
+            fetched.info.metadata.clear()
+        return fetched
+
+    monkeypatch.setattr(Storage, "fetch", metadata_late)
+    assert stage.process(record) == "accepted"
+    assert stage.reread(record).status == "ready"
+
+
+def test_a_young_object_still_without_metadata_is_judged_later(
+        stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
+    record = stage.upload(png_bytes())
+    real = Storage.fetch
+
+    def never(self: Storage, *args: Any, **kwargs: Any) -> Any:
+        fetched = real(self, *args, **kwargs)
+        if fetched is not None:
+            fetched.info.metadata.clear()
+        return fetched
+
+    monkeypatch.setattr(Storage, "fetch", never)
+    with pytest.raises(ObjectChanged, match="judged later"):
+        stage.process(record)
+    assert stage.reread(record).status == "pending"  # no verdict: the event is retried
+    # Long after, without metadata still, it is what it looks like: not this upload's.
+    later = clock.now() + timedelta(minutes=5)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    assert stage.process(record) == "rejected"
+    assert stage.reread(record).reason_code == "unexpected_object"
