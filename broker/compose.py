@@ -22,7 +22,7 @@ from broker.domain.multipart_uploads import MultipartUploads
 from broker.domain.oidc import OidcVerifier
 from broker.domain.profiles import Profiles, load_profiles
 from broker.domain.records import DynamoRecords, RecordStore, UploadRecord
-from broker.domain.records.outbox import APP_PENDING, APP_TARGET, CDN_TARGET
+from broker.domain.records.outbox import APP_PENDING, APP_TARGET, AUDIT_TARGET, CDN_TARGET
 from broker.domain.schemas import render_upload
 from broker.domain.uploads import Uploads
 from broker.domain.webhooks.deliverer import Deliverer, Send, run_deliverer
@@ -162,7 +162,7 @@ def open_records(settings: Settings, clients: AwsClients) -> RecordStore:
     else:
         store = DynamoRecords(LeanDynamoDB(clients.dynamodb), settings.table)
     store.webhook_urls = settings.webhook_urls + ((APP_TARGET,) if settings.app_signal else ()) \
-        + ((CDN_TARGET,) if settings.cloudfront_distribution_id else ())
+        + ((CDN_TARGET,) if settings.cloudfront_distribution_id else ()) + (AUDIT_TARGET,)
     return store
 
 

@@ -9,16 +9,18 @@ from collections.abc import Sequence
 
 from broker.cli.local import cmd_run, cmd_token
 from broker.cli.operations import (
+    cmd_audit,
     cmd_erase,
     cmd_migrate,
     cmd_provision,
+    cmd_quarantine,
     cmd_redrive,
     cmd_rejudge,
     cmd_sweep,
     cmd_webhooks,
 )
 from broker.cli.servers import cmd_serve, cmd_worker
-from broker.common.errors import StorageError
+from broker.common.errors import BrokerError, StorageError
 from broker.settings import SettingsError
 
 
@@ -120,6 +122,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="uploads judged a second, at most (default 10)")
     again.set_defaults(func=cmd_rejudge)
 
+    quarantine = commands.add_parser(
+        "quarantine", help="review refused and withdrawn uploads: list, link, release, purge")
+    steps = quarantine.add_subparsers(dest="action", required=True)
+    steps.add_parser("list", help="every refused or withdrawn upload, with its reason")
+    link = steps.add_parser("link", help="a 60-second link that downloads the file")
+    link.add_argument("upload_id")
+    release = steps.add_parser("release", help="serve it as an accepted file would be")
+    release.add_argument("upload_id")
+    release.add_argument("--reason", required=True, help="why (kept in the audit log)")
+    purge = steps.add_parser("purge", help="remove its quarantined file for good")
+    purge.add_argument("upload_id")
+    for step in (release, purge):
+        step.add_argument("--operator", help="who does it (default: cli:$USER)")
+    quarantine.set_defaults(func=cmd_quarantine)
+
+    audit = commands.add_parser("audit", help="the audit log: verdicts, operator actions")
+    audit_steps = audit.add_subparsers(dest="action", required=True)
+    export = audit_steps.add_parser("export", help="print it as JSON lines, oldest first")
+    export.add_argument("--limit", type=_positive, default=100_000)
+    audit.set_defaults(func=cmd_audit)
+
     erase = commands.add_parser(
         "erase", help="erase one person's uploads: every stored copy, records as tombstones")
     erase.add_argument("owner", help="the owner, as tokens name them (the `sub`)")
@@ -160,6 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StorageError as exc:  # a store that does not answer, or a schema behind
         why = f": {exc.__cause__}" if exc.__cause__ else ""
         print(f"broker: {exc}{why}", file=sys.stderr)
+        return 1
+    except BrokerError as exc:  # an operation refused (no such upload, a conflict)
+        print(f"broker: {exc.detail}", file=sys.stderr)
         return 1
 
 

@@ -1,9 +1,10 @@
 """Commands that operate a deployment: provision, migrate, sweep, redrive, webhooks,
-erase, rejudge."""
+erase, rejudge, quarantine, audit."""
 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -187,3 +188,52 @@ def _all_of(records: Any, owner: str) -> Iterator[Any]:
         yield from page
         if cursor is None:
             return
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    """Review what was refused or withdrawn: list, download link, release, purge."""
+    import json
+
+    from broker.compose import compose
+    from broker.validator.quarantine import Quarantine
+
+    quarantine = Quarantine(compose(load_settings()).validator)
+    if args.action == "list":
+        shown = 0
+        for record in quarantine.items():
+            print(f"{record.id}  {record.status:<9} {record.owner:<16} {record.profile:<10} "
+                  f"{record.reason_code or '':<18} {record.filename}  "
+                  f"{record.reason_detail or ''}")
+            shown += 1
+        if not shown:
+            print("the quarantine is empty")
+        return 0
+    if args.action == "link":
+        print(quarantine.file_link(args.upload_id))
+        return 0
+    operator = args.operator or f"cli:{os.environ.get('USER', 'operator')}"
+    if args.action == "release":
+        record = quarantine.release(args.upload_id, operator, args.reason)
+    else:
+        record = quarantine.purge(args.upload_id, operator)
+    print(json.dumps({"id": record.id, "status": record.status,
+                      "reviewed_by": record.reviewed_by, "review_note": record.review_note}))
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """The audit log as JSON lines: every verdict and every operator action."""
+    import json
+
+    from broker.compose import compose
+    from broker.domain.records.outbox import AUDIT
+
+    for entry in compose(load_settings()).records.webhooks(AUDIT, args.limit):
+        record = entry.record()
+        print(json.dumps({
+            "at": entry.created_at, "event": entry.type, "upload_id": entry.upload_id,
+            "owner": entry.owner, "status": record.status, "profile": record.profile,
+            "reason": record.reason_code, "detail": record.reason_detail,
+            "judged_by": record.judged_by, "actor": record.reviewed_by or "broker",
+            "note": record.review_note}))
+    return 0

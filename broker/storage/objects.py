@@ -185,6 +185,20 @@ class Storage:
             raise StorageError(f"erasing s3://{bucket}/{prefix} failed: {exc}") from exc
         return removed
 
+    def listed(self, bucket: str, prefix: str) -> list[ObjectInfo]:
+        """The objects stored under `prefix` (their current versions), oldest first; the
+        facts a listing gives (no type, no metadata)."""
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                         Prefix=prefix)
+            found = [ObjectInfo(bucket=bucket, key=o["Key"], size=int(o.get("Size", 0)),
+                                etag=o["ETag"], content_type="",
+                                last_modified=o["LastModified"])
+                     for page in pages for o in page.get("Contents", [])]
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"LIST s3://{bucket}/{prefix} failed: {exc}") from exc
+        return sorted(found, key=lambda o: o.last_modified)
+
     def versions(self, bucket: str, key: str) -> list[ObjectInfo]:
         """Every stored version of exactly `key` (delete markers aside), oldest first."""
         try:

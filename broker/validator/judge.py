@@ -169,7 +169,7 @@ class Validator:
         try:
             settled = self.records.transition(
                 record, "ready", allowed_from=("processing",), claimed_etag=obj.etag,
-                quota=self._quota(record), content_type=verdict.content_type,
+                quota=self.quota_of(record), content_type=verdict.content_type,
                 size=verdict.size, stored_key=key, sha256=verdict.sha256,
                 served_size=served.size, served_sha256=served.sha256,
                 judged_by=verdict.judged_by or None,
@@ -190,7 +190,7 @@ class Validator:
                  bucket, key)
         return "accepted"
 
-    def _quota(self, record: UploadRecord) -> Quota:
+    def quota_of(self, record: UploadRecord) -> Quota:
         deployment = deployment_quota(self.settings)
         profile = self.profiles.find(record.profile)
         # A profile removed since the upload began: the deployment's quota.

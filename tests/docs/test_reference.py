@@ -70,7 +70,8 @@ def _help(*command: str) -> str:
 def test_every_command_and_option_on_the_command_line_page_exists() -> None:
     page = (REFERENCE / "command-line.md").read_text()
     section = page[page.index("## broker"):]
-    usages = re.findall(r"`(broker [a-z]+(?: (?:list|replay))?)([^`]*)`", section)
+    usages = re.findall(r"`(broker [a-z]+(?: (?:list|replay|link|release|purge|export))?)([^`]*)`",
+                        section)
     assert len(usages) >= 10
     top = _help()
     problems = []

@@ -191,6 +191,25 @@ def test_a_pass_over_a_status_meets_every_record_in_it_once(
         r.id for r in records[5:])
 
 
+def test_the_audit_log_keeps_every_verdict_and_review_in_order(store: RecordStore) -> None:
+    store.webhook_urls = ("audit:",)
+    record = make()
+    store.create(record, pending_cap=100)
+    claimed = store.transition(record, "processing", allowed_from=("pending",))
+    assert claimed is not None  # a claim is no verdict: not logged
+    ready = store.transition(claimed, "ready", allowed_from=("processing",))
+    assert ready is not None
+    reviewed = store.transition(ready, "ready", allowed_from=("ready",),
+                                reviewed_by="ops:carol", review_note="checked")
+    assert reviewed is not None
+    assert store.transition(reviewed, "deleted", allowed_from=("ready",)) is not None
+    log = store.webhooks("audit", 100)
+    assert [(e.type, e.record().reviewed_by) for e in log] == [
+        ("upload.ready", None), ("upload.reviewed", "ops:carol"),
+        ("upload.deleted", "ops:carol")]
+    assert store.due_webhooks("9999-01-01T00:00:00Z", 100) == []  # never sent anywhere
+
+
 def test_uploads_created_in_the_same_second_are_all_listed_once(store: RecordStore) -> None:
     same_second = [make(n=0, id=f"up_{i:032x}") for i in range(5)]
     for record in same_second:

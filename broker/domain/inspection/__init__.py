@@ -30,7 +30,7 @@ from broker.domain.profiles import FORBIDDEN_TYPES, Profile, normalize_type
 from broker.storage import HashedStream, ObjectChanged
 
 __all__ = ["HEAD_BYTES", "RULES_VERSION", "Declared", "Inspection", "ObjectSource",
-           "ScannerUnavailable", "Verdict", "inspect", "stale"]
+           "ScannerUnavailable", "Verdict", "inspect", "served_rewrite", "stale"]
 
 SVG = "image/svg+xml"
 XML_TYPES = frozenset({"text/xml", "application/xml"})
@@ -182,6 +182,16 @@ def _deep_check(source: ObjectSource, content_type: str, profile: Profile
         rewrite = _streamed(neutralized_csv(report.encoding)) if report.formula_cells else None
         return None, rewrite
     return None, None
+
+
+def served_rewrite(content_type: str, profile: Profile) -> Rewrite | None:
+    """How a file of this type is changed for serving in this profile, judged or not (an
+    operator's release serves a quarantined file as an accepted one would be)."""
+    if content_type in PIL_FORMATS and profile.reencodes_images:
+        return _reencoding(content_type)
+    if content_type == SVG and profile.sanitize_svg:
+        return _streamed(sanitized_svg)
+    return None
 
 
 def _reencoding(content_type: str) -> Rewrite:

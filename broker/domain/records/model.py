@@ -57,6 +57,9 @@ class UploadRecord:
     # What judged it: the inspection rules' version and the malware scan (by what, or why
     # not), e.g. "rules 2026.12.04; scanned by ClamAV 1.4.3, signatures 27450 of 2026-12-03"
     judged_by: str | None = None
+    # An operator's last action on it (a release or a purge from the quarantine): who, why.
+    reviewed_by: str | None = None
+    review_note: str | None = None
 
     @property
     def reason(self) -> Reason | None:

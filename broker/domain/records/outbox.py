@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 
 from broker.domain.records.model import Status, UploadRecord
 
@@ -23,7 +24,13 @@ APP_PENDING = "app-pending"
 # The CDN in front of the public bucket: told when a public file is removed.
 CDN_TARGET = "cdn:"
 CDN_PENDING = "cdn-pending"
-_PENDING = {APP_TARGET: APP_PENDING, CDN_TARGET: CDN_PENDING}
+# The audit log: every verdict and every operator action, kept in the outbox's table with
+# the change it records (written in the same write), never sent anywhere.
+AUDIT_TARGET = "audit:"
+AUDIT = "audit"
+_PENDING = {APP_TARGET: APP_PENDING, CDN_TARGET: CDN_PENDING, AUDIT_TARGET: AUDIT}
+# What the audit log records: verdicts and what changes a settled upload.
+_AUDITED = frozenset({"ready", "rejected", "expired", "withdrawn", "deleted"})
 # Events the CDN is told of: the public file stops being served.
 _REMOVALS = frozenset({"deleted", "withdrawn"})
 
@@ -78,14 +85,27 @@ class WebhookDelivery:
 
 def events_for(before: UploadRecord, after: UploadRecord, urls: tuple[str, ...]
                ) -> list[WebhookDelivery]:
-    """The deliveries a state change owes the receivers (none if it reports nothing)."""
+    """The deliveries a state change owes the receivers (none if it reports nothing), and
+    its entry in the audit log when one is kept (AUDIT_TARGET among `urls`)."""
     event_type = EVENT_TYPES.get(after.status)
-    if not urls or event_type is None or before.status == after.status:
+    changed = before.status != after.status
+    reviewed = after.reviewed_by is not None and (
+        before.reviewed_by, before.review_note) != (after.reviewed_by, after.review_note)
+    owed = [url for url in urls if url != AUDIT_TARGET and _owed(url, after)] \
+        if event_type is not None and changed else []
+    if AUDIT_TARGET in urls and after.status in _AUDITED and (changed or reviewed):
+        owed.append(AUDIT_TARGET)
+    if not owed:
         return []
     event_id = "msg_" + secrets.token_hex(12)
     snapshot = json.dumps(asdict(after), separators=(",", ":"))
-    return [WebhookDelivery(id=f"{event_id}:{n}", event_id=event_id, url=url, type=event_type,
+    # The audit log is read in the order of its entries' `due_at`, which no sender uses:
+    # the wall clock to the microsecond, so two changes within one second keep their order.
+    logged = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%fZ}"
+    return [WebhookDelivery(id=f"{event_id}:{n}", event_id=event_id, url=url,
+                            type=(event_type if changed else "upload.reviewed") or "",
                             upload_id=after.id, owner=after.owner, snapshot=snapshot,
-                            created_at=after.updated_at, due_at=after.updated_at,
+                            created_at=after.updated_at,
+                            due_at=logged if url == AUDIT_TARGET else after.updated_at,
                             state=pending_state(url))
-            for n, url in enumerate(urls) if _owed(url, after)]
+            for n, url in enumerate(owed)]

@@ -1,0 +1,109 @@
+"""The quarantine, reviewed: operators list what was refused with its reason, fetch the
+file through a short attachment link, release a false positive (served and audited) or
+purge a true one; every verdict and action is in the audit log."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import requests
+
+from broker.aws.clients import AwsClients
+from broker.compose import Parts, compose
+from broker.domain.records.outbox import AUDIT
+from broker.settings import Settings
+from broker.validator.events import ObjectRef
+from broker.validator.quarantine import Quarantine
+from tests import writers
+
+INCOMING = "uploads-incoming"
+
+
+@pytest.fixture
+def parts(settings: Settings, aws: AwsClients) -> Parts:
+    return compose(settings, aws)
+
+
+def refused(parts: Parts, aws: AwsClients, data: bytes, name: str = "scan.jpg",
+            kind: str = "image/jpeg", profile: str = "avatar", owner: str = "alice") -> str:
+    record = parts.uploads.create(owner, profile, name, kind, len(data)).record
+    aws.s3.put_object(Bucket=INCOMING, Key=record.incoming_key, Body=data,
+                      Metadata={"upload-id": record.id})
+    assert parts.validator.process(ObjectRef(INCOMING, record.incoming_key)) == "rejected"
+    return str(record.id)
+
+
+def a_false_positive() -> bytes:
+    """A JPEG the rules refuse though it is harmless: markup-like bytes in a comment."""
+    return writers.jpeg_with_app_segment(0xFE, b"<script>not really</script>")
+
+
+def test_a_false_positive_released_by_an_operator_is_served_and_audited(
+        parts: Parts, aws: AwsClients) -> None:
+    upload_id = refused(parts, aws, a_false_positive())
+    quarantine = Quarantine(parts.validator)
+    listed = {r.id: r for r in quarantine.items()}
+    assert listed[upload_id].reason_code == "polyglot"
+    assert listed[upload_id].reason_detail == "markup or code in the JPEG metadata"
+
+    link = quarantine.file_link(upload_id)
+    assert "response-content-disposition=attachment" in link.replace("%3B", ";").lower()
+
+    released = quarantine.release(upload_id, "ops:carol", "a scanner's test comment")
+    assert released.status == "ready"
+    assert (released.reviewed_by, released.review_note) == (
+        "ops:carol", "released: a scanner's test comment")
+    served = aws.s3.get_object(Bucket="uploads-public", Key=released.stored_key)
+    assert served["ContentType"] == "image/jpeg"
+    assert b"<script>" not in served["Body"].read()  # re-encoded, as an accepted avatar
+    assert parts.records.usage("alice").files == 1
+    assert aws.s3.list_objects_v2(Bucket=INCOMING, Prefix=f"quarantine/{upload_id}/"
+                                  )["KeyCount"] == 0
+    log = [(e.type, e.record().status, e.record().reviewed_by)
+           for e in parts.records.webhooks(AUDIT, 100) if e.upload_id == upload_id]
+    assert log == [("upload.rejected", "rejected", None),
+                   ("upload.ready", "ready", "ops:carol")]
+
+
+def test_a_true_positive_purged_leaves_no_file_and_an_audited_record(
+        parts: Parts, aws: AwsClients) -> None:
+    upload_id = refused(parts, aws, a_false_positive())
+    quarantine = Quarantine(parts.validator)
+    purged = quarantine.purge(upload_id, "ops:dave")
+    assert (purged.status, purged.reviewed_by, purged.review_note) == (
+        "rejected", "ops:dave", "purged")
+    versions = aws.s3.list_object_versions(Bucket=INCOMING, Prefix=f"quarantine/{upload_id}/")
+    assert not versions.get("Versions")
+    assert not versions.get("DeleteMarkers")
+    assert [e.type for e in parts.records.webhooks(AUDIT, 100)
+            if e.upload_id == upload_id] == ["upload.rejected", "upload.reviewed"]
+    from broker.common.errors import NotFound
+
+    with pytest.raises(NotFound, match="no quarantined file"):
+        quarantine.file_link(upload_id)
+
+
+def test_the_command_line_reviews_and_exports_the_audit_log(
+        parts: Parts, aws: AwsClients, capsys: pytest.CaptureFixture[str]) -> None:
+    from broker.cli import main
+
+    upload_id = refused(parts, aws, a_false_positive())
+    capsys.readouterr()
+    assert main(["quarantine", "list"]) == 0
+    assert upload_id in capsys.readouterr().out
+    assert main(["quarantine", "link", upload_id]) == 0
+    link = capsys.readouterr().out.strip()
+    assert requests.get(link, timeout=30).status_code in (200, 403)  # moto: not served
+    assert main(["quarantine", "release", upload_id, "--reason", "false positive",
+                 "--operator", "ops:erin"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "ready"
+    assert main(["quarantine", "purge", upload_id]) == 1  # no longer in the quarantine
+    assert "no refused or withdrawn upload" in capsys.readouterr().err
+    assert main(["audit", "export"]) == 0
+    lines: list[dict[str, Any]] = [json.loads(line)
+                                   for line in capsys.readouterr().out.splitlines()]
+    mine = [(e["event"], e["actor"], e["note"]) for e in lines if e["upload_id"] == upload_id]
+    assert mine == [("upload.rejected", "broker", None),
+                    ("upload.ready", "ops:erin", "released: false positive")]
