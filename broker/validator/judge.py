@@ -183,9 +183,9 @@ class Validator:
             self._abandon_copy(record, obj, bucket, key)
             self._leave_nothing_behind(record.id, obj)
             return "superseded"
+        metrics.VERDICTS.labels(status="ready", code="accepted").inc()  # as it is recorded
         self.storage.delete_judged(obj)
         self._leave_nothing_behind(record.id, obj, settled)
-        metrics.VERDICTS.labels(status="ready", code="accepted").inc()
         log.info("accepted %s as %s into s3://%s/%s", record.id, verdict.content_type,
                  bucket, key)
         return "accepted"
@@ -209,8 +209,8 @@ class Validator:
             reason_detail=verdict.detail or None, judged_by=verdict.judged_by or None,
         )
         if settled is not None:
-            self.storage.delete_judged(obj)
             metrics.VERDICTS.labels(status="rejected", code=verdict.reason.code).inc()
+            self.storage.delete_judged(obj)
         self._leave_nothing_behind(record.id, obj, settled)
         log.info("rejected %s: %s %s", record.id, verdict.reason.code, verdict.detail)
         return "rejected" if settled else "superseded"
