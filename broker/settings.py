@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     # removed (CreateInvalidation), so a deleted public file stops being served.
     cloudfront_distribution_id: str | None = None
     allowed_origins: tuple[str, ...] = ()
+    # Who may review the quarantine and erase owners through the API and /operator: owner
+    # ids, as tokens name them (a JSON list). The command line needs none.
+    operators: tuple[str, ...] = ()
     # Where the Flask extension (`broker.flask.UploadBroker`) mounts API v1, Uppy's
     # routes and the uploader's files inside the app.
     url_prefix: str = "/uploads"

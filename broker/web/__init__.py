@@ -14,10 +14,12 @@ from broker.compose import Parts, compose
 from broker.domain import readiness
 from broker.domain.profiles import human_size
 from broker.settings import load_settings
+from broker.validator.quarantine import Quarantine
 from broker.web import problems
 from broker.web.api import api
 from broker.web.companion import companion
 from broker.web.openapi import openapi_document
+from broker.web.operator import QUARANTINE, operator
 from broker.web.services import EXTENSION, Services, services
 
 
@@ -39,6 +41,8 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     problems.register(app)
     app.register_blueprint(api)
     app.register_blueprint(companion)
+    app.register_blueprint(operator)
+    app.extensions[QUARANTINE] = Quarantine(parts.validator)
     if settings.allowed_origins:
         # Apps on other origins call the API with bearer tokens, or with the session cookie.
         # Credentials (the session cookie) only for these origins, which CORS names one by one.

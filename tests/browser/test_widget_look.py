@@ -8,24 +8,13 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import screenshot, serious
 from tests.browser.test_uploader import file_, open_page, settle
-from tests.conftest import require_system
 from tests.integration.conftest import Running
-from tests.npm import ROOT, npm_available, npm_install
 from tests.samples import HTML_AS_PNG, pdf_bytes, png_bytes
 
 pytestmark = pytest.mark.browser
-AXE_VERSION = "4.10.2"
-AXE = ROOT / ".cache" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 LONG_NAME = "holiday photos from the summer of twenty-twenty-six, the good ones.png"
-
-
-@pytest.fixture(scope="module")
-def axe() -> str:
-    require_system("npm", npm_available(), "apt-get install nodejs npm")
-    npm_install("axe", "axe-core", AXE_VERSION)
-    return str(AXE)
 
 
 @pytest.fixture
@@ -40,12 +29,6 @@ def filled(page: Any, running: Running) -> Any:
     page.set_input_files(".bu-input", [file_("report.pdf", "application/pdf", pdf_bytes())])
     settle(page, 4)
     return page
-
-
-def serious(violations: list[dict[str, Any]]) -> list[str]:
-    return [f"{v['id']} ({v['impact']}): {v['help']} at "
-            f"{[n['target'] for n in v['nodes']][:3]}"
-            for v in violations if v["impact"] in ("serious", "critical")]
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

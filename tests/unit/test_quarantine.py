@@ -107,3 +107,46 @@ def test_the_command_line_reviews_and_exports_the_audit_log(
     mine = [(e["event"], e["actor"], e["note"]) for e in lines if e["upload_id"] == upload_id]
     assert mine == [("upload.rejected", "broker", None),
                     ("upload.ready", "ops:erin", "released: false positive")]
+
+
+@pytest.fixture
+def operated(settings: Settings, aws: AwsClients) -> tuple[Parts, Any]:
+    from broker.web import create_app
+
+    parts = compose(settings.model_copy(update={"operators": ("carol",)}), aws)
+    return parts, create_app(parts=parts).test_client()
+
+
+def test_operators_review_through_the_api_and_others_see_nothing(
+        operated: tuple[Parts, Any], aws: AwsClients) -> None:
+    from tests.samples import auth
+
+    parts, client = operated
+    upload_id = refused(parts, aws, a_false_positive())
+    for who in ({}, auth("alice")):  # not signed in, or not an operator: nothing here
+        for method, path in (("get", "/operator"), ("get", "/v1/operator/quarantine"),
+                             ("post", f"/v1/operator/quarantine/{upload_id}/purge"),
+                             ("post", "/v1/operator/owners/alice/erase")):
+            if method == "get" and path == "/operator" and not who:
+                continue  # the sign-in box
+            answer = getattr(client, method)(path, headers=who, json={})
+            assert answer.status_code == 404, (path, who)
+    listed = client.get("/v1/operator/quarantine", headers=auth("carol")).json["items"]
+    assert [(i["id"], i["reason"]["code"]) for i in listed] == [(upload_id, "polyglot")]
+    file = client.get(f"/v1/operator/quarantine/{upload_id}/file", headers=auth("carol"))
+    assert file.status_code == 302
+    assert "attachment" in file.headers["Location"]
+    refused_without_reason = client.post(f"/v1/operator/quarantine/{upload_id}/release",
+                                         headers=auth("carol"), json={})
+    assert refused_without_reason.status_code == 422
+    released = client.post(f"/v1/operator/quarantine/{upload_id}/release",
+                           headers=auth("carol"), json={"reason": "harmless comment"})
+    assert released.status_code == 200
+    assert (released.json["status"], released.json["reviewed_by"]) == ("ready",
+                                                                       "operator:carol")
+    assert client.get(f"/v1/uploads/{upload_id}", headers=auth("alice")).json["status"] \
+        == "ready"
+    erased = client.post("/v1/operator/owners/alice/erase", headers=auth("carol"),
+                         json={"confirm": "alice"})
+    assert erased.status_code == 200
+    assert erased.json["uploads_erased"] == 1
