@@ -65,6 +65,12 @@ def test_a_false_positive_released_by_an_operator_is_served_and_audited(
            for e in parts.records.webhooks(AUDIT, 100) if e.upload_id == upload_id]
     assert log == [("upload.rejected", "rejected", None),
                    ("upload.ready", "ready", "ops:carol")]
+    # Append-only: an entry cannot be sent or re-dated as a webhook replay would.
+    from broker.domain.webhooks.deliverer import Deliverer
+
+    entry = next(e for e in parts.records.webhooks(AUDIT, 100) if e.upload_id == upload_id)
+    assert not Deliverer(parts.records, parts.render, []).replay(entry.id)
+    assert parts.records.get_webhook(entry.id) == entry
 
 
 def test_a_true_positive_purged_leaves_no_file_and_an_audited_record(

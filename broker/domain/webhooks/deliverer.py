@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from broker.common import clock
 from broker.domain.records import RecordStore, UploadRecord
 from broker.domain.records import changes as record_changes
-from broker.domain.records.outbox import BACKOFF, WebhookDelivery, pending_state
+from broker.domain.records.outbox import AUDIT_TARGET, BACKOFF, WebhookDelivery, pending_state
 from broker.domain.webhooks.sender import READ_TIMEOUT, Answer, send
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class Deliverer:
     def replay(self, delivery_id: str) -> bool:
         """Send a delivery again from its first attempt (a dead one, typically)."""
         current = self.records.get_webhook(delivery_id)
-        if current is None:
+        if current is None or current.url == AUDIT_TARGET:  # the audit log is append-only
             return False
         again = replace(current, attempts=0, state=pending_state(current.url), last_error=None,
                         due_at=clock.isoformat(clock.now()))
