@@ -7,6 +7,7 @@ it needs; nothing else builds a store, a validator or a deliverer.
 
 from __future__ import annotations
 
+import logging
 import threading
 from functools import cached_property
 
@@ -30,6 +31,8 @@ from broker.settings import Settings, SettingsError
 from broker.storage import Storage
 from broker.validator.judge import Validator
 from broker.validator.rejudge import run_rejudger
+
+log = logging.getLogger(__name__)
 
 
 class Parts:
@@ -106,6 +109,20 @@ class Parts:
             return None
         return CdnPurger(self.records, invalidator(self.clients.cloudfront, distribution),
                          self.settings.public_url_for)
+
+    def send_outbox(self) -> None:
+        """Send now what the outbox holds due: webhooks, and removals the CDN is to hear
+        of (a short-lived process, as a Lambda or a command, before it ends). A failure
+        is logged: the outbox keeps them for the next attempt."""
+        senders = (("webhooks", self.deliverer and self.deliverer.deliver_due),
+                   ("CDN invalidations", self.cdn_purger and self.cdn_purger.purge_due))
+        for name, send in senders:
+            if not send:
+                continue
+            try:
+                send()
+            except Exception:
+                log.exception("sending %s failed; the outbox keeps them", name)
 
     def start_rejudger(self, stop: threading.Event) -> None:
         """Judge published uploads again, from a thread of this validator process, when

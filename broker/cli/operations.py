@@ -144,10 +144,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
               "with every stored copy; run again with --yes to erase them")
         return 1
     report = erase_owner(parts.uploads, args.owner)
-    if parts.cdn_purger is not None:  # the CDN hears of it now, not at the next run
-        parts.cdn_purger.purge_due()
-    if parts.deliverer is not None:
-        parts.deliverer.deliver_due()
+    parts.send_outbox()  # the app and the CDN hear of it now, not at the next run
     print(json.dumps(report.as_dict()))
     return 0
 
@@ -173,10 +170,7 @@ def cmd_rejudge(args: argparse.Namespace) -> int:
     chosen = Selection(args.profile, args.judged_before, args.stale).chosen(records,
                                                                             parts.validator)
     outcomes = rejudge_all(parts.validator, chosen, args.rate)
-    if parts.cdn_purger is not None:
-        parts.cdn_purger.purge_due()
-    if parts.deliverer is not None:
-        parts.deliverer.deliver_due()
+    parts.send_outbox()  # the app and the CDN hear of it now, not at the next run
     print(json.dumps(outcomes))
     return 0
 

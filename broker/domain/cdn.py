@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 from broker.common import clock
 from broker.domain.records import RecordStore, UploadRecord
-from broker.domain.records.outbox import BACKOFF, CDN_PENDING, WebhookDelivery
+from broker.domain.records.outbox import CDN_PENDING, REMOVALS, WebhookDelivery, backoff
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,8 @@ Invalidate = Callable[[list[str], str], None]
 
 
 def removed_urls(record: UploadRecord, public_url_for: Callable[[str], str]) -> list[str]:
-    """Every public URL that served this upload."""
-    if record.visibility != "public" or not record.stored_key:
+    """Every public URL that served this upload, once it is removed (deleted, withdrawn)."""
+    if record.status not in REMOVALS or record.visibility != "public" or not record.stored_key:
         return []
     return [public_url_for(record.stored_key)]
 
@@ -68,8 +68,8 @@ class CdnPurger:
         except Exception as exc:  # the CDN's API failing: every one is retried later
             log.warning("invalidating %d paths at the CDN failed: %s", len(paths), exc)
             for claim in leased:
-                retry = claim.retried(at, str(exc)[:200], clock.isoformat(
-                    moment + timedelta(seconds=BACKOFF[min(claim.attempts, len(BACKOFF) - 1)])))
+                retry = claim.retried(at, str(exc)[:200],
+                                      clock.isoformat(moment + backoff(claim.attempts)))
                 self.records.replace_webhook(retry, expected=claim)
             return []
         for claim in leased:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from broker.domain.cdn import removed_urls
 from broker.domain.records import UploadRecord
+from broker.domain.records.outbox import REMOVALS
 from broker.domain.uploads import Uploads
 
 
@@ -240,10 +241,10 @@ def render_upload(uploads: Uploads, record: UploadRecord) -> dict[str, object]:
         updated_at=record.updated_at,
         expires_at=record.expires_at,
         removed_urls=removed_urls(record, uploads.settings.public_url_for)
-        if record.status in ("deleted", "withdrawn") else None,
+        if record.status in REMOVALS else None,
     )
     data = view.model_dump(mode="json")
-    if record.status not in ("deleted", "withdrawn"):
+    if record.status not in REMOVALS:
         del data["removed_urls"]  # only removals name them
     return data
 

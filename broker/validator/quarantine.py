@@ -11,7 +11,6 @@ log with who did it and why.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -21,7 +20,7 @@ from broker.domain.inspection import Inspection, Verdict, served_rewrite
 from broker.domain.keys import delivered_key
 from broker.domain.records import UploadRecord
 from broker.domain.records.model import Status
-from broker.storage import ObjectInfo
+from broker.storage import HashedStream, ObjectInfo
 from broker.validator.judge import Validator
 from broker.validator.promotion import deliver, delivery_for
 
@@ -56,10 +55,10 @@ class Quarantine:
         stored = v.storage.fetch(kept.bucket, kept.key)
         if profile is None or stored is None:
             raise Conflict(f"{upload_id} cannot be released: its profile or file is gone.")
-        digest = hashlib.sha256()
-        for chunk in stored.chunks():
-            digest.update(chunk)
-        verdict = Verdict.accept(content_type, stored.info.size, digest.hexdigest())
+        hashed = HashedStream(stored.chunks())  # what the served copy is proved against
+        for _ in hashed:
+            pass
+        verdict = Verdict.accept(content_type, stored.info.size, hashed.hexdigest())
         inspection = Inspection(verdict, served_rewrite(content_type, profile))
         public = record.visibility == "public"
         bucket = v.settings.public_bucket if public else v.settings.private_bucket

@@ -42,7 +42,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             answer = {"batchItemFailures": [{"itemIdentifier": i} for i in result.retry_ids]}
         else:
             answer = {"outcomes": [validator.process(r) for r in refs_from_notification(event)]}
-    _send_webhooks(parts)
+    parts.send_outbox()
     return answer
 
 
@@ -73,13 +73,3 @@ def _hand_back(parts: Parts, receipts: list[str]) -> None:
         log.exception("handing back %d messages failed", len(receipts))
 
 
-def _send_webhooks(parts: Parts) -> None:
-    """The outbox: webhooks due, and removals the CDN is to be told of."""
-    for name, send in (("webhooks", parts.deliverer and parts.deliverer.deliver_due),
-                       ("CDN invalidations", parts.cdn_purger and parts.cdn_purger.purge_due)):
-        if not send:
-            continue
-        try:
-            send()
-        except Exception:  # the outbox keeps them; the next invocation tries again
-            log.exception("sending %s failed", name)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -37,31 +39,40 @@ def published(parts: Parts, aws: AwsClients, profile: str) -> tuple[str, bytes]:
     return str(ready.id), served
 
 
+@dataclass
+class Learned:
+    """An avatar and a document published unscanned; now judged with a real clamd whose
+    signatures (tomorrow's) know the avatar as it is served."""
+
+    parts: Parts
+    avatar: str
+    document: str
+    files_before: int
+
+
 @pytest.fixture
-def clamd_installed() -> None:
-    from tests.clamd_server import clamd_installed
+def learned(settings_with_cdn: Settings, aws: AwsClients, tmp_path: Path
+            ) -> Iterator[Learned]:
+    from tests.clamd_server import clamd_installed, running_clamd
 
     require_system("clamd", clamd_installed(), "apt-get install clamav clamav-daemon")
-
-
-def test_a_file_found_bad_by_a_later_signature_is_withdrawn_and_the_rest_left_alone(
-        settings_with_cdn: Settings, aws: AwsClients, tmp_path: Path,
-        clamd_installed: None) -> None:
-    from tests.clamd_server import running_clamd
-
     before = compose(settings_with_cdn, aws)
     avatar, served = published(before, aws, "avatar")
     document, _ = published(before, aws, "document")
-    usage = before.records.usage("alice")
-    # Tomorrow's signatures know the avatar as it is served.
+    files = before.records.usage("alice").files
     with running_clamd(tmp_path, signed={"Late-Signature": served}) as address:
         after = compose(settings_with_cdn, aws, scanner=ClamdScanner(address))
-        avatar_record, document_record = (after.records.get(avatar),
-                                          after.records.get(document))
-        assert avatar_record is not None
-        assert document_record is not None
-        assert rejudge(after.validator, avatar_record) == "withdrawn"
-        assert rejudge(after.validator, document_record) == "unchanged"
+        yield Learned(after, avatar, document, files)
+
+
+def test_a_file_found_bad_by_a_later_signature_is_withdrawn_and_the_rest_left_alone(
+        learned: Learned, aws: AwsClients) -> None:
+    after, avatar, document = learned.parts, learned.avatar, learned.document
+    avatar_record, document_record = after.records.get(avatar), after.records.get(document)
+    assert avatar_record is not None
+    assert document_record is not None
+    assert rejudge(after.validator, avatar_record) == "withdrawn"
+    assert rejudge(after.validator, document_record) == "unchanged"
 
     withdrawn = after.records.get(avatar)
     assert withdrawn is not None
@@ -73,7 +84,7 @@ def test_a_file_found_bad_by_a_later_signature_is_withdrawn_and_the_rest_left_al
     assert "Contents" not in aws.s3.list_objects_v2(Bucket="uploads-public", Prefix=avatar)
     kept = aws.s3.list_objects_v2(Bucket=INCOMING, Prefix=f"quarantine/{avatar}/")
     assert len(kept["Contents"]) == 1
-    assert after.records.usage("alice").files == usage.files - 1
+    assert after.records.usage("alice").files == learned.files_before - 1
     assert after.cdn_purger is not None
     after.cdn_purger.purge_due()
     assert invalidated_paths(aws, after) == [[f"/{avatar}/*"]]
@@ -95,31 +106,25 @@ def test_a_file_found_bad_by_a_later_signature_is_withdrawn_and_the_rest_left_al
 
 
 def test_the_worker_judges_again_by_itself_when_the_signatures_change(
-        settings_with_cdn: Settings, aws: AwsClients, tmp_path: Path,
-        clamd_installed: None) -> None:
+        learned: Learned) -> None:
     import threading
     import time
 
     from broker.validator.rejudge import run_rejudger
-    from tests.clamd_server import running_clamd
 
-    before = compose(settings_with_cdn, aws)
-    avatar, served = published(before, aws, "avatar")
-    document, _ = published(before, aws, "document")
-    with running_clamd(tmp_path, signed={"Late-Signature": served}) as address:
-        after = compose(settings_with_cdn, aws, scanner=ClamdScanner(address))
-        stop = threading.Event()
-        worker = threading.Thread(target=run_rejudger, args=(after.validator, stop, 50.0, 0.1))
-        worker.start()
-        try:
-            deadline = time.monotonic() + 20
-            while (found := after.records.get(avatar)) and found.status != "withdrawn":
-                assert time.monotonic() < deadline, "the worker did not judge it again"
-                time.sleep(0.1)
-        finally:
-            stop.set()
-            worker.join(timeout=30)
-    still = after.records.get(document)
+    after = learned.parts
+    stop = threading.Event()
+    worker = threading.Thread(target=run_rejudger, args=(after.validator, stop, 50.0, 0.1))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20
+        while (found := after.records.get(learned.avatar)) and found.status != "withdrawn":
+            assert time.monotonic() < deadline, "the worker did not judge it again"
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+    still = after.records.get(learned.document)
     assert still is not None
     assert still.status == "ready"
     assert "scanned by ClamAV" in (still.judged_by or "")  # not judged again next time

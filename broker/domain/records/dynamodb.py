@@ -163,9 +163,6 @@ class DynamoRecords(RecordStore):
                 return
             params["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
 
-    def _page_in_status(self, status: Status, after: str, limit: int) -> list[UploadRecord]:
-        raise NotImplementedError("DynamoDB records are passed over by each_in_status")
-
     def open_before(self, status: Status, cutoff: str, limit: int = 100
                     ) -> list[UploadRecord]:
         reply = self._call(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import random
 import secrets
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from broker.domain.records.model import Status, UploadRecord
 
@@ -16,6 +17,12 @@ EVENT_TYPES: dict[Status, str] = {"ready": "upload.ready", "rejected": "upload.r
 # that blips is caught up within a minute; the whole schedule spans more than a day.
 BACKOFF = (2, 5, 10, 30, 60, 300, 1800, 7200, 18000, 36000, 36000)
 MAX_ATTEMPTS = len(BACKOFF) + 1
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long a delivery waits after its `attempts`-th failure, jittered."""
+    base = BACKOFF[min(attempts, len(BACKOFF) - 1)]
+    return timedelta(seconds=base * random.uniform(0.8, 1.2))  # noqa: S311 - jitter only
 
 DeliveryState = str  # "pending" (or "app-pending"), "delivered" or "dead"
 # The app's own process as a receiver: the Flask extension's `upload_settled` signal.
@@ -32,7 +39,7 @@ _PENDING = {APP_TARGET: APP_PENDING, CDN_TARGET: CDN_PENDING, AUDIT_TARGET: AUDI
 # What the audit log records: verdicts and what changes a settled upload.
 _AUDITED = frozenset({"ready", "rejected", "expired", "withdrawn", "deleted"})
 # Events the CDN is told of: the public file stops being served.
-_REMOVALS = frozenset({"deleted", "withdrawn"})
+REMOVALS: frozenset[Status] = frozenset({"deleted", "withdrawn"})
 
 
 def pending_state(url: str) -> DeliveryState:
@@ -45,7 +52,7 @@ def _owed(url: str, after: UploadRecord) -> bool:
     """Whether this receiver is told of this change (the CDN only of public removals)."""
     if url != CDN_TARGET:
         return True
-    return after.status in _REMOVALS and after.visibility == "public" and bool(after.stored_key)
+    return after.status in REMOVALS and after.visibility == "public" and bool(after.stored_key)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ strings in the records.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, fields
 from typing import Any, LiteralString, TypeVar
 
@@ -34,7 +34,7 @@ from broker.domain.records.model import (
     encode_cursor,
 )
 from broker.domain.records.outbox import WebhookDelivery
-from broker.domain.records.store import RecordStore, UsageChange
+from broker.domain.records.store import RecordStore, UsageChange, by_id_pages
 
 T = TypeVar("T")
 Connection = psycopg.Connection[dict[str, Any]]
@@ -246,12 +246,14 @@ class PostgresRecords(RecordStore):
         last = records[limit - 1]
         return records[:limit], encode_cursor(last.id, owner, last.listing_key)
 
-    def _page_in_status(self, status: Status, after: str, limit: int) -> list[UploadRecord]:
-        def read(conn: Connection) -> list[UploadRecord]:
-            rows = conn.execute("SELECT * FROM uploads WHERE status = %s AND id > %s"
-                                " ORDER BY id LIMIT %s", [status, after, limit]).fetchall()
-            return [_from_row(row) for row in rows]
-        return self._run(read)
+    def each_in_status(self, status: Status) -> Iterator[UploadRecord]:
+        def page(after: str, limit: int) -> list[UploadRecord]:
+            def read(conn: Connection) -> list[UploadRecord]:
+                rows = conn.execute("SELECT * FROM uploads WHERE status = %s AND id > %s"
+                                    " ORDER BY id LIMIT %s", [status, after, limit]).fetchall()
+                return [_from_row(row) for row in rows]
+            return self._run(read)
+        return by_id_pages(page)
 
     def open_before(self, status: Status, cutoff: str, limit: int = 100
                     ) -> list[UploadRecord]:

@@ -29,7 +29,7 @@ from broker.domain.records.model import (
     encode_cursor,
 )
 from broker.domain.records.outbox import WebhookDelivery
-from broker.domain.records.store import RecordStore, UsageChange
+from broker.domain.records.store import RecordStore, UsageChange, by_id_pages
 
 T = TypeVar("T")
 
@@ -115,10 +115,12 @@ class SqliteRecords(RecordStore):
                     ) -> list[UploadRecord]:
         return [_record(text) for (text,) in self._read(_OPEN[status], (cutoff, limit))]
 
-    def _page_in_status(self, status: Status, after: str, limit: int) -> list[UploadRecord]:
-        rows = self._read("SELECT record FROM uploads WHERE status = ? AND id > ? ORDER BY id"
-                          " LIMIT ?", (status, after, limit))
-        return [_record(text) for (text,) in rows]
+    def each_in_status(self, status: Status) -> Iterator[UploadRecord]:
+        def page(after: str, limit: int) -> list[UploadRecord]:
+            rows = self._read("SELECT record FROM uploads WHERE status = ? AND id > ?"
+                              " ORDER BY id LIMIT ?", (status, after, limit))
+            return [_record(text) for (text,) in rows]
+        return by_id_pages(page)
 
     def usage(self, owner: str) -> Usage:
         rows = self._read("SELECT stored_bytes, stored_files FROM owner_usage WHERE owner = ?",

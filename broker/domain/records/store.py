@@ -8,7 +8,7 @@ rules about retried writes and state changes are written once.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,7 +17,7 @@ from broker.common.errors import RecordsUnavailable
 from broker.domain.quotas import Quota, Usage
 from broker.domain.records import changes as record_changes
 from broker.domain.records.model import Status, UploadRecord, stored_size
-from broker.domain.records.outbox import WebhookDelivery, events_for
+from broker.domain.records.outbox import REMOVALS, WebhookDelivery, events_for
 
 PASS_PAGE = 100  # records read at once by a pass over every record in a status
 
@@ -56,7 +56,7 @@ class RecordStore(ABC):
         change: UsageChange | None = None
         if to == "ready" and record.status != "ready":
             change = UsageChange(stored_size(updated), 1, quota or Quota())
-        elif to in ("deleted", "withdrawn") and record.status == "ready":
+        elif to in REMOVALS and record.status == "ready":
             change = UsageChange(-stored_size(record), -1, Quota())
         deliveries = events_for(record, updated, self.webhook_urls)
         if self._replace(updated, allowed_from, claimed_etag, change, deliveries):
@@ -90,17 +90,10 @@ class RecordStore(ABC):
         """Up to `limit` records still `status` (pending or processing) whose expiry
         (pending) or last change (processing) is before `cutoff`, oldest first."""
 
+    @abstractmethod
     def each_in_status(self, status: Status) -> Iterator[UploadRecord]:
         """Every record in `status`, read a page at a time as it is consumed (an
         operator's or a background pass over the store, never a request's)."""
-        after = ""
-        while page := self._page_in_status(status, after, PASS_PAGE):
-            yield from page
-            after = page[-1].id
-
-    @abstractmethod
-    def _page_in_status(self, status: Status, after: str, limit: int) -> list[UploadRecord]:
-        """Up to `limit` records in `status` whose id sorts after `after`, by id."""
 
     @abstractmethod
     def usage(self, owner: str) -> Usage:
@@ -153,3 +146,12 @@ class UsageChange:
     def fits_at_all(self) -> bool:
         """False when even an owner storing nothing could not take it."""
         return self.quota.allows(Usage(), self.bytes, self.files)
+
+
+def by_id_pages(read_page: Callable[[str, int], list[UploadRecord]]
+                ) -> Iterator[UploadRecord]:
+    """Every record `read_page(after_id, limit)` gives, page after page in id order."""
+    after = ""
+    while page := read_page(after, PASS_PAGE):
+        yield from page
+        after = page[-1].id

@@ -6,7 +6,6 @@ answer: delivered, retried later with backoff and jitter, or dead after the last
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -15,7 +14,7 @@ from datetime import datetime, timedelta
 from broker.common import clock
 from broker.domain.records import RecordStore, UploadRecord
 from broker.domain.records import changes as record_changes
-from broker.domain.records.outbox import AUDIT_TARGET, BACKOFF, WebhookDelivery, pending_state
+from broker.domain.records.outbox import AUDIT_TARGET, WebhookDelivery, backoff, pending_state
 from broker.domain.webhooks.sender import READ_TIMEOUT, Answer, send
 
 log = logging.getLogger(__name__)
@@ -66,7 +65,7 @@ class Deliverer:
                 report.delivered.append(due.id)
                 continue
             retry = leased.retried(at, answer.detail, clock.isoformat(
-                moment + _backoff(leased.attempts)))
+                moment + backoff(leased.attempts)))
             self.records.replace_webhook(retry, expected=leased)
             (report.dead if retry.state == "dead" else report.retried).append(due.id)
             log.warning("webhook %s to %s failed (%s): %s", due.event_id, due.url,
@@ -101,11 +100,6 @@ class Deliverer:
             record_changes.webhooks_due.set()
             return True
         return False
-
-
-def _backoff(attempts: int) -> timedelta:
-    base = BACKOFF[min(attempts, len(BACKOFF) - 1)]
-    return timedelta(seconds=base * random.uniform(0.8, 1.2))  # noqa: S311 - jitter only
 
 
 def run_deliverer(deliverer: Deliverer, stop: threading.Event, interval: float = 1.0) -> None:
