@@ -163,6 +163,11 @@ class Settings(BaseSettings):
     # Hours a signature database may go without an update before readiness fails.
     scanner_max_signature_age: float = Field(default=72.0, gt=0)
 
+    # Pictures are decoded and written in a child process held to these: its address
+    # space in bytes, and CPU seconds. A picture that needs more is refused.
+    picture_memory: int = Field(default=2 * 1024**3, ge=256 * 1024**2)
+    picture_cpu_seconds: int = Field(default=60, gt=0)
+
     @field_validator("database_url")
     @classmethod
     def _is_postgresql_or_sqlite(cls, value: SecretStr | None) -> SecretStr | None:

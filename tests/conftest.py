@@ -234,6 +234,15 @@ def _end_processes(pids: list[int], root: int, grace: float) -> None:
             return
 
 
+def _stop_own_helpers() -> None:
+    """The helpers this process started for contained picture work (the fork server
+    and its resource tracker) end with it; end them now, as they are not leftovers."""
+    from multiprocessing import forkserver, resource_tracker
+
+    forkserver._forkserver._stop()  # type: ignore[attr-defined]
+    resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_process_outlives_the_session() -> Iterator[None]:
     """At the end of the session, every process the tests started must be gone: any
@@ -245,6 +254,7 @@ def no_process_outlives_the_session() -> Iterator[None]:
     os.environ[SESSION_MARK] = mark
     yield
     os.environ.pop(SESSION_MARK, None)
+    _stop_own_helpers()
     left: dict[int, tuple[int, str, str]] = {}
     for _ in range(5):  # again: one ended may have started another meanwhile
         found = _leftovers(root, f"{SESSION_MARK}={mark}".encode())

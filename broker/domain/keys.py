@@ -15,6 +15,9 @@ EXTENSIONS = {
     "image/jpeg": "jpg",
     "image/webp": "webp",
     "image/gif": "gif",
+    "image/avif": "avif",
+    "image/heic": "heic",
+    "image/heif": "heif",
     "application/pdf": "pdf",
     "text/plain": "txt",
     "text/csv": "csv",
@@ -49,6 +52,19 @@ def delivered_key(upload_id: str, etag: str, content_type: str) -> str:
     ext = EXTENSIONS.get(content_type)
     name = f"{_plain(etag)}.{ext}" if ext else _plain(etag)
     return f"{upload_id}/{name}"
+
+
+def rendition_key(served_key: str, name: str, content_type: str) -> str:
+    """Where one rendition lives: beside the served file, named by what it is, so a key
+    never holds two different pictures (immutable, cacheable for a year)."""
+    stem = served_key.rsplit(".", 1)[0]
+    return f"{stem}-{name}.{EXTENSIONS[content_type]}"
+
+
+def with_extension(filename: str, content_type: str) -> str:
+    """The file name a converted file is served under: 'IMG_1.HEIC' -> 'IMG_1.jpg'."""
+    stem, dot, _ext = filename.rpartition(".")
+    return f"{stem if dot and stem else filename}.{EXTENSIONS[content_type]}"
 
 
 def _plain(etag: str) -> str:

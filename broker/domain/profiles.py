@@ -17,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from broker.common.errors import InvalidRequest
 from broker.domain import type_names
+from broker.domain.pictures.model import RENDITION_FORMATS, RenditionSpec
 from broker.domain.quotas import Quota
 
 # S3's largest object (sent in parts, and promoted by a copy in parts above 5 GiB).
@@ -80,6 +81,24 @@ def extension_of(filename: str) -> str:
     return ext.lower() if dot and stem else ""
 
 
+class Rendition(BaseModel):
+    """A size a profile serves pictures in: at most `width` wide (and `height` high when
+    given), or exactly width x height cut from the middle with fit = "crop"; written in
+    each of `formats` (the first is the one to show, the others fallbacks)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    width: int = Field(gt=0, le=8192)
+    height: int | None = Field(default=None, gt=0, le=8192)
+    fit: Literal["fit", "crop"] = "fit"
+    formats: tuple[Literal["webp", "jpeg", "avif", "png"], ...] = Field(
+        default=("webp",), min_length=1)
+
+    def spec(self) -> RenditionSpec:
+        return RenditionSpec(self.width, self.height, self.fit,
+                             tuple(RENDITION_FORMATS[f] for f in self.formats))
+
+
 class Profile(BaseModel):
     """One kind of upload: who sees it, which types, which sizes."""
 
@@ -104,6 +123,9 @@ class Profile(BaseModel):
     # Raster images: serve a fresh file written from the pixels alone (no EXIF, GPS,
     # comments or unknown chunks). Default: on for public profiles, off for private ones.
     reencode: bool | None = None
+    # Pictures: smaller copies made at the verdict from the judged pixels and served
+    # beside the file, e.g. [{width = 64, height = 64, fit = "crop"}, {width = 256}].
+    renditions: tuple[Rendition, ...] = ()
     # The owner's storage quota for uploads of this profile, instead of the deployment's
     # (BROKER_QUOTA_BYTES, BROKER_QUOTA_FILES); usage counts all of the owner's files.
     quota_bytes: Size | None = None
@@ -131,6 +153,10 @@ class Profile(BaseModel):
         """The storage quota an upload of this profile is held to."""
         return Quota(deployment.bytes if self.quota_bytes is None else self.quota_bytes,
                      deployment.files if self.quota_files is None else self.quota_files)
+
+    @property
+    def rendition_specs(self) -> tuple[RenditionSpec, ...]:
+        return tuple(rendition.spec() for rendition in self.renditions)
 
     @property
     def reencodes_images(self) -> bool:

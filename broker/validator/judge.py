@@ -11,6 +11,7 @@ repaired by the retry; nothing is published that was not accepted.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -19,9 +20,16 @@ from typing import Literal
 
 from broker.common import clock, metrics
 from broker.common.logs import about_upload
-from broker.domain.inspection import OUTAGES, Declared, Inspection, Verdict, inspect
+from broker.domain.inspection import (
+    OUTAGES,
+    Declared,
+    Inspection,
+    PictureLimits,
+    Verdict,
+    inspect,
+)
 from broker.domain.inspection.scanner import Scanner
-from broker.domain.keys import delivered_key, quarantine_key, upload_id_from_key
+from broker.domain.keys import quarantine_key, upload_id_from_key
 from broker.domain.presign import UPLOAD_ID_METADATA
 from broker.domain.profiles import Profiles
 from broker.domain.quotas import Quota, QuotaExceeded, deployment_quota
@@ -30,7 +38,7 @@ from broker.settings import Settings
 from broker.storage import ObjectChanged, ObjectInfo, Storage, StoredObject
 from broker.storage.part_plans import PartPlan, plan_parts
 from broker.validator.events import ObjectRef
-from broker.validator.promotion import deliver, delivery_for
+from broker.validator.promotion import Served, deliver
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +145,7 @@ class Validator:
         declared = Declared(record.filename, record.declared_type, record.declared_size)
         plan = self._copy_plan(obj)
         return inspect(stored, profile, declared, self.scanner,
-                       plan.part_size if plan else None)
+                       plan.part_size if plan else None, self.picture_limits)
 
     def _copy_plan(self, obj: ObjectInfo) -> PartPlan | None:
         """How an object too large for one CopyObject is copied: in these parts."""
@@ -152,12 +160,10 @@ class Validator:
         assert verdict.content_type is not None
         public = record.visibility == "public"
         bucket = self.settings.public_bucket if public else self.settings.private_bucket
-        key = delivered_key(record.id, obj.etag, verdict.content_type)
         if verdict.sha256 is None:
             raise ObjectChanged(f"{obj.key} was not read whole; judge it again")
         try:
-            served = deliver(self.storage, stored, inspection, bucket, key,
-                             delivery_for(record, verdict.content_type), record.id,
+            served = deliver(self.storage, stored, inspection, bucket, record,
                              self._copy_plan(obj))
         except OUTAGES:
             raise
@@ -170,25 +176,30 @@ class Validator:
             settled = self.records.transition(
                 record, "ready", allowed_from=("processing",), claimed_etag=obj.etag,
                 quota=self.quota_of(record), content_type=verdict.content_type,
-                size=verdict.size, stored_key=key, sha256=verdict.sha256,
+                size=verdict.size, stored_key=served.key, sha256=verdict.sha256,
                 served_size=served.size, served_sha256=served.sha256,
+                served_type=served.content_type, renditions=served.renditions,
                 judged_by=verdict.judged_by or None,
             )
         except QuotaExceeded:  # several uploads in flight: this one does not fit
-            self.storage.delete(bucket, key)
+            self.remove_served(bucket, served)
             return self._reject(record, obj, Verdict.reject(
                 "quota_exceeded", verdict.size, verdict.content_type,
                 f"{served.size} bytes over the owner's quota at judgement"))
         if settled is None:
-            self._abandon_copy(record, obj, bucket, key)
+            self._abandon_copy(record, bucket, served)
             self._leave_nothing_behind(record.id, obj)
             return "superseded"
         metrics.VERDICTS.labels(status="ready", code="accepted").inc()  # as it is recorded
         self.storage.delete_judged(obj)
         self._leave_nothing_behind(record.id, obj, settled)
         log.info("accepted %s as %s into s3://%s/%s", record.id, verdict.content_type,
-                 bucket, key)
+                 bucket, served.key)
         return "accepted"
+
+    @property
+    def picture_limits(self) -> PictureLimits:
+        return PictureLimits(self.settings.picture_memory, self.settings.picture_cpu_seconds)
 
     def quota_of(self, record: UploadRecord) -> Quota:
         deployment = deployment_quota(self.settings)
@@ -235,13 +246,17 @@ class Validator:
             else:
                 self._quarantine_stray(version, record.id)
 
-    def _abandon_copy(self, record: UploadRecord, obj: ObjectInfo, bucket: str,
-                      key: str) -> None:
+    def _abandon_copy(self, record: UploadRecord, bucket: str, served: Served) -> None:
         """Undo a promotion whose record moved on (deleted, or re-claimed for a newer
         version) unless that record now points at this very copy."""
         current = self.records.get(record.id)
-        if current is None or current.stored_key != key or current.status != "ready":
-            self.storage.delete(bucket, key)
+        if current is None or current.stored_key != served.key or current.status != "ready":
+            self.remove_served(bucket, served)
+
+    def remove_served(self, bucket: str, served: Served) -> None:
+        self.storage.delete(bucket, served.key)
+        for rendition in json.loads(served.renditions or "[]"):
+            self.storage.delete(bucket, rendition["key"])
 
     def _quarantine_stray(self, obj: ObjectInfo, label: str) -> Outcome:
         """An object no pending upload expects: keep it out of reach, then expire."""

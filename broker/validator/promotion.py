@@ -3,11 +3,15 @@ headers, and proving it is what was judged, or was made only from what was judge
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from broker.domain.filenames import content_disposition
 from broker.domain.inspection import Inspection, Verdict
+from broker.domain.keys import delivered_key, rendition_key, with_extension
+from broker.domain.pictures import PictureFile
 from broker.domain.presign import UPLOAD_ID_METADATA
 from broker.domain.records import UploadRecord
 from broker.storage import Copied, Delivery, HashedStream, ObjectChanged, Storage, StoredObject
@@ -16,44 +20,70 @@ from broker.storage.part_plans import PartPlan
 PUBLIC_CACHE = "public, max-age=31536000, immutable"
 PRIVATE_CACHE = "private, max-age=0, no-store"
 # Only raster images may render inline; everything else downloads.
-INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp",
+                          "image/avif"})
 
 
-def delivery_for(record: UploadRecord, content_type: str) -> Delivery:
-    """The headers a served file carries: the detected type, inline only for a public
-    raster image, and caching by visibility."""
+def delivery_for(record: UploadRecord, content_type: str, converted: bool = False
+                 ) -> Delivery:
+    """The headers a served file carries: its type, inline only for a public raster
+    image, and caching by visibility. A converted file's name says its new type."""
     public = record.visibility == "public"
     inline = public and content_type in INLINE_TYPES
+    name = with_extension(record.filename, content_type) if converted else record.filename
     return Delivery(
         content_type=content_type,
-        content_disposition=content_disposition(
-            record.filename, "inline" if inline else "attachment"),
+        content_disposition=content_disposition(name, "inline" if inline else "attachment"),
         cache_control=PUBLIC_CACHE if public else PRIVATE_CACHE,
     )
 
 
 def deliver(storage: Storage, stored: StoredObject, inspection: Inspection, bucket: str,
-            key: str, delivery: Delivery, upload_id: str, plan: PartPlan | None) -> Served:
-    """Write the served file, and prove it is what was judged (or made from it)."""
+            record: UploadRecord, plan: PartPlan | None) -> Served:
+    """Write the served file and its renditions, and prove the file is what was judged
+    (or made from it). Nothing stays written when a part fails."""
     obj = stored.info
-    judged = inspection.verdict.sha256
-    assert judged is not None
-    metadata = {UPLOAD_ID_METADATA: upload_id}
-    if inspection.rewrite is None:
-        copied = storage.copy(obj, bucket, key, delivery, metadata, plan)
-        if not _copy_proved(storage, copied, inspection.verdict, bucket, key):
-            storage.delete(bucket, key)
-            raise ObjectChanged(f"{obj.key} changed during the copy; withdrawn")
-        return Served(inspection.verdict.size, judged)
-    # Served changed (re-encoded, neutralised, sanitized): made from the judged bytes only.
-    source = _JudgedObject(storage, obj, stored.prefix, sha256=judged)
-    served = HashedStream(inspection.rewrite(source))
+    verdict = inspection.verdict
+    assert verdict.sha256 is not None
+    assert verdict.content_type is not None
+    content_type = inspection.served.content_type or verdict.content_type
+    key = delivered_key(record.id, obj.etag, content_type)
+    delivery = delivery_for(record, content_type, content_type != verdict.content_type)
+    metadata = {UPLOAD_ID_METADATA: record.id}
+    written = [key]
     try:
-        storage.upload(served, bucket, key, delivery, metadata)
-    except ObjectChanged:
-        storage.delete(bucket, key)
+        if inspection.rewrite is None:
+            copied = storage.copy(obj, bucket, key, delivery, metadata, plan)
+            if not _copy_proved(storage, copied, verdict, bucket, key):
+                raise ObjectChanged(f"{obj.key} changed during the copy; withdrawn")
+            size, sha256 = verdict.size, verdict.sha256
+        else:  # served changed (re-encoded, neutralised, sanitized): from judged bytes only
+            source = _JudgedObject(storage, obj, stored.prefix, sha256=verdict.sha256)
+            served = HashedStream(inspection.rewrite(source))
+            storage.upload(served, bucket, key, delivery, metadata)
+            size, sha256 = served.size, served.hexdigest()
+        renditions = []
+        for picture in inspection.served.renditions:
+            rendition = _rendition(storage, picture, bucket, key, record, metadata)
+            written.append(str(rendition["key"]))
+            renditions.append(rendition)
+    except Exception:
+        for done in written:
+            with contextlib.suppress(Exception):  # the failure that matters is raised
+                storage.delete(bucket, done)
         raise
-    return Served(served.size, served.hexdigest())
+    return Served(size, sha256, key, content_type if content_type != verdict.content_type
+                  else None, json.dumps(renditions) if renditions else None)
+
+
+def _rendition(storage: Storage, picture: PictureFile, bucket: str, served_key: str,
+               record: UploadRecord, metadata: dict[str, str]) -> dict[str, object]:
+    key = rendition_key(served_key, picture.name, picture.content_type)
+    storage.upload(iter([picture.data]), bucket, key,
+                   delivery_for(record, picture.content_type, converted=True), metadata)
+    return {"name": picture.name, "key": key, "width": picture.width,
+            "height": picture.height, "content_type": picture.content_type,
+            "size": len(picture.data)}
 
 
 def _copy_proved(storage: Storage, copied: Copied, verdict: Verdict, bucket: str,
@@ -69,10 +99,14 @@ def _copy_proved(storage: Storage, copied: Copied, verdict: Verdict, bucket: str
 
 @dataclass(frozen=True)
 class Served:
-    """The file a serving bucket holds for an upload: the upload itself, or made from it."""
+    """The file a serving bucket holds for an upload (the upload itself, or made from
+    it), where, its type when converted, and its renditions (JSON, as records keep them)."""
 
     size: int
     sha256: str
+    key: str
+    content_type: str | None = None
+    renditions: str | None = None
 
 
 @dataclass(frozen=True)

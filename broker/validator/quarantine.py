@@ -16,13 +16,12 @@ from dataclasses import dataclass
 
 from broker.common.errors import Conflict, NotFound
 from broker.domain.filenames import content_disposition
-from broker.domain.inspection import Inspection, Verdict, served_rewrite
-from broker.domain.keys import delivered_key
+from broker.domain.inspection import Inspection, Verdict, served_for_release
 from broker.domain.records import UploadRecord
 from broker.domain.records.model import Status
 from broker.storage import HashedStream, ObjectInfo
 from broker.validator.judge import Validator
-from broker.validator.promotion import deliver, delivery_for
+from broker.validator.promotion import deliver
 
 REVIEWED: tuple[Status, ...] = ("rejected", "withdrawn")
 LINK_SECONDS = 60  # a quarantined file's download link: long enough to start it
@@ -59,20 +58,20 @@ class Quarantine:
         for _ in hashed:
             pass
         verdict = Verdict.accept(content_type, stored.info.size, hashed.hexdigest())
-        inspection = Inspection(verdict, served_rewrite(content_type, profile))
+        inspection = Inspection(verdict, served_for_release(stored, content_type, profile,
+                                                            v.picture_limits))
         public = record.visibility == "public"
         bucket = v.settings.public_bucket if public else v.settings.private_bucket
-        key = delivered_key(record.id, stored.info.etag, content_type)
-        served = deliver(v.storage, stored, inspection, bucket, key,
-                         delivery_for(record, content_type), record.id, None)
+        served = deliver(v.storage, stored, inspection, bucket, record, None)
         released = v.records.transition(
             record, "ready", allowed_from=(record.status,), quota=v.quota_of(record),
-            content_type=content_type, size=verdict.size, stored_key=key,
+            content_type=content_type, size=verdict.size, stored_key=served.key,
             sha256=verdict.sha256, served_size=served.size, served_sha256=served.sha256,
+            served_type=served.content_type, renditions=served.renditions,
             reason_code=None, reason_message=None, reason_detail=None,
             reviewed_by=operator, review_note=f"released: {reason}")
         if released is None:
-            v.storage.delete(bucket, key)
+            v.remove_served(bucket, served)
             raise Conflict(f"{upload_id} changed while it was being released; try again.")
         v.storage.erase(v.settings.incoming_bucket, self._prefix(record.id))
         return released

@@ -56,7 +56,7 @@ def test_a_failing_type_detector_is_a_verdict(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_animation_timings_are_kept_to_what_the_format_stores() -> None:
-    from broker.domain.inspection.images import _bounded
+    from broker.domain.pictures.rendering import _bounded
 
     assert _bounded(10**30, 0) == 0xFFFF  # found by make fuzz: a mutated frame time
     assert _bounded(-5, 0) == 0
@@ -72,7 +72,8 @@ def test_a_damaged_exif_block_costs_only_the_orientation(
 
     from PIL import Image, ImageOps
 
-    from broker.domain.inspection.images import reencoded
+    from broker.domain.pictures import PictureJob
+    from broker.domain.pictures.rendering import render
 
     def damaged(image: Image.Image) -> Image.Image:
         warnings.warn("Tag data larger than file. Skipping tag 4", UserWarning, stacklevel=1)
@@ -80,5 +81,7 @@ def test_a_damaged_exif_block_costs_only_the_orientation(
 
     monkeypatch.setattr(ImageOps, "exif_transpose", damaged)
     (sample,) = [s for s in BENIGN if s.name == "JPEG with EXIF"]
-    with Image.open(io.BytesIO(reencoded(sample.data(), "image/jpeg"))) as image:
+    served = render(PictureJob(sample.data(), "image/jpeg", 10**6, 1, reencode=True)).served
+    assert served is not None
+    with Image.open(io.BytesIO(served.data)) as image:
         assert image.size == (64, 48)  # served as it was drawn, not turned

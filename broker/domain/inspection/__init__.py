@@ -16,7 +16,8 @@ from typing import BinaryIO, Protocol
 
 from broker.common.errors import StorageError
 from broker.domain import type_names
-from broker.domain.inspection.images import PIL_FORMATS, check_image, reencoded
+from broker.domain.inspection.heif import HEIF_TYPES, walk_heif
+from broker.domain.inspection.images import markup_in, walk_image
 from broker.domain.inspection.ooxml import OOXML_TYPES, check_ooxml
 from broker.domain.inspection.pdf import check_pdf
 from broker.domain.inspection.scanner import Scanner, ScannerUnavailable, ScanResult
@@ -26,11 +27,20 @@ from broker.domain.inspection.svg import check_svg, check_xml, sanitized_svg
 from broker.domain.inspection.text import neutralized_csv, scan_text
 from broker.domain.inspection.verdict import Declared, Finding, Verdict
 from broker.domain.inspection.video import VIDEO_TYPES, check_video
+from broker.domain.pictures import (
+    DECODERS,
+    DEFAULT_LIMITS,
+    PictureFile,
+    PictureJob,
+    PictureLimits,
+    rendered,
+)
 from broker.domain.profiles import FORBIDDEN_TYPES, Profile, normalize_type
 from broker.storage import HashedStream, ObjectChanged
 
 __all__ = ["HEAD_BYTES", "RULES_VERSION", "Declared", "Inspection", "ObjectSource",
-           "ScannerUnavailable", "Verdict", "inspect", "served_rewrite", "stale"]
+           "PictureLimits", "ScannerUnavailable", "Served", "Verdict", "inspect",
+           "served_for_release", "stale"]
 
 SVG = "image/svg+xml"
 XML_TYPES = frozenset({"text/xml", "application/xml"})
@@ -41,7 +51,7 @@ _ENCRYPTED_OFFICE = frozenset({"application/x-ole-storage", "application/encrypt
 log = logging.getLogger(__name__)
 # The inspection rules' version: changed whenever a check judges some file differently,
 # so stored uploads judged by older rules can be found and judged again.
-RULES_VERSION = "2026.12.04"
+RULES_VERSION = "2026.12.05"
 # Failures of the services a check reads through: no verdict, retry later.
 OUTAGES = (StorageError, ObjectChanged, ScannerUnavailable)
 
@@ -63,26 +73,43 @@ class ObjectSource(Protocol):
 
 
 @dataclass(frozen=True)
+class Served:
+    """What is served for an accepted file besides or instead of its own bytes: a
+    rewrite of them (neutralised, sanitized, re-encoded; its type when that differs),
+    and renditions made from its pixels."""
+
+    rewrite: Rewrite | None = None
+    content_type: str | None = None
+    renditions: tuple[PictureFile, ...] = ()
+
+
+@dataclass(frozen=True)
 class Inspection:
-    """A verdict, and for accepted files that must be served changed, how to change them."""
+    """A verdict, and for accepted files what is served made from them."""
 
     verdict: Verdict
-    rewrite: Rewrite | None = None
+    served: Served = Served()
+
+    @property
+    def rewrite(self) -> Rewrite | None:
+        return self.served.rewrite
 
 
 def inspect(source: ObjectSource, profile: Profile, declared: Declared,
-            scanner: Scanner, part_size: int | None = None) -> Inspection:
+            scanner: Scanner, part_size: int | None = None,
+            pictures: PictureLimits = DEFAULT_LIMITS) -> Inspection:
     """Judge the object. ScannerUnavailable means: no verdict yet, try again later.
     With `part_size`, an accepted verdict carries each part's SHA-256 too. The verdict
     says what judged it (`judged_by`)."""
-    inspection = _judged(source, profile, declared, scanner, part_size)
+    inspection = _judged(source, profile, declared, scanner, part_size, pictures)
     verdict = inspection.verdict
     judged_by = f"rules {RULES_VERSION}; " + (verdict.judged_by or "not scanned")
     return replace(inspection, verdict=replace(verdict, judged_by=judged_by))
 
 
 def _judged(source: ObjectSource, profile: Profile, declared: Declared,
-            scanner: Scanner, part_size: int | None) -> Inspection:
+            scanner: Scanner, part_size: int | None, pictures: PictureLimits
+            ) -> Inspection:
     size = source.size
     if problem := _size_problem(profile, declared, size):
         said = (f"The uploaded file is {size:,} bytes, but {declared.size:,} bytes were "
@@ -116,13 +143,16 @@ def _judged(source: ObjectSource, profile: Profile, declared: Declared,
                                          message=profile.refusal_of_type(detected)))
     if not profile.allows_extension(detected, declared.filename):
         return Inspection(Verdict.reject("extension_mismatch", size, detected, disagreement))
-    finding, rewrite = _guarded_deep_check(source, detected, profile)
+    finding, served = _guarded_deep_check(source, detected, profile, pictures)
     if finding is not None:
         if disagreement:
             finding = Finding(finding.code, f"{finding.detail} ({disagreement})",
                               finding.message)
         return Inspection(Verdict.from_finding(finding, size, detected))
-    return Inspection(_scan(source, scanner, detected, profile, part_size), rewrite)
+    verdict = _scan(source, scanner, detected, profile, part_size)
+    if verdict.accepted and served.made_from not in (None, verdict.sha256):
+        raise ObjectChanged(f"the object changed while it was judged ({size} bytes)")
+    return Inspection(verdict, served.files)
 
 
 def _size_problem(profile: Profile, declared: Declared, size: int) -> str | None:
@@ -134,75 +164,107 @@ def _size_problem(profile: Profile, declared: Declared, size: int) -> str | None
     return problem
 
 
-def _guarded_deep_check(source: ObjectSource, content_type: str, profile: Profile
-                        ) -> tuple[Finding | None, Rewrite | None]:
+@dataclass(frozen=True)
+class _Made:
+    """What the deep check made to serve, and the SHA-256 of the bytes it made it from
+    (pictures are read whole once; the scan's hash must match)."""
+
+    files: Served = Served()
+    made_from: str | None = None
+
+
+def _guarded_deep_check(source: ObjectSource, content_type: str, profile: Profile,
+                        pictures: PictureLimits) -> tuple[Finding | None, _Made]:
     """The deep check, where any failure of a parser on hostile bytes is a verdict."""
     try:
-        return _deep_check(source, content_type, profile)
+        return _deep_check(source, content_type, profile, pictures)
     except OUTAGES:
         raise
     except Exception as exc:  # parsers are third-party code fed hostile input
         log.warning("a %s parser failed; judged malformed", content_type, exc_info=True)
         return Finding("malformed", f"{content_type} parser failed: "
-                                    f"{type(exc).__name__}: {exc}"[:500]), None
+                                    f"{type(exc).__name__}: {exc}"[:500]), _Made()
 
 
-def _deep_check(source: ObjectSource, content_type: str, profile: Profile
-                ) -> tuple[Finding | None, Rewrite | None]:
-    if content_type in PIL_FORMATS:
-        with source.open() as fp:
-            finding = check_image(fp, source.size, content_type, profile.max_pixels,
-                                  profile.max_frames)
-        return finding, (_reencoding(content_type) if profile.reencodes_images else None)
+def _deep_check(source: ObjectSource, content_type: str, profile: Profile,
+                pictures: PictureLimits) -> tuple[Finding | None, _Made]:
+    if content_type in DECODERS:
+        return _picture(source, content_type, profile, pictures)
     if content_type == SVG:
         if profile.visibility == "public" and not profile.sanitize_svg:
-            return Finding("type_not_allowed", "public SVG needs sanitize_svg"), None
+            return Finding("type_not_allowed", "public SVG needs sanitize_svg"), _Made()
         with source.open() as fp:
             finding = check_svg(fp)
-        return finding, (_streamed(sanitized_svg) if profile.sanitize_svg else None)
+        return finding, _Made(_streamed(sanitized_svg) if profile.sanitize_svg else Served())
     if content_type in XML_TYPES:
         with source.open() as fp:
-            return check_xml(fp), None
+            return check_xml(fp), _Made()
     if content_type == "application/pdf":
         with source.open() as fp:
-            return check_pdf(fp, source.size), None
+            return check_pdf(fp, source.size), _Made()
     if content_type in OOXML_TYPES:
         with source.open() as fp:
-            return check_ooxml(fp, content_type), None
+            return check_ooxml(fp, content_type), _Made()
     if content_type in VIDEO_TYPES:
         with source.open() as fp:
-            return check_video(fp, source.size, content_type), None
+            return check_video(fp, source.size, content_type), _Made()
     if content_type in ("text/plain", "text/csv"):
         report = scan_text(source.chunks, content_type == "text/csv", profile.text_encodings)
         if report.finding is not None:
-            return report.finding, None
+            return report.finding, _Made()
         if report.formula_cells and profile.csv_formulas == "reject":
             return Finding("formula_injection",
-                           f"{report.formula_cells} cells that would run as formulas"), None
-        rewrite = _streamed(neutralized_csv(report.encoding)) if report.formula_cells else None
-        return None, rewrite
-    return None, None
+                           f"{report.formula_cells} cells that would run as formulas"), _Made()
+        if report.formula_cells:
+            return None, _Made(_streamed(neutralized_csv(report.encoding)))
+    return None, _Made()
 
 
-def served_rewrite(content_type: str, profile: Profile) -> Rewrite | None:
-    """How a file of this type is changed for serving in this profile, judged or not (an
+def _picture(source: ObjectSource, content_type: str, profile: Profile,
+             pictures: PictureLimits, walk: bool = True) -> tuple[Finding | None, _Made]:
+    """The container walked, then the pixels decoded (and what is served written from
+    them) in a contained process."""
+    with source.open() as fp:
+        walker = walk_heif if content_type in HEIF_TYPES else walk_image
+        if walk and (finding := walker(fp, source.size, content_type)):
+            return finding, _Made()
+    hashed = HashedStream(source.chunks())
+    data = b"".join(hashed)
+    outcome = rendered(PictureJob(data, content_type, profile.max_pixels, profile.max_frames,
+                                  profile.reencodes_images, profile.rendition_specs), pictures)
+    if outcome.refusal is not None:
+        return Finding(outcome.refusal.code, outcome.refusal.detail), _Made()
+    for block in outcome.metadata:
+        if finding := markup_in(block, "picture's EXIF or XMP metadata"):
+            return finding, _Made()
+    served = outcome.served
+    return None, _Made(Served(
+        _bytes(served.data) if served else None,
+        served.content_type if served and served.content_type != content_type else None,
+        outcome.renditions), hashed.hexdigest())
+
+
+def served_for_release(source: ObjectSource, content_type: str, profile: Profile,
+                       pictures: PictureLimits = DEFAULT_LIMITS) -> Served:
+    """What is served for a file of this type in this profile, judged or not (an
     operator's release serves a quarantined file as an accepted one would be)."""
-    if content_type in PIL_FORMATS and profile.reencodes_images:
-        return _reencoding(content_type)
+    if content_type in DECODERS:  # what was found in the container is what is released
+        finding, made = _picture(source, content_type, profile, pictures, walk=False)
+        if finding is not None:  # no pixels to write: serve nothing made from them
+            raise ValueError(f"the picture cannot be re-encoded: {finding.detail}")
+        return made.files
     if content_type == SVG and profile.sanitize_svg:
         return _streamed(sanitized_svg)
-    return None
+    return Served()
 
 
-def _reencoding(content_type: str) -> Rewrite:
-    """Serve the image re-encoded; the file is read whole (it is bounded by the profile's
-    size, and its decoded pixels by max_pixels)."""
-    return lambda source: iter([reencoded(b"".join(source.chunks()), content_type)])
+def _bytes(data: bytes) -> Rewrite:
+    return lambda _source: iter([data])
 
 
-def _streamed(transform: Callable[[Iterable[bytes]], Iterator[bytes]]) -> Rewrite:
-    """A rewrite that transforms the object's stream of chunks."""
-    return lambda source: transform(source.chunks())
+def _streamed(transform: Callable[[Iterable[bytes]], Iterator[bytes]]) -> Served:
+    """Served as the object's stream of chunks, transformed."""
+    return Served(lambda source: transform(source.chunks()))
 
 
 def _scan(source: ObjectSource, scanner: Scanner, content_type: str, profile: Profile,

@@ -1,26 +1,22 @@
-"""Raster images: the container must end where its format says, and decode fully.
+"""Raster images: the container must end where its format says.
 
 A structure walk finds data appended after the end marker (image+ZIP, GIFAR,
-image+PHP polyglots) and markup hidden in metadata; then Pillow decodes every
-frame under a pixel budget, so truncated files and decompression bombs are caught.
+image+PHP polyglots) and markup hidden in metadata. The pixels are judged apart, by
+decoding every frame under a pixel budget in a contained process (`pictures`).
 """
 
 from __future__ import annotations
 
-import io
 import re
 import struct
-import warnings
 import zlib
 from collections.abc import Callable
-from typing import Any, BinaryIO
-
-from PIL import Image, ImageOps, ImageSequence
+from typing import BinaryIO
 
 from broker.domain.inspection.verdict import Finding
 
-PIL_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF",
-               "image/webp": "WEBP"}
+_NAMES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WebP",
+          "image/heic": "HEIC", "image/heif": "HEIF", "image/avif": "AVIF"}
 # Markup or code where only pixels and metadata belong: server-side script (PHP, ASP,
 # JSP, SSI, ColdFusion) and anything a browser would run or render as a page. XML
 # metadata documents are not pages: XMP, and the property lists Photoshop writes for
@@ -33,162 +29,73 @@ _MARKUP = re.compile(
     rb"style|img|base|applet)\b|"
     rb"<!doctype(?!\s+(?:plist|x:xmpmeta|x:xapmeta|rdf:rdf)\b)|javascript:|vbscript:",
     re.IGNORECASE)
-_METADATA_CAP = 1024 * 1024  # bytes of one metadata block read (or inflated) for the check
+METADATA_CAP = 1024 * 1024  # bytes of one metadata block read (or inflated) for the check
 # PNG chunks that hold pixels or their layout; every other chunk is metadata to check.
 _PNG_IMAGE_CHUNKS = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"fdAT"})
 _PNG_COMPRESSED = frozenset({b"zTXt", b"iCCP"})
 _CHUNK = 64 * 1024
 _MAX_PICTURES = 8  # images in one Multi-Picture JPEG (a primary, a gain map, views)
 _STRAY_BYTES = 4096  # bytes between JPEG segments a decoder skips with a warning
-_PADDING = 64 * 1024  # NUL or blank bytes after an image's end that are still no payload
+PADDING = 64 * 1024  # NUL or blank bytes after an image's end that are still no payload
 
 
-def check_image(fp: BinaryIO, size: int, content_type: str, max_pixels: int,
-                max_frames: int) -> Finding | None:
-    """None when the image is sound; otherwise what is wrong with it."""
+def walk_image(fp: BinaryIO, size: int, content_type: str) -> Finding | None:
+    """None when the container is sound; otherwise what is wrong with it. The pixels
+    are judged apart, by decoding them (`broker.domain.pictures`)."""
     walk = _WALKERS[content_type]
     try:
-        finding = walk(fp, size)
+        return walk(fp, size)
     except (struct.error, EOFError, ValueError) as exc:
-        finding = Finding("malformed", f"broken {PIL_FORMATS[content_type]} structure: {exc}")
-    if finding is not None:
-        return finding
-    fp.seek(0)
-    return _decode(fp, content_type, max_pixels, max_frames)
+        return Finding("malformed", f"broken {_NAMES[content_type]} structure: {exc}")
 
 
-def reencoded(data: bytes, content_type: str) -> bytes:
-    """The image written anew from its pixels alone: upright (EXIF orientation applied),
-    with no EXIF, GPS, comments, ICC or other chunks, so nothing hidden in the upload
-    is served. Called only on images that passed `check_image`."""
-    out = io.BytesIO()
-    with Image.open(io.BytesIO(data), formats=[PIL_FORMATS[content_type]]) as image:
-        frames = getattr(image, "n_frames", 1)
-        if frames == 1:
-            _pixels_only(_upright(image)).save(out, **_SAVE[content_type])
-        else:
-            _save_animation(image, content_type, out)
-    return out.getvalue()
-
-
-# How each format is written: no metadata arguments, so none is written.
-_SAVE: dict[str, dict[str, Any]] = {
-    "image/png": {"format": "PNG", "optimize": True},
-    "image/jpeg": {"format": "JPEG", "quality": 90},
-    "image/gif": {"format": "GIF"},
-    "image/webp": {"format": "WEBP", "quality": 90},
-}
-
-
-def _pixels_only(image: Image.Image) -> Image.Image:
-    """A copy whose only carried-over information is what the pixels need."""
-    clean = image.copy()
-    keep: dict[str | tuple[int, int], Any] = {
-        k: v for k, v in image.info.items() if k in ("transparency", "duration", "loop")}
-    clean.info = keep
-    if image.format == "JPEG" or clean.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):
-        clean = clean.convert("RGBA" if "A" in clean.mode else "RGB")
-    return clean
-
-
-def _upright(image: Image.Image) -> Image.Image:
-    """The image turned as its EXIF orientation says; as it is when that EXIF is broken."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Pillow warns about damaged tags it skips
-            return ImageOps.exif_transpose(image)
-    except Exception:  # a damaged EXIF block only loses the orientation
-        return image
-
-
-# What GIF and WebP can store: 16-bit frame times (ms) and loop counts.
-_MAX_16_BIT = 0xFFFF
-
-
-def _bounded(value: object, default: int) -> int:
-    if not isinstance(value, int | float) or value != value:  # absent, odd or NaN
-        return default
-    return int(min(max(value, 0), _MAX_16_BIT))
-
-
-def _save_animation(image: Image.Image, content_type: str, out: io.BytesIO) -> None:
-    frames = [_pixels_only(frame.convert("RGBA")) for frame in ImageSequence.Iterator(image)]
-    durations = [_bounded(frame.info.get("duration", 100), 100)
-                 for frame in ImageSequence.Iterator(image)]
-    first, *rest = frames
-    first.save(out, **_SAVE[content_type], save_all=True, append_images=rest,
-               duration=durations, loop=_bounded(image.info.get("loop", 0), 0))
-
-
-def _decode(fp: BinaryIO, content_type: str, max_pixels: int, max_frames: int
-            ) -> Finding | None:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(fp, formats=[PIL_FORMATS[content_type]]) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    return Finding("decompression_bomb",
-                                   f"{width}x{height} is over {max_pixels} pixels")
-                frames = getattr(image, "n_frames", 1)
-                if frames > max_frames:
-                    return Finding("too_many_frames", f"{frames} frames, at most {max_frames}")
-                for frame in ImageSequence.Iterator(image):
-                    frame.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        return Finding("decompression_bomb", str(exc))
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
-        return Finding("malformed", f"the image does not decode: {exc}")
-    return None
-
-
-def _read(fp: BinaryIO, n: int) -> bytes:
+def read_exactly(fp: BinaryIO, n: int) -> bytes:
     data = fp.read(n)
     if len(data) != n:
         raise EOFError("the file ends early")
     return data
 
 
-def _markup_in(data: bytes, where: str) -> Finding | None:
+def markup_in(data: bytes, where: str) -> Finding | None:
     if _MARKUP.search(data):
         return Finding("polyglot", f"markup or code in the {where}")
     return None
 
 
-def _ends_at(fp: BinaryIO, position: int, size: int, marker: str) -> Finding | None:
+def ends_at(fp: BinaryIO, position: int, size: int, marker: str) -> Finding | None:
     """Nothing but padding after the end: writers (cameras, Office thumbnails) leave a
     few NUL or blank bytes; anything else rides along."""
     if position >= size:
         return None
-    if size - position <= _PADDING:
+    if size - position <= PADDING:
         fp.seek(position)
-        if not fp.read(_PADDING).strip(b"\0\t\n\r "):
+        if not fp.read(PADDING).strip(b"\0\t\n\r "):
             return None
     return Finding("polyglot", f"{size - position} bytes after the {marker}")
 
 
 def _walk_png(fp: BinaryIO, size: int) -> Finding | None:
-    if _read(fp, 8) != b"\x89PNG\r\n\x1a\n":
+    if read_exactly(fp, 8) != b"\x89PNG\r\n\x1a\n":
         return Finding("malformed", "no PNG signature")
     first = True
     while True:
-        length, kind = struct.unpack(">I4s", _read(fp, 8))
+        length, kind = struct.unpack(">I4s", read_exactly(fp, 8))
         if first and kind != b"IHDR":
             return Finding("malformed", "the first PNG chunk is not IHDR")
         first = False
         if fp.tell() + length + 4 > size:
             return Finding("malformed", f"PNG chunk {kind!r} runs past the end")
         if kind not in _PNG_IMAGE_CHUNKS:  # known, private or unknown: all metadata
-            data = _read(fp, min(length, _METADATA_CAP))
+            data = read_exactly(fp, min(length, METADATA_CAP))
             fp.seek(length - len(data) + 4, 1)
             where = f"PNG {kind.decode('latin-1')!r} chunk"
-            if found := _markup_in(data, where) or _markup_in(_png_inflated(kind, data),
+            if found := markup_in(data, where) or markup_in(_png_inflated(kind, data),
                                                              f"compressed {where}"):
                 return found
         else:
             fp.seek(length + 4, 1)  # data and CRC
         if kind == b"IEND":
-            return _ends_at(fp, fp.tell(), size, "PNG IEND chunk")
+            return ends_at(fp, fp.tell(), size, "PNG IEND chunk")
 
 
 def _png_inflated(kind: bytes, data: bytes) -> bytes:
@@ -207,7 +114,7 @@ def _png_inflated(kind: bytes, data: bytes) -> bytes:
     else:
         return b""
     try:
-        return zlib.decompressobj().decompress(data[start:], _METADATA_CAP)
+        return zlib.decompressobj().decompress(data[start:], METADATA_CAP)
     except zlib.error:
         return b""
 
@@ -215,35 +122,35 @@ def _png_inflated(kind: bytes, data: bytes) -> bytes:
 def _sub_blocks(fp: BinaryIO) -> bytes:
     """GIF data sub-blocks, returned up to the metadata cap, skipped past it."""
     kept = bytearray()
-    while block := _read(fp, 1)[0]:
-        data = _read(fp, block)
-        if len(kept) < _METADATA_CAP:
+    while block := read_exactly(fp, 1)[0]:
+        data = read_exactly(fp, block)
+        if len(kept) < METADATA_CAP:
             kept += data
     return bytes(kept)
 
 
 def _walk_gif(fp: BinaryIO, size: int) -> Finding | None:
-    if _read(fp, 6) not in (b"GIF87a", b"GIF89a"):
+    if read_exactly(fp, 6) not in (b"GIF87a", b"GIF89a"):
         return Finding("malformed", "no GIF signature")
-    flags = _read(fp, 7)[4]
+    flags = read_exactly(fp, 7)[4]
     if flags & 0x80:
         fp.seek(3 * 2 ** ((flags & 7) + 1), 1)
     while True:
-        introducer = _read(fp, 1)
+        introducer = read_exactly(fp, 1)
         if introducer == b";":
-            return _ends_at(fp, fp.tell(), size, "GIF trailer")
+            return ends_at(fp, fp.tell(), size, "GIF trailer")
         if introducer == b"!":
-            label = _read(fp, 1)
+            label = read_exactly(fp, 1)
             data = _sub_blocks(fp)
             # Comment, application and plain-text extensions can carry anything.
             if label in (b"\xfe", b"\xff", b"\x01") and (
-                    found := _markup_in(data, "GIF extension")):
+                    found := markup_in(data, "GIF extension")):
                 return found
         elif introducer == b",":
-            flags = _read(fp, 9)[8]
+            flags = read_exactly(fp, 9)[8]
             if flags & 0x80:
                 fp.seek(3 * 2 ** ((flags & 7) + 1), 1)
-            _read(fp, 1)  # LZW minimum code size
+            read_exactly(fp, 1)  # LZW minimum code size
             _sub_blocks(fp)
         else:
             return Finding("malformed", f"unexpected GIF block {introducer!r}")
@@ -254,7 +161,7 @@ def _walk_jpeg(fp: BinaryIO, size: int) -> Finding | None:
     the gain map of an Ultra HDR photo, the second view of a stereo camera."""
     multi_picture = False
     for _image in range(_MAX_PICTURES):
-        if _read(fp, 2) != b"\xff\xd8":
+        if read_exactly(fp, 2) != b"\xff\xd8":
             return Finding("malformed", "no JPEG start marker")
         found, announces_more = _walk_one_jpeg(fp, size)
         multi_picture |= announces_more
@@ -262,7 +169,7 @@ def _walk_jpeg(fp: BinaryIO, size: int) -> Finding | None:
             return found
         rest = fp.tell()
         if not (multi_picture and _read_at(fp, rest, 2) == b"\xff\xd8"):
-            return _ends_at(fp, rest, size, "JPEG end marker")
+            return ends_at(fp, rest, size, "JPEG end marker")
         fp.seek(rest)
     return Finding("malformed", f"more than {_MAX_PICTURES} pictures in one JPEG")
 
@@ -277,25 +184,25 @@ def _walk_one_jpeg(fp: BinaryIO, size: int) -> tuple[Finding | None, bool]:
     a Multi-Picture index."""
     multi_picture = False
     while True:
-        marker = _read(fp, 2)
+        marker = read_exactly(fp, 2)
         if marker[0] != 0xFF:  # stray bytes before a marker, which decoders skip over
             if found := _skip_to_marker(fp, marker):
                 return found, multi_picture
-            marker = _read(fp, 2)
+            marker = read_exactly(fp, 2)
         while marker[1] == 0xFF:  # fill bytes before a marker
-            marker = marker[1:] + _read(fp, 1)
+            marker = marker[1:] + read_exactly(fp, 1)
         code = marker[1]
         if code == 0xD9:
             return None, multi_picture
         if 0xD0 <= code <= 0xD7 or code == 0x01:
             continue  # markers without a length
-        (length,) = struct.unpack(">H", _read(fp, 2))
+        (length,) = struct.unpack(">H", read_exactly(fp, 2))
         if length < 2 or fp.tell() + length - 2 > size:
             return Finding("malformed", "a JPEG segment runs past the end"), multi_picture
         if code == 0xFE or 0xE0 <= code <= 0xEF:  # comment and application segments
-            data = _read(fp, length - 2)
+            data = read_exactly(fp, length - 2)
             multi_picture |= code == 0xE2 and data.startswith(b"MPF\0")
-            if found := _markup_in(data, "JPEG metadata"):
+            if found := markup_in(data, "JPEG metadata"):
                 return found, multi_picture
         else:
             fp.seek(length - 2, 1)
@@ -307,10 +214,10 @@ def _skip_to_marker(fp: BinaryIO, start: bytes) -> Finding | None:
     """Step over stray bytes up to the next marker; they are judged like metadata."""
     junk = bytearray(start)
     while len(junk) <= _STRAY_BYTES:
-        byte = _read(fp, 1)
+        byte = read_exactly(fp, 1)
         if byte == b"\xff":
             fp.seek(-1, 1)
-            return _markup_in(bytes(junk), "stray bytes between JPEG segments")
+            return markup_in(bytes(junk), "stray bytes between JPEG segments")
         junk += byte
     return Finding("malformed", "a JPEG segment does not start with a marker")
 
@@ -338,25 +245,25 @@ _WEBP_IMAGE_CHUNKS = frozenset({b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ANIM", b"A
 
 
 def _walk_webp(fp: BinaryIO, size: int) -> Finding | None:
-    riff, length, form = struct.unpack("<4sI4s", _read(fp, 12))
+    riff, length, form = struct.unpack("<4sI4s", read_exactly(fp, 12))
     if riff != b"RIFF" or form != b"WEBP":
         return Finding("malformed", "no WebP RIFF header")
     if length + 8 > size:
         return Finding("malformed", "the WebP file is shorter than its header says")
     end = length + 8
     while fp.tell() + 8 <= end:
-        kind, chunk_length = struct.unpack("<4sI", _read(fp, 8))
+        kind, chunk_length = struct.unpack("<4sI", read_exactly(fp, 8))
         padded = chunk_length + (chunk_length & 1)
         if fp.tell() + chunk_length > end:
             return Finding("malformed", f"WebP chunk {kind!r} runs past the end")
         if kind in _WEBP_IMAGE_CHUNKS:
             fp.seek(padded, 1)
             continue
-        data = _read(fp, min(chunk_length, _METADATA_CAP))
+        data = read_exactly(fp, min(chunk_length, METADATA_CAP))
         fp.seek(padded - len(data), 1)
-        if found := _markup_in(data, f"WebP {kind.decode('latin-1')!r} chunk"):
+        if found := markup_in(data, f"WebP {kind.decode('latin-1')!r} chunk"):
             return found
-    return _ends_at(fp, end + (length & 1), size, "WebP RIFF container")
+    return ends_at(fp, end + (length & 1), size, "WebP RIFF container")
 
 
 _WALKERS: dict[str, Callable[[BinaryIO, int], Finding | None]] = {

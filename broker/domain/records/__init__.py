@@ -11,8 +11,10 @@ from broker.domain.records.model import (
     PendingCapReached,
     Status,
     UploadRecord,
+    renditions_of,
+    served_keys,
 )
 from broker.domain.records.store import RecordStore
 
 __all__ = ["MAX_PAGE", "DynamoRecords", "PendingCapReached", "RecordStore", "Status",
-           "UploadRecord"]
+           "UploadRecord", "renditions_of", "served_keys"]

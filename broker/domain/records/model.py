@@ -50,6 +50,11 @@ class UploadRecord:
     sha256: str | None = None  # of the upload as stored and judged
     served_size: int | None = None  # of the file served: differs when re-encoded or rewritten
     served_sha256: str | None = None
+    # The served file's type when it differs from the upload's (a HEIC photo as JPEG).
+    served_type: str | None = None
+    # Pictures: copies in other sizes served beside the file, as JSON: a list of
+    # {"name", "key", "width", "height", "content_type", "size"}.
+    renditions: str | None = None
     # "put": a presigned PUT, which carries no upload-id metadata; "multipart": in parts
     transport: str = "post"
     multipart_id: str | None = None  # the store's id of the multipart upload
@@ -80,6 +85,19 @@ def as_dict(record: UploadRecord) -> dict[str, Any]:
     """The record's fields, shallow: every value is a string, a number or None (what
     dataclasses.asdict copies deeply, at ten times the cost)."""
     return {name: getattr(record, name) for name in FIELDS}
+
+
+def renditions_of(record: UploadRecord) -> list[dict[str, Any]]:
+    """The renditions served beside the file, smallest first."""
+    listed = json.loads(record.renditions) if record.renditions else []
+    return sorted(listed, key=lambda r: (r["width"], r["content_type"]))
+
+
+def served_keys(record: UploadRecord) -> list[str]:
+    """Every key a serving bucket holds for the upload: its file and its renditions."""
+    if not record.stored_key:
+        return []
+    return [record.stored_key, *(r["key"] for r in renditions_of(record))]
 
 
 def stored_size(record: UploadRecord) -> int:

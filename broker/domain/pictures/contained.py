@@ -1,0 +1,89 @@
+"""Picture work in a child process with CPU-time, memory and file limits: a decoder
+crash or a bomb costs one child and ends in a refusal, never the worker that asked.
+
+Children fork from a small server that has already imported the decoders, so each
+costs milliseconds, and never inherit the worker's threads or open connections.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import resource
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+from broker.domain.pictures.model import PictureJob, Refusal, Rendered
+from broker.domain.pictures.rendering import render
+
+_RENDERING = "broker.domain.pictures.rendering"
+
+
+@dataclass(frozen=True)
+class PictureLimits:
+    """What one picture's decoding and writing may take (BROKER_PICTURE_MEMORY,
+    BROKER_PICTURE_CPU_SECONDS); `contained=False` runs it in the caller's process."""
+
+    memory: int = 2 * 1024**3
+    cpu_seconds: int = 60
+    contained: bool = True
+
+
+DEFAULT_LIMITS = PictureLimits()
+
+
+def rendered(job: PictureJob, limits: PictureLimits) -> Rendered:
+    """The job's outcome; a child that dies or overruns its limits is a refusal."""
+    if not limits.contained:
+        return render(job)
+    context = _context()
+    receiving, sending = context.Pipe(duplex=False)
+    child = context.Process(target=_child, args=(sending, job, limits), daemon=True)
+    child.start()
+    sending.close()
+    try:
+        # The CPU limit ends a busy child; the wall-clock deadline, one that waits.
+        if receiving.poll(limits.cpu_seconds * 2 + 10):
+            result: Rendered = receiving.recv()
+            return result
+    except EOFError:  # the child died before it answered
+        pass
+    finally:
+        receiving.close()
+        _reap(child)
+    return Rendered(_death(child.exitcode, limits))
+
+
+def _context() -> Any:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([_RENDERING])
+    return context
+
+
+def _child(sending: multiprocessing.connection.Connection, job: PictureJob,
+           limits: PictureLimits) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory, limits.memory))
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # a decoder has nothing to write
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    sending.send(render(job))
+    sending.close()
+
+
+def _reap(child: multiprocessing.process.BaseProcess) -> None:
+    child.join(5)
+    if child.is_alive():
+        child.kill()
+        child.join()
+
+
+def _death(exitcode: int | None, limits: PictureLimits) -> Refusal:
+    """Why a child gave no answer, as a refusal."""
+    if exitcode in (-signal.SIGXCPU, -signal.SIGKILL, None):
+        return Refusal("decompression_bomb",
+                       f"decoding took more than {limits.cpu_seconds} s of CPU")
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        return Refusal("malformed", f"the image decoder crashed ({name})")
+    return Refusal("malformed", f"the image decoder stopped (exit code {exitcode})")
