@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.domain.records import RecordStore
+from broker.domain.records import RecordStore, renditions_of
 from broker.settings import Settings
 
 
@@ -56,6 +56,8 @@ def count(s3: Any, records: RecordStore, settings: Settings, uploads: dict[str, 
             bucket = settings.public_bucket if record.visibility == "public" \
                 else settings.private_bucket
             ready[(bucket, record.stored_key or "")] = record
+            for rendition in renditions_of(record):  # made from the judged pixels
+                ready[(bucket, rendition["key"])] = rendition
             if record.sha256 != _sha(original):
                 ledger.unchecked.append(f"{upload_id}: judged other bytes than stored")
     ours = tuple(uploads)  # other tests may share the store: count only these uploads
@@ -67,6 +69,9 @@ def count(s3: Any, records: RecordStore, settings: Settings, uploads: dict[str, 
             if record is None:
                 ledger.leaked.append(f"s3://{bucket}/{key}: no ready upload serves it")
                 ledger.unchecked.append(f"s3://{bucket}/{key}")
+            elif isinstance(record, dict):
+                if len(data) != record["size"]:
+                    ledger.unchecked.append(f"s3://{bucket}/{key}: not the rendition made")
             elif _sha(data) != (record.served_sha256 or record.sha256):
                 ledger.unchecked.append(f"s3://{bucket}/{key}: not the file judged")
     versions = s3.list_object_versions(Bucket=settings.incoming_bucket,

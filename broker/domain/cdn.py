@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlparse
 
 from broker.common import clock
-from broker.domain.records import RecordStore, UploadRecord
+from broker.domain.records import RecordStore, UploadRecord, served_keys
 from broker.domain.records.outbox import CDN_PENDING, REMOVALS, WebhookDelivery, backoff
 
 log = logging.getLogger(__name__)
@@ -32,9 +32,9 @@ Invalidate = Callable[[list[str], str], None]
 
 def removed_urls(record: UploadRecord, public_url_for: Callable[[str], str]) -> list[str]:
     """Every public URL that served this upload, once it is removed (deleted, withdrawn)."""
-    if record.status not in REMOVALS or record.visibility != "public" or not record.stored_key:
+    if record.status not in REMOVALS or record.visibility != "public":
         return []
-    return [public_url_for(record.stored_key)]
+    return [public_url_for(key) for key in served_keys(record)]
 
 
 def folder_path(url: str) -> str:

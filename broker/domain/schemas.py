@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from broker.domain.cdn import removed_urls
-from broker.domain.records import UploadRecord
+from broker.domain.records import UploadRecord, renditions_of
 from broker.domain.records.outbox import REMOVALS
 from broker.domain.uploads import Uploads
 
@@ -118,6 +118,17 @@ class Reason(BaseModel):
     message: str
 
 
+class Rendition(BaseModel):
+    """A picture of the upload in another size or format, made from its judged pixels."""
+
+    width: int
+    height: int
+    format: str = Field(description="Its type, e.g. image/webp.")
+    size: int
+    url: str = Field(description="Public and immutable for public uploads; a short-lived "
+                                 "link for private ones.")
+
+
 class ServedFile(BaseModel):
     """The file `url` and `download_url` deliver."""
 
@@ -126,6 +137,12 @@ class ServedFile(BaseModel):
     rewritten: bool = Field(description="True when it is a copy made from the upload "
                             "(a re-encoded image, a neutralised CSV, a sanitized SVG) rather "
                             "than the uploaded bytes themselves.")
+    content_type: str | None = Field(
+        default=None, description="The served file's type: the upload's own, or what it "
+                                  "was converted to (a HEIC photo is served as JPEG).")
+    renditions: list[Rendition] = Field(
+        default_factory=list, description="The picture in the sizes its profile declares, "
+                                          "smallest first (for `srcset` and thumbnails).")
 
 
 class UploadView(BaseModel):
@@ -233,7 +250,7 @@ def render_upload(uploads: Uploads, record: UploadRecord) -> dict[str, object]:
         declared_content_type=record.declared_type,
         size=record.size if record.size is not None else record.declared_size,
         sha256=record.sha256 if record.status == "ready" else None,
-        served=_served(record),
+        served=_served(uploads, record),
         reason=Reason(**record.reason.as_dict()) if record.reason else None,
         url=link if record.visibility == "public" else None,
         download_url=link,
@@ -249,10 +266,16 @@ def render_upload(uploads: Uploads, record: UploadRecord) -> dict[str, object]:
     return data
 
 
-def _served(record: UploadRecord) -> ServedFile | None:
+def _served(uploads: Uploads, record: UploadRecord) -> ServedFile | None:
     if record.status != "ready" or record.sha256 is None:
         return None
+    content_type = record.served_type or record.content_type
     if record.served_sha256 is None or record.served_size is None:  # settled before this
-        return ServedFile(size=record.size or 0, sha256=record.sha256, rewritten=False)
+        return ServedFile(size=record.size or 0, sha256=record.sha256, rewritten=False,
+                          content_type=content_type)
+    renditions = [Rendition(width=r["width"], height=r["height"], format=r["content_type"],
+                            size=r["size"], url=uploads.delivery_url(record, r["key"]))
+                  for r in renditions_of(record)]
     return ServedFile(size=record.served_size, sha256=record.served_sha256,
-                      rewritten=record.served_sha256 != record.sha256)
+                      rewritten=record.served_sha256 != record.sha256,
+                      content_type=content_type, renditions=renditions)

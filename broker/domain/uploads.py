@@ -17,7 +17,13 @@ from broker.domain.keys import incoming_key, is_upload_id
 from broker.domain.presign import UPLOAD_ID_METADATA, PostSigner, PresignedUpload, presign_put
 from broker.domain.profiles import Profile, Profiles, human_size, normalize_type
 from broker.domain.quotas import Quota, Usage, deployment_quota
-from broker.domain.records import PendingCapReached, RecordStore, Status, UploadRecord
+from broker.domain.records import (
+    PendingCapReached,
+    RecordStore,
+    Status,
+    UploadRecord,
+    served_keys,
+)
 from broker.domain.records import changes as record_changes
 from broker.settings import Settings
 from broker.storage import Storage
@@ -215,13 +221,16 @@ class Uploads:
                            upload_status=record.status)
         return self.delivery_url(record)
 
-    def delivery_url(self, record: UploadRecord) -> str:
-        assert record.stored_key is not None
+    def delivery_url(self, record: UploadRecord, key: str | None = None) -> str:
+        """A link to the served file, or to another key served for it (a rendition)."""
+        key = key or record.stored_key
+        assert key is not None
         if record.visibility == "public":
-            return self.settings.public_url_for(record.stored_key)
+            return self.settings.public_url_for(key)
+        name = record.filename if key == record.stored_key else key.rsplit("/", 1)[-1]
         return self.storage.presign_get(
-            self.settings.private_bucket, record.stored_key, self.settings.download_ttl,
-            content_disposition(record.filename, "attachment"),
+            self.settings.private_bucket, key, self.settings.download_ttl,
+            content_disposition(name, "attachment"),
         )
 
     def delete(self, owner: str, upload_id: str) -> None:
@@ -236,10 +245,10 @@ class Uploads:
         self.storage.delete(self.settings.incoming_bucket, record.incoming_key)
         self.storage.multipart.abort(self.settings.incoming_bucket, record.incoming_key,
                                      record.multipart_id)
-        if record.stored_key:
-            bucket = (self.settings.public_bucket if record.visibility == "public"
-                      else self.settings.private_bucket)
-            self.storage.delete(bucket, record.stored_key)
+        bucket = (self.settings.public_bucket if record.visibility == "public"
+                  else self.settings.private_bucket)
+        for key in served_keys(record):
+            self.storage.delete(bucket, key)
 
     def _expire_if_lapsed(self, record: UploadRecord) -> UploadRecord:
         if record.status != "pending":

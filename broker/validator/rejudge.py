@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from broker.domain.inspection import Declared, inspect, stale
-from broker.domain.keys import quarantine_key
+from broker.domain.keys import quarantine_key, with_extension
 from broker.domain.presign import UPLOAD_ID_METADATA
-from broker.domain.records import UploadRecord
+from broker.domain.profiles import Profile
+from broker.domain.records import UploadRecord, served_keys
 from broker.validator.judge import Validator
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def rejudge(validator: Validator, record: UploadRecord) -> Rejudged:
     s = validator.settings
     bucket = s.public_bucket if record.visibility == "public" else s.private_bucket
     if record.status == "withdrawn" and record.stored_key:
-        validator.storage.delete(bucket, record.stored_key)  # finish a withdrawal cut short
+        _remove_served(validator, bucket, record)  # finish a withdrawal cut short
         return "withdrawn"
     if record.status != "ready" or not record.stored_key:
         return "not ready"
@@ -46,8 +47,9 @@ def rejudge(validator: Validator, record: UploadRecord) -> Rejudged:
         log.warning("%s cannot be judged again: its served file or profile is gone",
                     record.id)
         return "missing"
-    declared = Declared(record.filename, record.content_type, stored.info.size)
-    verdict = inspect(stored, profile, declared, validator.scanner).verdict
+    declared, profile = _as_served(record, record.content_type, profile, stored.info.size)
+    verdict = inspect(stored, profile, declared, validator.scanner,
+                      pictures=validator.picture_limits).verdict
     if verdict.accepted:
         validator.records.transition(record, "ready", allowed_from=("ready",),
                                      judged_by=verdict.judged_by)  # no event: not a change
@@ -62,9 +64,27 @@ def rejudge(validator: Validator, record: UploadRecord) -> Rejudged:
         judged_by=verdict.judged_by)
     if withdrawn is None:
         return "not ready"  # deleted or changed meanwhile
-    validator.storage.delete(bucket, record.stored_key)
+    _remove_served(validator, bucket, record)
     log.warning("withdrew %s: %s %s", record.id, verdict.reason.code, verdict.detail)
     return "withdrawn"
+
+
+def _as_served(record: UploadRecord, content_type: str, profile: Profile, size: int
+               ) -> tuple[Declared, Profile]:
+    """What the served file is judged as: its own type (a converted picture is served in
+    another one), and only by the checks (it is not written again)."""
+    served_type = record.served_type or content_type
+    filename = with_extension(record.filename, served_type) if record.served_type \
+        else record.filename
+    types = {**profile.types, served_type: (filename.rsplit(".", 1)[-1].lower(),)}
+    checks_only = profile.model_copy(update={"types": types, "reencode": False,
+                                             "renditions": ()})
+    return Declared(filename, served_type, size), checks_only
+
+
+def _remove_served(validator: Validator, bucket: str, record: UploadRecord) -> None:
+    for key in served_keys(record):
+        validator.storage.delete(bucket, key)
 
 
 @dataclass(frozen=True)

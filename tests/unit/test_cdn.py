@@ -13,6 +13,8 @@ from flask.testing import FlaskClient
 from broker.aws.clients import AwsClients
 from broker.common import clock
 from broker.compose import Parts, compose
+from broker.domain.profiles import load_profiles
+from broker.domain.records import served_keys
 from broker.settings import Settings
 from broker.validator.events import ObjectRef
 from broker.web import create_app
@@ -114,5 +116,8 @@ def test_the_deleted_event_names_every_url_that_served_the_upload(
     assert client.delete(f"/v1/uploads/{upload.id}", headers=auth("alice")).status_code == 204
     deleted = parts.records.get(upload.id)
     assert deleted is not None
-    assert parts.render(deleted)["removed_urls"] == [served]
+    removed = parts.render(deleted)["removed_urls"]
+    assert removed[0] == served  # the file, then each of its renditions
+    assert removed == [parts.settings.public_url_for(k) for k in served_keys(deleted)]
+    assert len(removed) == 1 + len(load_profiles().get("avatar").renditions)
     assert "removed_urls" not in parts.render(ready_upload(parts, aws))

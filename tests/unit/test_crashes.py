@@ -101,10 +101,12 @@ def test_a_crash_between_any_two_steps_loses_nothing(
 def test_a_small_file_is_judged_from_one_read_of_the_store(
         app: Flask, aws: AwsClients, validator: Validator) -> None:
     # An avatar: its facts and all its bytes from one ranged GET (no HEAD, no re-read),
-    # the re-encoded file stored with one PUT; then one listing, so no version
-    # overwritten at its key stays unjudged.
+    # the re-encoded file and each rendition stored with one PUT; then one listing, so
+    # no version overwritten at its key stays unjudged.
     _, calls = steps_of_a_clean_run(app, aws, validator, CASES["public image, re-encoded"])
-    assert calls == ["get_object", "get_item", "transact_write_items", "put_object",
+    renditions = len(validator.profiles.get("avatar").renditions)
+    assert calls == ["get_object", "get_item", "transact_write_items",
+                     *["put_object"] * (1 + renditions),
                      "transact_write_items", "delete_object", "list_object_versions"]
 
 

@@ -30,7 +30,7 @@ def test_a_pdf_for_an_avatar_is_refused_in_words_with_the_types_for_programs(
     assert status == 422
     assert problem["code"] == "type_not_allowed"
     assert problem["detail"] == ("PDF documents are not accepted for avatar uploads; "
-                                 "accepted: PNG, JPEG, WebP and GIF images.")
+                                 "accepted: PNG, JPEG, WebP, GIF, HEIC, HEIF and AVIF images.")
     assert problem["content_type"] == "application/pdf"
     assert "image/png" in problem["accepted"]  # type: ignore[operator]
 

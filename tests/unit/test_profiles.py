@@ -13,7 +13,9 @@ def test_shipped_profiles_match_the_documented_defaults() -> None:
     avatar, document = profiles.get("avatar"), profiles.get("document")
     assert avatar.visibility == "public"
     assert avatar.max_size == 5 * MIB
-    assert set(avatar.types) == {"image/png", "image/jpeg", "image/webp", "image/gif"}
+    assert set(avatar.types) == {"image/png", "image/jpeg", "image/webp", "image/gif",
+                                 "image/heic", "image/heif", "image/avif"}
+    assert [r.width for r in avatar.renditions] == [64, 256, 1024]
     assert document.visibility == "private"
     assert document.max_size == 25 * MIB
     assert "application/pdf" in document.types

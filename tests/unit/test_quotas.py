@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from broker.aws.clients import AwsClients
 from broker.compose import compose
 from broker.domain.profiles import load_profiles
+from broker.domain.records import served_keys
 from broker.domain.quotas import Quota
 from broker.settings import Settings
 from broker.web import create_app
@@ -80,7 +81,7 @@ def test_uploads_in_flight_together_cannot_overshoot_at_the_verdict(stage: Stage
     assert over.stored_key is None
     # Nothing of it was published: the public bucket holds the two accepted files only.
     public = stage.keys(stage.validator.settings.public_bucket)
-    assert sorted(public) == sorted(stage.reread(r).stored_key for r in records
+    assert sorted(public) == sorted(key for r in records for key in served_keys(stage.reread(r))
                                     if stage.reread(r).status == "ready")
     assert stage.app.test_client().get("/v1/usage", headers=auth("alice")).json["files"] == 2  # type: ignore[index]
 

@@ -15,6 +15,7 @@ import pytest
 from broker.aws.clients import AwsClients
 from broker.compose import Parts, compose
 from broker.domain.inspection.scanner import ClamdScanner
+from broker.domain.records import served_keys
 from broker.settings import Settings
 from broker.validator.rejudge import rejudge
 from tests.conftest import require_system
@@ -102,7 +103,9 @@ def test_a_file_found_bad_by_a_later_signature_is_withdrawn_and_the_rest_left_al
     view = after.render(withdrawn)
     assert view["status"] == "withdrawn"
     assert view["url"] is None
-    assert view["removed_urls"] == [after.settings.public_url_for(str(withdrawn.stored_key))]
+    assert view["removed_urls"] == [after.settings.public_url_for(k)
+                                    for k in served_keys(withdrawn)]
+    assert len(view["removed_urls"]) > 1  # its renditions too
 
 
 def test_the_worker_judges_again_by_itself_when_the_signatures_change(

@@ -19,7 +19,7 @@ from broker.compose import compose
 from broker.domain.inspection import Declared, Verdict, inspect
 from broker.domain.inspection.scanner import NoScanner
 from broker.domain.profiles import load_profiles
-from broker.domain.records import UploadRecord
+from broker.domain.records import UploadRecord, served_keys
 from broker.domain.uploads import Uploads
 from broker.settings import Settings
 from broker.storage import ObjectChanged, Storage
@@ -201,7 +201,7 @@ def test_a_duplicate_event_changes_nothing(stage: Stage) -> None:
     ready = stage.reread(record)
     assert stage.process(record) == "gone"
     assert stage.reread(record) == ready
-    assert stage.keys("uploads-public") == [ready.stored_key]
+    assert stage.keys("uploads-public") == sorted(served_keys(ready))
 
 
 def test_an_event_for_an_object_already_deleted_is_not_an_error(stage: Stage) -> None:
@@ -230,7 +230,7 @@ def test_a_crash_before_the_verdict_is_recorded_is_repaired_by_the_retry(
     assert stage.reread(record).status == "processing"
     assert stage.process(record) == "accepted"
     assert stage.reread(record).status == "ready"
-    assert len(stage.keys("uploads-public")) == 1
+    assert stage.keys("uploads-public") == sorted(served_keys(stage.reread(record)))
 
 
 def test_a_crash_after_the_verdict_leaves_cleanup_to_the_retry(

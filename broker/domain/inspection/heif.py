@@ -30,6 +30,22 @@ _KNOWN_TOP_LEVEL = frozenset({b"ftyp", b"meta", b"mdat", b"free", b"skip", b"moo
 _MAX_BOXES = 10_000
 
 
+def heif_kind(head: bytes, declared: str) -> str | None:
+    """AVIF, or HEIC/HEIF, by the `ftyp` box's brands (libmagic reads only the major
+    one: a phone's `mif1` file of HEVC pictures is HEIC). HEIC and HEIF are one family:
+    a file of it is what was declared."""
+    if head[4:8] != b"ftyp" or head[8:12] not in BRANDS:
+        return None
+    length = int.from_bytes(head[:4], "big")
+    brands = {head[8:12]} | {head[i:i + 4] for i in range(16, min(length, len(head)) - 3, 4)}
+    if head[8:12] in (b"avif", b"avis") or (
+            head[8:12] in (b"mif1", b"msf1") and brands & {b"avif", b"avis"}):
+        return "image/avif"
+    if declared in ("image/heic", "image/heif"):
+        return declared
+    return "image/heic" if brands & {b"heic", b"heix", b"heim", b"heis"} else "image/heif"
+
+
 def walk_heif(fp: BinaryIO, size: int, content_type: str) -> Finding | None:
     """None when the container is sound and holds nothing but its pictures (of any
     HEIF brand: which codec it holds, the decoder finds out)."""

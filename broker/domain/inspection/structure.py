@@ -17,6 +17,7 @@ from xml.parsers import expat
 
 from defusedxml.ElementTree import fromstring
 
+from broker.domain.inspection.heif import HEIF_TYPES, heif_kind
 from broker.domain.inspection.ooxml import DOCX, OOXML_TYPES, PPTX, XLSX
 from broker.domain.inspection.video import BRANDS, VIDEO_TYPES
 
@@ -154,6 +155,9 @@ def by_structure(open_object: Callable[[], BinaryIO], size: int, sniffed: str,
     if declared in VIDEO_TYPES:
         with open_object() as fp:
             return video_kind(fp.read(64))
+    if declared in HEIF_TYPES or sniffed in HEIF_TYPES:
+        with open_object() as fp:
+            return heif_kind(fp.read(256), declared)
     if declared in TEXT_TYPES and sniffed == "application/octet-stream" and size <= _TINY:
         return declared
     if declared in OOXML_TYPES or sniffed in ZIP_GUESSES - {"application/octet-stream"}:
