@@ -2,7 +2,7 @@
 # System packages the product and its test suites need, installed with apt-get
 # when missing and we are root. Outside CI only libmagic is required; the suites
 # that need the rest (ClamAV, Ceph RGW, Chromium, PostgreSQL,
-# Redis, ffmpeg for real videos) skip, and say so loudly.
+# Redis, ffmpeg for real videos, HEIC and AVIF encoders) skip, and say so loudly.
 # Under CI=true everything is installed.
 set -euo pipefail
 
@@ -16,6 +16,12 @@ if [ "${CI:-}" = "true" ]; then
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+  # Pictures: HEIC and AVIF from Debian's real encoders, editors' ICC profiles, and a
+  # press CMYK profile, for the colour and format tests.
+  command -v heif-enc >/dev/null || missing+=(libheif-examples)
+  command -v avifenc >/dev/null || missing+=(libavif-bin)
+  [ -f /usr/share/color/icc/colord/AdobeRGB1998.icc ] || missing+=(colord-data)
+  [ -f /usr/share/color/icc/ghostscript/default_cmyk.icc ] || missing+=(libgs-common)
   # Uppy, the OIDC provider and the docs' JavaScript checks run on node.
   command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 fi

@@ -67,6 +67,8 @@ def walk_heif(fp: BinaryIO, size: int, content_type: str) -> Finding | None:
         elif length == 0:
             length = size - position
         if length < header or position + length > size:
+            if count and kind not in _KNOWN_TOP_LEVEL:  # not a box: bytes after the end
+                return ends_at(fp, position, size, "HEIF container")
             return Finding("malformed", f"HEIF box {kind!r} runs past the end")
         if count == 0 and (kind != b"ftyp" or read_exactly(fp, 4) not in BRANDS):
             return Finding("malformed", "no HEIF ftyp box with a picture brand")

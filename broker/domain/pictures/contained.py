@@ -40,8 +40,14 @@ def rendered(job: PictureJob, limits: PictureLimits) -> Rendered:
     context = _context()
     receiving, sending = context.Pipe(duplex=False)
     child = context.Process(target=_child, args=(sending, job, limits), daemon=True)
-    child.start()
-    sending.close()
+    try:
+        child.start()  # hands the job over: a child that dies meanwhile breaks the pipe
+    except OSError:
+        receiving.close()
+        _reap(child)
+        return Rendered(_death(child.exitcode, limits))
+    finally:
+        sending.close()
     try:
         # The CPU limit ends a busy child; the wall-clock deadline, one that waits.
         if receiving.poll(limits.cpu_seconds * 2 + 10):
@@ -72,6 +78,8 @@ def _child(sending: multiprocessing.connection.Connection, job: PictureJob,
 
 
 def _reap(child: multiprocessing.process.BaseProcess) -> None:
+    if child.pid is None:  # never started
+        return
     child.join(5)
     if child.is_alive():
         child.kill()
