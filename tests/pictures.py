@@ -192,7 +192,7 @@ def _composited(image: Image.Image) -> Image.Image:
             clear[image.info["transparency"]] = 0
             grey.putalpha(wide.point(clear, "L"))
         image = grey
-    if mode == "CMYK" or mode == "L" and "transparency" not in image.info:
+    if mode == "CMYK" or (mode == "L" and "transparency" not in image.info):
         return image
     if image.mode in ("LA", "RGBA", "PA", "P") or "transparency" in image.info:
         rgba = image.convert("RGBA")
@@ -235,7 +235,8 @@ def heif_enc(source: bytes, suffix: str, tmp: Path, *args: str) -> bytes:
     """libheif's heif-enc (Debian's libheif-examples) on a JPEG or PNG."""
     given, made = tmp / f"in{suffix}", tmp / "out.heic"
     given.write_bytes(source)
-    subprocess.run(["heif-enc", *args, "-o", str(made), str(given)], check=True,
+    program = encoder("heif-enc") or "heif-enc"
+    subprocess.run([program, *args, "-o", str(made), str(given)], check=True,
                    capture_output=True, timeout=120)
     return made.read_bytes()
 
@@ -259,6 +260,7 @@ def avifenc(source: bytes, suffix: str, tmp: Path, *args: str) -> bytes:
     """libavif's avifenc (Debian's libavif-bin) on a JPEG or PNG."""
     given, made = tmp / f"in{suffix}", tmp / "out.avif"
     given.write_bytes(source)
-    subprocess.run(["avifenc", *args, str(given), str(made)], check=True,
+    program = encoder("avifenc") or "avifenc"
+    subprocess.run([program, *args, str(given), str(made)], check=True,
                    capture_output=True, timeout=120)
     return made.read_bytes()

@@ -16,6 +16,7 @@ from broker.cli.operations import (
     cmd_quarantine,
     cmd_redrive,
     cmd_rejudge,
+    cmd_renditions,
     cmd_sweep,
     cmd_webhooks,
 )
@@ -121,6 +122,17 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--rate", type=float, default=10.0,
                        help="uploads judged a second, at most (default 10)")
     again.set_defaults(func=cmd_rejudge)
+
+    sizes = commands.add_parser(
+        "renditions", help="give published pictures the renditions their profile declares "
+                           "now (after a profile's renditions change)")
+    which = sizes.add_mutually_exclusive_group(required=True)
+    which.add_argument("--upload", help="one upload, by id")
+    which.add_argument("--profile", help="every published upload of this profile")
+    which.add_argument("--all", action="store_true", help="every published upload")
+    sizes.add_argument("--rate", type=float, default=5.0,
+                       help="uploads given new renditions a second, at most (default 5)")
+    sizes.set_defaults(func=cmd_renditions)
 
     quarantine = commands.add_parser(
         "quarantine", help="review refused and withdrawn uploads: list, link, release, purge")

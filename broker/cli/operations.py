@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -172,6 +173,34 @@ def cmd_rejudge(args: argparse.Namespace) -> int:
     outcomes = rejudge_all(parts.validator, chosen, args.rate)
     parts.send_outbox()  # the app and the CDN hear of it now, not at the next run
     print(json.dumps(outcomes))
+    return 0
+
+
+def cmd_renditions(args: argparse.Namespace) -> int:
+    """Backfill renditions at a bounded rate, saying how far it got as it goes."""
+    import json
+
+    from broker.compose import compose
+    from broker.validator.renditions import backfill_all
+
+    parts = compose(load_settings())
+    records: Iterable[UploadRecord]
+    if args.upload:
+        record = parts.records.get(args.upload)
+        if record is None:
+            raise ValueError(f"there is no upload {args.upload!r}")
+        records = [record]
+    else:
+        if args.profile and parts.profiles.find(args.profile) is None:
+            raise ValueError(f"there is no profile {args.profile!r}")
+        records = (r for r in parts.records.each_in_status("ready")
+                   if not args.profile or r.profile == args.profile)
+
+    def progress(done: int, counts: dict[str, int]) -> None:
+        if done % 100 == 0:
+            print(f"{done} uploads: {json.dumps(counts)}", file=sys.stderr, flush=True)
+
+    print(json.dumps(backfill_all(parts.validator, records, args.rate, progress)))
     return 0
 
 

@@ -64,7 +64,7 @@ def deliver(storage: Storage, stored: StoredObject, inspection: Inspection, buck
             size, sha256 = served.size, served.hexdigest()
         renditions = []
         for picture in inspection.served.renditions:
-            rendition = _rendition(storage, picture, bucket, key, record, metadata)
+            rendition = write_rendition(storage, picture, bucket, key, record)
             written.append(str(rendition["key"]))
             renditions.append(rendition)
     except Exception:
@@ -76,11 +76,13 @@ def deliver(storage: Storage, stored: StoredObject, inspection: Inspection, buck
                   else None, json.dumps(renditions) if renditions else None)
 
 
-def _rendition(storage: Storage, picture: PictureFile, bucket: str, served_key: str,
-               record: UploadRecord, metadata: dict[str, str]) -> dict[str, object]:
+def write_rendition(storage: Storage, picture: PictureFile, bucket: str, served_key: str,
+                    record: UploadRecord) -> dict[str, object]:
+    """Store one rendition beside the served file; what the record keeps of it."""
     key = rendition_key(served_key, picture.name, picture.content_type)
     storage.upload(iter([picture.data]), bucket, key,
-                   delivery_for(record, picture.content_type, converted=True), metadata)
+                   delivery_for(record, picture.content_type, converted=True),
+                   {UPLOAD_ID_METADATA: record.id})
     return {"name": picture.name, "key": key, "width": picture.width,
             "height": picture.height, "content_type": picture.content_type,
             "size": len(picture.data)}

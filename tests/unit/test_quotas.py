@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from broker.aws.clients import AwsClients
 from broker.compose import compose
 from broker.domain.profiles import load_profiles
-from broker.domain.records import served_keys
 from broker.domain.quotas import Quota
+from broker.domain.records import served_keys
 from broker.settings import Settings
 from broker.web import create_app
 from tests.samples import auth, png_bytes
