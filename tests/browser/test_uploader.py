@@ -116,8 +116,8 @@ def test_refusals_are_shown_in_plain_words(page: Any, running: Running) -> None:
     page.set_input_files(".bu-input", [file_("cv.pdf", "application/pdf", pdf_bytes())])
     (item,) = settle(page, 1)
     assert item.get_attribute("data-state") == "error"
-    assert "PDF documents are not accepted for avatar uploads; accepted: PNG, JPEG, WebP " \
-        "and GIF images." in item.inner_text()
+    assert "PDF documents are not accepted for avatar uploads; accepted: PNG, JPEG, WebP, " \
+        "GIF, HEIC, HEIF and AVIF images." in item.inner_text()
     page.fill("#token", "not-a-token")
     page.set_input_files(".bu-input", [file_("me.png", "image/png", png_bytes())])
     items = settle(page, 2)
@@ -148,6 +148,8 @@ def test_the_page_lists_the_callers_uploads_with_thumbnails_and_delete(
     thumbs = page.query_selector_all("img.bu-thumb")
     assert len(thumbs) == 2
     assert all("/uploads-public/" in (t.get_attribute("src") or "") for t in thumbs)
+    # ... its smallest rendition, not the whole picture.
+    assert all((t.get_attribute("src") or "").endswith("-c64x64.webp") for t in thumbs)
     assert all(s.inner_text().endswith("bytes") or "KiB" in s.inner_text()
                for s in page.query_selector_all(".bu-upload .bu-size"))
 

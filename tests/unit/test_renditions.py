@@ -8,16 +8,25 @@ import dataclasses
 import io
 from urllib.parse import urlparse
 
+import pytest
+from flask import Flask
 from PIL import Image
 
+from broker.aws.clients import AwsClients
 from broker.domain.profiles import Profiles, Rendition
 from broker.domain.records import served_keys
+from broker.validator.judge import Validator
 from broker.validator.renditions import backfill, backfill_all
 from tests.pictures import icc_profile, phone_heic, photo, saved
 from tests.samples import auth
-from tests.unit.test_validator import Stage, stage  # noqa: F401  (the fixture)
+from tests.unit.test_validator import Stage
 
 PUBLIC = "uploads-public"
+
+
+@pytest.fixture
+def stage(app: Flask, aws: AwsClients, validator: Validator) -> Stage:
+    return Stage(app, aws, validator)
 
 
 def _view(stage: Stage, upload_id: str) -> dict[str, object]:

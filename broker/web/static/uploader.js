@@ -83,6 +83,19 @@
       "running, add " + origin + " to its BROKER_ALLOWED_ORIGINS setting and restart it.";
   }
 
+  // Types every browser shows in an <img>.
+  const SHOWN = ["image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"];
+
+  // The smallest rendition when the profile makes them; else the served file itself,
+  // when a browser can show it (a private HEIC, kept as uploaded, it cannot).
+  function thumbnailOf(upload) {
+    if (upload.status !== "ready" || !upload.served) return null;
+    const smallest = (upload.served.renditions || [])[0];
+    if (smallest) return smallest.url;
+    const type = upload.served.content_type || upload.content_type || "";
+    return SHOWN.includes(type) ? upload.url || upload.download_url : null;
+  }
+
   function storageRefusedText(url) {
     const origin = global.location.origin;
     return "Network error sending the file to storage at " + new URL(url, global.location.href).origin +
@@ -164,10 +177,10 @@
 
     uploadItem(upload) {
       const item = el("li", { class: "bu-upload", "data-id": upload.id, "data-state": upload.status });
-      const image = upload.status === "ready" && (upload.content_type || "").startsWith("image/");
-      // Thumbnails come from the delivered file only: nothing is shown before its verdict.
-      item.appendChild(image
-        ? el("img", { class: "bu-thumb", src: upload.url || upload.download_url, alt: "", loading: "lazy" })
+      // Thumbnails come from the delivered files only: nothing is shown before its verdict.
+      const thumb = thumbnailOf(upload);
+      item.appendChild(thumb
+        ? el("img", { class: "bu-thumb", src: thumb, alt: "", loading: "lazy" })
         : el("span", { class: "bu-thumb" }));
       item.appendChild(el("span", { class: "bu-name", text: upload.filename }));
       const size = storedSize(upload);
