@@ -59,8 +59,16 @@ def test_a_public_avatar_is_served_reencoded_without_its_metadata(running: Runni
     assert same_picture(served.content, png)
     assert b"Software" not in served.content  # the original's text chunk is gone
     assert record["sha256"] == hashlib.sha256(png).hexdigest()
+    renditions = record["served"].pop("renditions")
     assert record["served"] == {"size": len(served.content), "rewritten": True,
-                                "sha256": hashlib.sha256(served.content).hexdigest()}
+                                "sha256": hashlib.sha256(served.content).hexdigest(),
+                                "content_type": "image/png"}
+    # Renditions of the same picture, each served: the squares cut as large as it allows.
+    assert [(r["width"], r["height"]) for r in renditions] == [(48, 48), (48, 48), (64, 48)]
+    for rendition in renditions:
+        thumb = requests.get(rendition["url"], timeout=30)
+        assert thumb.headers["Content-Type"] == rendition["format"] == "image/webp"
+        assert len(thumb.content) == rendition["size"]
     assert served.headers["Content-Type"] == "image/png"
     redirect = requests.get(f"{running.url}/v1/uploads/{record['id']}/download",
                             headers=auth("alice"), allow_redirects=False, timeout=30)

@@ -73,7 +73,7 @@ def test_a_damaged_exif_block_costs_only_the_orientation(
     from PIL import Image, ImageOps
 
     from broker.domain.pictures import PictureJob
-    from broker.domain.pictures.rendering import render
+    from broker.domain.pictures.rendering import render_by_pillow as render
 
     def damaged(image: Image.Image) -> Image.Image:
         warnings.warn("Tag data larger than file. Skipping tag 4", UserWarning, stacklevel=1)

@@ -324,9 +324,22 @@ def _zero_png(width: int, height: int) -> bytes:
         + struct.pack(">I", zlib.crc32(kind + body)) for kind, body in chunks)
 
 
-def test_a_picture_that_needs_more_memory_than_allowed_costs_only_its_child() -> None:
+def test_a_large_picture_is_written_a_few_lines_at_a_time() -> None:
     data = _zero_png(12_000, 12_000)  # 432 MB of pixels from a file of a few hundred KB
-    job = PictureJob(data, "image/png", 10**9, 1, reencode=True)
+    job = PictureJob(data, "image/png", 10**9, 1, reencode=True,
+                     renditions=(RenditionSpec(256),))
+    outcome = rendered(job, PictureLimits(memory=384 * 1024**2, cpu_seconds=60))
+    assert outcome.refusal is None
+    assert outcome.served is not None
+    assert (outcome.served.width, outcome.served.height) == (12_000, 12_000)
+    assert [(r.width, r.height) for r in outcome.renditions] == [(256, 256)]
+
+
+def test_a_picture_that_needs_more_memory_than_allowed_costs_only_its_child() -> None:
+    turned = Image.Exif()
+    turned[0x0112] = 6  # turning it needs all of its pixels at once
+    data = saved(Image.new("RGB", (12_000, 12_000)), "JPEG", exif=turned, quality=50)
+    job = PictureJob(data, "image/jpeg", 10**9, 1, reencode=True)
     outcome = rendered(job, PictureLimits(memory=384 * 1024**2, cpu_seconds=60))
     assert outcome.refusal is not None
     assert outcome.refusal.code == "decompression_bomb", outcome.refusal

@@ -16,14 +16,15 @@ from typing import Any
 
 from broker.domain.pictures.model import PictureJob, Refusal, Rendered
 from broker.domain.pictures.rendering import render
+from broker.domain.pictures.streaming import one_thread
 
 _RENDERING = "broker.domain.pictures.rendering"
 
 
 @dataclass(frozen=True)
 class PictureLimits:
-    """What one picture's decoding and writing may take (BROKER_PICTURE_MEMORY,
-    BROKER_PICTURE_CPU_SECONDS); `contained=False` runs it in the caller's process."""
+    """What one picture's decoding and writing may take (BROKER_PICTURE_MEMORY: bytes of
+    heap, BROKER_PICTURE_CPU_SECONDS); `contained=False` runs it in the caller's process."""
 
     memory: int = 2 * 1024**3
     cpu_seconds: int = 60
@@ -69,10 +70,13 @@ def _context() -> Any:
 
 def _child(sending: multiprocessing.connection.Connection, job: PictureJob,
            limits: PictureLimits) -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (limits.memory, limits.memory))
+    # The heap and every private mapping written to (what pixels take), not the address
+    # space merely reserved (thread stacks, malloc arenas), which says little of use.
+    resource.setrlimit(resource.RLIMIT_DATA, (limits.memory, limits.memory))
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # a decoder has nothing to write
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    one_thread()  # one picture, one core: what it costs is what its limits say
     sending.send(render(job))
     sending.close()
 

@@ -27,6 +27,18 @@ class RenditionSpec:
     fit: str = "fit"
     formats: tuple[str, ...] = ("image/webp",)
 
+    def size_for(self, width: int, height: int) -> tuple[int, int]:
+        """The rendition's size for a picture this large, never larger than it: a crop
+        box too large for the picture shrinks, keeping its shape."""
+        if self.width is None:
+            return width, height
+        if self.fit == "crop":
+            box_w, box_h = self.width, self.height or self.width
+            shrink = min(1.0, width / box_w, height / box_h)
+            return max(1, round(box_w * shrink)), max(1, round(box_h * shrink))
+        scale = min(1.0, self.width / width, self.height / height if self.height else 1.0)
+        return max(1, round(width * scale)), max(1, round(height * scale))
+
     @property
     def name(self) -> str:
         """Part of the rendition's key: changes whenever what it makes changes."""

@@ -25,6 +25,7 @@ from broker.domain.pictures.model import (
     Rendered,
     RenditionSpec,
 )
+from broker.domain.pictures.streaming import render_streamed
 
 pillow_heif.register_heif_opener()
 
@@ -51,7 +52,14 @@ DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, KeyEr
 
 
 def render(job: PictureJob) -> Rendered:
-    """Judge the pixels, then write the served file and the renditions from them."""
+    """Judge the pixels, then write the served file and the renditions from them: by
+    libvips where it streams the picture, else by Pillow."""
+    streamed = render_streamed(job)
+    return streamed if streamed is not None else render_by_pillow(job)
+
+
+def render_by_pillow(job: PictureJob) -> Rendered:
+    """Every picture Pillow reads: animations, palettes, HEIC, CMYK without a profile."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -175,22 +183,14 @@ def _rendition(still: Image.Image, spec: RenditionSpec) -> list[PictureFile]:
 
 
 def _sized(still: Image.Image, spec: RenditionSpec) -> Image.Image:
-    """The picture scaled down (never up) to the spec: reduced by whole factors first,
-    then resampled, which is fast and as sharp."""
-    if spec.width is None:
-        return still
+    """The picture scaled down to the spec (a crop cut from the middle): reduced by
+    whole factors first, then resampled, which is fast and as sharp."""
     width, height = still.size
-    if spec.fit == "crop":
-        box_w, box_h = spec.width, spec.height or spec.width
-        scale = max(box_w / width, box_h / height)
-        if scale > 1:  # smaller than the box: cut the box's shape, keep the pixels
-            scale = 1.0
-            box_w, box_h = min(box_w, width), min(box_h, height)
-        crop_w, crop_h = box_w / scale, box_h / scale
-        left, top = (width - crop_w) / 2, (height - crop_h) / 2
-        return still.resize((box_w, box_h), Image.Resampling.LANCZOS,
-                            box=(left, top, left + crop_w, top + crop_h), reducing_gap=2.0)
-    scaled = still.copy()
-    scaled.thumbnail((spec.width, spec.height or height), Image.Resampling.LANCZOS,
-                     reducing_gap=2.0)
-    return scaled
+    size = spec.size_for(width, height)
+    if size == (width, height):
+        return still
+    scale = max(size[0] / width, size[1] / height)
+    crop_w, crop_h = size[0] / scale, size[1] / scale
+    left, top = (width - crop_w) / 2, (height - crop_h) / 2
+    return still.resize(size, Image.Resampling.LANCZOS,
+                        box=(left, top, left + crop_w, top + crop_h), reducing_gap=2.0)
