@@ -21,6 +21,7 @@ from broker.domain.pictures.model import (
 )
 
 STREAMED = frozenset({"image/jpeg", "image/png", "image/webp", "image/avif"})
+_72_DPI = 72 / 25.4  # pixels a millimetre
 _PLAIN = frozenset({"srgb", "b-w", "rgb16", "grey16"})
 _SUFFIX = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp",
            "image/avif": ".avif"}
@@ -103,6 +104,8 @@ def _write(image: pyvips.Image, content_type: str, options: dict[str, dict[str, 
            name: str = "") -> PictureFile:
     if content_type == "image/jpeg" and image.bands in (2, 4):  # JPEG has no alpha: on white
         image = image.flatten(background=[255] * (image.bands - 1))
+    # The writers always store a resolution: the same one for every file, not the upload's.
+    image = image.copy(xres=_72_DPI, yres=_72_DPI)
     data = image.write_to_buffer(_SUFFIX[content_type], keep="none", **options[content_type])
     return PictureFile(content_type, image.width, image.height, data, name)
 
