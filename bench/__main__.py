@@ -9,6 +9,9 @@
 4. Verdict latency on `broker run`: uploads one at a time, then many clients at once.
 5. The hand-written protocol code (bench/protocol.py): our SigV4 signer and DynamoDB
    client against botocore's, per call.
+6. Pictures (bench/pictures.py): judging, re-encoding and three renditions of 12 to 48
+   megapixel photos, against sharp and the Pillow-only path. `python -m bench pictures`
+   runs this part alone.
 """
 
 from __future__ import annotations
@@ -109,6 +112,11 @@ def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--validate-one":
         print(json.dumps(validate_one(sys.argv[2])))
         return
+    from bench.pictures import bench_pictures, print_pictures
+
+    if sys.argv[1:] == ["pictures"]:
+        print_pictures(bench_pictures())
+        return
     print(f"direct-upload broker benchmark, {datetime.now(UTC):%Y-%m-%d}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")
@@ -164,6 +172,8 @@ def main() -> None:
     from bench.live_status import UPLOADS as LIVE_UPLOADS
     from bench.live_status import bench_live_status
     from bench.verdicts import _avatar
+
+    print_pictures(bench_pictures())
 
     live = bench_live_status(_avatar, free_port)
     print(f"\nlive status: from the record settling to the client knowing ({LIVE_UPLOADS} "

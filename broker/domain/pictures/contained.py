@@ -16,7 +16,7 @@ from typing import Any
 
 from broker.domain.pictures.model import PictureJob, Refusal, Rendered
 from broker.domain.pictures.rendering import render
-from broker.domain.pictures.streaming import one_thread
+from broker.domain.pictures.streaming import one_picture_at_a_time
 
 _RENDERING = "broker.domain.pictures.rendering"
 
@@ -76,7 +76,7 @@ def _child(sending: multiprocessing.connection.Connection, job: PictureJob,
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # a decoder has nothing to write
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    one_thread()  # one picture, one core: what it costs is what its limits say
+    one_picture_at_a_time()  # what it costs is what its limits say
     sending.send(render(job))
     sending.close()
 

@@ -32,9 +32,12 @@ _RENDITION = {"image/jpeg": {"Q": 85}, "image/png": {}, "image/webp": {"Q": 82},
               "image/avif": {"Q": 70}}
 
 
-def one_thread() -> None:
-    """libvips works on one thread in this process."""
+def one_picture_at_a_time() -> None:
+    """libvips in this process works on one thread and keeps no operations cached: a
+    child does one picture, so its memory and CPU are that picture's."""
     pyvips.vips_lib.vips_concurrency_set(1)
+    pyvips.cache_set_max(0)
+    pyvips.cache_set_max_mem(0)
 
 
 def render_streamed(job: PictureJob) -> Rendered | None:
