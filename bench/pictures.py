@@ -125,8 +125,11 @@ def _one(engine: str, path: Path, content_type: str, sharp: Path | None
     if reply.returncode or not lines:
         return f"failed: {reply.stderr.strip().splitlines()[-1:]}"
     figures = json.loads(lines[-1])
-    if "error" in figures:  # sharp's libvips has no HEVC decoder: no HEIC
-        return "cannot: " + str(figures["error"]).strip().splitlines()[-1][:70]
+    if "error" in figures:
+        error = str(figures["error"])
+        if "compression format has not been built in" in error:
+            return "cannot read it: its libvips has no HEVC decoder"
+        return "cannot: " + error.strip().splitlines()[-1][:70]
     return figures
 
 
