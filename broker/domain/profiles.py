@@ -75,6 +75,10 @@ def normalize_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
+# What clients send for a file whose type they cannot tell.
+UNTOLD_TYPES = frozenset({"", "application/octet-stream"})
+
+
 def extension_of(filename: str) -> str:
     """The last extension, lower-case, without the dot ('' when there is none)."""
     stem, dot, ext = filename.rpartition(".")
@@ -161,6 +165,18 @@ class Profile(BaseModel):
     @property
     def reencodes_images(self) -> bool:
         return self.visibility == "public" if self.reencode is None else self.reencode
+
+    def declared_type(self, filename: str, content_type: str) -> str:
+        """The type a client declared; when it could not tell (a browser sends none for a
+        .heic its system does not know), the type this profile takes files of that
+        extension as (the one listing it first, when several list it)."""
+        content_type = normalize_type(content_type)
+        if content_type not in UNTOLD_TYPES:
+            return content_type
+        extension = extension_of(filename)
+        listing = [t for t, extensions in self.types.items() if extension in extensions]
+        primary = [t for t in listing if self.types[t][0] == extension]
+        return (primary or listing or [content_type])[0]
 
     def allows_type(self, content_type: str) -> bool:
         return normalize_type(content_type) in self.types

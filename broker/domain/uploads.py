@@ -15,7 +15,7 @@ from broker.common.logs import set_upload
 from broker.domain.filenames import clean_filename, content_disposition
 from broker.domain.keys import incoming_key, is_upload_id
 from broker.domain.presign import UPLOAD_ID_METADATA, PostSigner, PresignedUpload, presign_put
-from broker.domain.profiles import Profile, Profiles, human_size, normalize_type
+from broker.domain.profiles import Profile, Profiles, human_size
 from broker.domain.quotas import Quota, Usage, deployment_quota
 from broker.domain.records import (
     PendingCapReached,
@@ -98,7 +98,7 @@ class Uploads:
         profile = self.profiles.get(profile_name)
         if not filename.strip():
             raise InvalidRequest("invalid_filename", "The file name is blank.")
-        content_type = normalize_type(content_type)
+        content_type = profile.declared_type(filename, content_type)
         # A name with nothing usable left ("../", bidi marks) gets one of the right kind.
         extensions = profile.types.get(content_type, ("bin",))
         clean = clean_filename(filename) or f"upload.{extensions[0]}"

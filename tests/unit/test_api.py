@@ -319,3 +319,28 @@ def test_a_long_poll_sees_a_change_made_by_another_process(
     seen = uploads.wait_for_change("alice", record.id, 10)
     assert seen.status == "processing"
     assert time.monotonic() - started < changes.RECHECK + 3  # not the whole 10 s
+
+
+@pytest.mark.parametrize(("filename", "told", "taken_as"), [
+    ("IMG_4242.HEIC", "application/octet-stream", "image/heic"),  # Chromium on Linux
+    ("photo.heif", "application/octet-stream", "image/heif"),
+    ("cat.avif", "application/octet-stream", "image/avif"),
+    ("me.jpeg", "Application/Octet-Stream", "image/jpeg"),
+])
+def test_a_file_whose_type_the_browser_cannot_tell_is_taken_by_its_extension(
+        client: FlaskClient, filename: str, told: str, taken_as: str) -> None:
+    reply = client.post("/v1/uploads", headers=auth("alice"), json={
+        "profile": "avatar", "filename": filename, "content_type": told, "size": 1000})
+    assert reply.status_code == 201, reply.get_json()
+    upload_id = reply.get_json()["id"]
+    view = client.get(f"/v1/uploads/{upload_id}", headers=auth("alice")).get_json()
+    assert view["declared_content_type"] == taken_as
+
+
+def test_an_untold_type_with_an_unknown_extension_is_still_refused(
+        client: FlaskClient) -> None:
+    reply = client.post("/v1/uploads", headers=auth("alice"), json={
+        "profile": "avatar", "filename": "setup.exe",
+        "content_type": "application/octet-stream", "size": 1000})
+    assert reply.status_code == 422
+    assert reply.get_json()["code"] == "type_not_allowed"
