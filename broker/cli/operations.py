@@ -158,16 +158,7 @@ def cmd_rejudge(args: argparse.Namespace) -> int:
     from broker.validator.rejudge import Selection, rejudge_all
 
     parts = compose(load_settings())
-    records: Iterable[UploadRecord]
-    if args.upload:
-        record = parts.records.get(args.upload)
-        if record is None:
-            raise ValueError(f"there is no upload {args.upload!r}")
-        records = [record]
-    elif args.owner:
-        records = _all_of(parts.records, args.owner)
-    else:
-        records = parts.records.each_in_status("ready")
+    records = _published(parts.records, args.upload, args.owner)
     chosen = Selection(args.profile, args.judged_before, args.stale).chosen(records,
                                                                             parts.validator)
     outcomes = rejudge_all(parts.validator, chosen, args.rate)
@@ -184,17 +175,10 @@ def cmd_renditions(args: argparse.Namespace) -> int:
     from broker.validator.renditions import backfill_all
 
     parts = compose(load_settings())
-    records: Iterable[UploadRecord]
-    if args.upload:
-        record = parts.records.get(args.upload)
-        if record is None:
-            raise ValueError(f"there is no upload {args.upload!r}")
-        records = [record]
-    else:
-        if args.profile and parts.profiles.find(args.profile) is None:
-            raise ValueError(f"there is no profile {args.profile!r}")
-        records = (r for r in parts.records.each_in_status("ready")
-                   if not args.profile or r.profile == args.profile)
+    if args.profile and parts.profiles.find(args.profile) is None:
+        raise ValueError(f"there is no profile {args.profile!r}")
+    records = (r for r in _published(parts.records, args.upload)
+               if not args.profile or r.profile == args.profile)
 
     def progress(done: int, counts: dict[str, int]) -> None:
         if done % 100 == 0:
@@ -202,6 +186,20 @@ def cmd_renditions(args: argparse.Namespace) -> int:
 
     print(json.dumps(backfill_all(parts.validator, records, args.rate, progress)))
     return 0
+
+
+def _published(records: Any, upload_id: str | None, owner: str | None = None
+               ) -> Iterable[UploadRecord]:
+    """One upload, by id; every upload of an owner; else every published one."""
+    if upload_id:
+        record = records.get(upload_id)
+        if record is None:
+            raise ValueError(f"there is no upload {upload_id!r}")
+        return [record]
+    if owner:
+        return _all_of(records, owner)
+    published: Iterable[UploadRecord] = records.each_in_status("ready")
+    return published
 
 
 def _all_of(records: Any, owner: str) -> Iterator[Any]:
