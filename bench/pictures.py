@@ -48,7 +48,7 @@ const peak = () => Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync("/proc/self/stat
   }
   const ms = Number(process.hrtime.bigint() - t) / 1e6, cpu = process.cpuUsage(cpu0);
   console.log(JSON.stringify({ ms, cpu: (cpu.user + cpu.system) / 1e6,
-    grown_mb: (peak() - before) / 1024 }));
+    grown_mb: (peak() - before) / 1024, peak_mb: peak() / 1024 }));
 })().catch((e) => { console.log(JSON.stringify({ error: String(e.message || e) })); });
 """
 
@@ -99,7 +99,8 @@ def run_product(path: str, content_type: str, engine: str) -> dict[str, float]:
     after = resource.getrusage(resource.RUSAGE_SELF)
     assert outcome.refusal is None, outcome.refusal
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return {"ms": elapsed * 1000, "cpu": cpu, "grown_mb": (_peak_kib() - peak_before) / 1024}
+    return {"ms": elapsed * 1000, "cpu": cpu, "grown_mb": (_peak_kib() - peak_before) / 1024,
+            "peak_mb": _peak_kib() / 1024}
 
 
 def _peak_kib() -> int:
@@ -150,7 +151,8 @@ def bench_pictures() -> dict[tuple[str, str], dict[str, float] | str]:
                 results[(name, engine)] = {
                     "ms": statistics.median(r["ms"] for r in good),
                     "mp_per_cpu_s": megapixels / statistics.median(r["cpu"] for r in good),
-                    "grown_mb": statistics.median(r["grown_mb"] for r in good)}
+                    "grown_mb": statistics.median(r["grown_mb"] for r in good),
+                    "peak_mb": statistics.median(r["peak_mb"] for r in good)}
     return results
 
 
@@ -158,7 +160,7 @@ def print_pictures(results: dict[tuple[str, str], dict[str, float] | str]) -> No
     print("\npictures: judged, re-encoded upright in sRGB and three renditions (64x64,")
     print(f"256x256, 1024 wide, WebP), one core, median of {RUNS} fresh processes:")
     print(f"  {'input':<11} {'engine':<8} {'time':>9} {'MP/CPU-s':>9} {'memory':>9}"
-          f" {'time / sharp':>13}")
+          f" {'process':>8} {'time / sharp':>13}")
     for name, *_rest in INPUTS:
         sharp = results.get((name, "sharp"))
         for engine in ENGINES:
@@ -168,12 +170,15 @@ def print_pictures(results: dict[tuple[str, str], dict[str, float] | str]) -> No
                 continue
             ratio = f"{r['ms'] / sharp['ms']:.2f}x" if isinstance(sharp, dict) else "—"
             print(f"  {name:<11} {engine:<8} {r['ms']:>6.0f} ms {r['mp_per_cpu_s']:>9.1f} "
-                  f"{r['grown_mb']:>6.0f} MB {ratio:>13}")
-    print("  peak memory, 48 MP JPEG / 12 MP JPEG (flat means ~1; the pixels grow 4x):")
+                  f"{r['grown_mb']:>6.0f} MB {r['peak_mb']:>5.0f} MB {ratio:>13}")
+    print("  (memory: what the work added to its process's peak; process: that peak)")
+    print("  48 MP JPEG / 12 MP JPEG, memory the work added and the process's peak (the")
+    print("  pixels grow 4x; flat means ~1):")
     for engine in ENGINES:
         big, small = results[("48 MP JPEG", engine)], results[("12 MP JPEG", engine)]
         if isinstance(big, dict) and isinstance(small, dict):
-            print(f"    {engine:<8} {big['grown_mb'] / small['grown_mb']:.2f}x")
+            print(f"    {engine:<8} {big['grown_mb'] / small['grown_mb']:.2f}x added, "
+                  f"{big['peak_mb'] / small['peak_mb']:.2f}x process peak")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -66,8 +67,13 @@ def test_the_local_stack_keeps_its_records_in_postgresql_across_a_restart(
     before, after = seen
     assert len(before) == 1
 
-    def lasting(upload: dict[str, object]) -> dict[str, object]:  # the links name the store
-        return {k: v for k, v in upload.items() if k not in ("url", "download_url")}
+    def lasting(upload: dict[str, Any]) -> dict[str, Any]:  # the links name the store
+        kept = {k: v for k, v in upload.items() if k not in ("url", "download_url")}
+        served = dict(kept["served"])
+        served["renditions"] = [{k: v for k, v in r.items() if k != "url"}
+                                for r in served["renditions"]]
+        assert served["renditions"], "a public picture's renditions are kept too"
+        return {**kept, "served": served}
     # The emulator's memory is gone; the records are not.
     assert [lasting(u) for u in after] == [lasting(u) for u in before]
     with psycopg.connect(database.url) as conn:
