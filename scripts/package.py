@@ -1,6 +1,6 @@
 """`make package`: the validator's and the broker's Lambda zips, built offline.
 
-Wheels for the Lambda runtime (CPython 3.12, manylinux x86_64) are installed
+Wheels for the Lambda runtime (CPython 3.12, manylinux x86_64 up to glibc 2.28) go
 beside the product's sources; libmagic comes in the pylibmagic wheel. Entries
 are written in sorted order with fixed times, so the same inputs give the same zip.
 
@@ -19,12 +19,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON_VERSION = "3.12"
-PLATFORM = "manylinux2014_x86_64"
+# Lambda's Python 3.12 runs on Amazon Linux 2023 (glibc 2.34): wheels for glibc 2.28
+# (libvips, libheif) fit it as well as the older manylinux2014 ones.
+PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")
 SOURCES = ("broker", "lambdas")
 EXTRA = {"validator": ["pylibmagic>=0.5"], "broker": ["apig-wsgi>=2.18"]}
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 # Self-hosting only: on Lambda the runtime is the server and DynamoDB holds the records.
 NOT_ON_LAMBDA = ("gunicorn", "psycopg")
+# Pure Python, published as source only: built here into a wheel for any platform (its
+# compiled half, libvips and the cffi module, comes in the pyvips-binary wheel).
+PURE_SOURCE = ("pyvips>", "pyvips=")
 
 
 def requirements(function: str) -> list[str]:
@@ -34,12 +39,16 @@ def requirements(function: str) -> list[str]:
 
 
 def install(function: str, target: Path) -> None:
+    wanted = requirements(function)
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+           "--target", str(target), "--upgrade"]
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "--target", str(target), "--platform", PLATFORM, "--implementation", "cp",
-         "--python-version", PYTHON_VERSION, "--only-binary=:all:", "--upgrade",
-         *requirements(function)],
-        check=True)
+        [*pip, *(f"--platform={p}" for p in PLATFORMS), "--implementation", "cp",
+         "--python-version",
+         PYTHON_VERSION, "--only-binary=:all:",
+         *(d for d in wanted if not d.startswith(PURE_SOURCE))], check=True)
+    subprocess.run([*pip, "--no-deps", *(d for d in wanted if d.startswith(PURE_SOURCE))],
+                   check=True)
     for source in SOURCES:
         shutil.copytree(ROOT / source, target / source,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
