@@ -93,10 +93,10 @@ def _served_pixels(data: bytes) -> pyvips.Image:
     header = pyvips.Image.new_from_buffer(data, "")
     turned = header.get_typeof("orientation") and header.get("orientation") not in (0, 1)
     image = _opened(data, "random" if turned else "sequential")
-    return in_srgb(image).autorot() if turned else in_srgb(image)
+    return _in_srgb(image).autorot() if turned else _in_srgb(image)
 
 
-def in_srgb(image: pyvips.Image) -> pyvips.Image:
+def _in_srgb(image: pyvips.Image) -> pyvips.Image:
     """Through its embedded profile to sRGB; 16 bits to 8. A profile LittleCMS cannot
     use, or that does not fit the pixels, is ignored, as browsers ignore it."""
     if _blob(image, "icc-profile-data"):
@@ -127,7 +127,7 @@ def _renditions(data: bytes, header: pyvips.Image, specs: tuple[RenditionSpec, .
     turned = header.get_typeof("orientation") and header.get("orientation") in (5, 6, 7, 8)
     width, height = (header.height, header.width) if turned else (header.width, header.height)
     scale = min(1.0, max(_scale(spec, width, height) for spec in specs))
-    base = in_srgb(pyvips.Image.thumbnail_buffer(
+    base = _in_srgb(pyvips.Image.thumbnail_buffer(
         data, math.ceil(width * scale), height=math.ceil(height * scale), size="down",
         export_profile="srgb")).copy_memory()
     files = []
