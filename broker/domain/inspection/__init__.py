@@ -9,6 +9,7 @@ Every step reads bounded pieces or streams: memory does not grow with the file.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -223,13 +224,12 @@ def _deep_check(source: ObjectSource, content_type: str, profile: Profile,
 def _picture(source: ObjectSource, content_type: str, profile: Profile,
              pictures: PictureLimits, walk: bool = True) -> tuple[Finding | None, _Made]:
     """The container walked, then the pixels decoded (and what is served written from
-    them) in a contained process."""
-    with source.open() as fp:
-        walker = walk_heif if content_type in HEIF_TYPES else walk_image
-        if walk and (finding := walker(fp, source.size, content_type)):
-            return finding, _Made()
+    them) in a contained process: the file is read once, whole (the profile bounds it)."""
     hashed = HashedStream(source.chunks())
     data = b"".join(hashed)
+    walker = walk_heif if content_type in HEIF_TYPES else walk_image
+    if walk and (finding := walker(io.BytesIO(data), len(data), content_type)):
+        return finding, _Made()
     outcome = rendered(PictureJob(data, content_type, profile.max_pixels, profile.max_frames,
                                   profile.reencodes_images, profile.rendition_specs), pictures)
     if outcome.refusal is not None:
