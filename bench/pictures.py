@@ -84,8 +84,8 @@ def run_product(path: str, content_type: str, engine: str) -> dict[str, float]:
     import time
 
     from broker.domain.pictures import PictureJob, RenditionSpec
+    from broker.domain.pictures.contained import one_picture_at_a_time
     from broker.domain.pictures.rendering import render, render_by_pillow
-    from broker.domain.pictures.streaming import one_picture_at_a_time
 
     one_picture_at_a_time()
     data = Path(path).read_bytes()

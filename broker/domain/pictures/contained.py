@@ -7,6 +7,9 @@ costs milliseconds, and never inherit the worker's threads or open connections.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import multiprocessing
 import multiprocessing.connection
 import resource
@@ -16,9 +19,10 @@ from typing import Any
 
 from broker.domain.pictures.model import PictureJob, Refusal, Rendered
 from broker.domain.pictures.rendering import render
-from broker.domain.pictures.streaming import one_picture_at_a_time
+from broker.domain.pictures.streaming import one_thread_no_cache
 
 _RENDERING = "broker.domain.pictures.rendering"
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters, from malloc.h
 
 
 @dataclass(frozen=True)
@@ -76,9 +80,21 @@ def _child(sending: multiprocessing.connection.Connection, job: PictureJob,
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # a decoder has nothing to write
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    one_picture_at_a_time()  # what it costs is what its limits say
+    one_picture_at_a_time()
     sending.send(render(job))
     sending.close()
+
+
+def one_picture_at_a_time() -> None:
+    """This process does one picture: libvips on one thread with no cache, and memory
+    handed back as it is freed, so its peak is that picture's and not the heap's past."""
+    one_thread_no_cache()
+    with contextlib.suppress(OSError, AttributeError):  # glibc only; elsewhere as it is
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # Blocks over 128 KiB mapped on their own and unmapped when freed (glibc raises
+        # this threshold as it goes, so a picture's buffers would stay in the heap).
+        libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+        libc.mallopt(_M_TRIM_THRESHOLD, 128 * 1024)
 
 
 def _reap(child: multiprocessing.process.BaseProcess) -> None:

@@ -36,9 +36,8 @@ _RENDITION: dict[str, dict[str, int | str]] = {
     "image/avif": {"Q": 70}}
 
 
-def one_picture_at_a_time() -> None:
-    """libvips in this process works on one thread and keeps no operations cached: a
-    child does one picture, so its memory and CPU are that picture's."""
+def one_thread_no_cache() -> None:
+    """libvips in this process works on one thread and keeps no operations cached."""
     pyvips.vips_lib.vips_concurrency_set(1)
     pyvips.cache_set_max(0)
     pyvips.cache_set_max_mem(0)
