@@ -62,9 +62,12 @@ def deliver(storage: Storage, stored: StoredObject, inspection: Inspection, buck
             served = HashedStream(inspection.rewrite(source))
             storage.upload(served, bucket, key, delivery, metadata)
             size, sha256 = served.size, served.hexdigest()
-        renditions = []
+        renditions: list[dict[str, object]] = []
+        key_of: dict[bytes, str] = {}  # a small picture's sizes are often the same file
         for picture in inspection.served.renditions:
-            rendition = write_rendition(storage, picture, bucket, key, record)
+            rendition = write_rendition(storage, picture, bucket, key, record,
+                                        key_of.get(picture.data))
+            key_of.setdefault(picture.data, str(rendition["key"]))
             written.append(str(rendition["key"]))
             renditions.append(rendition)
     except Exception:
@@ -77,12 +80,14 @@ def deliver(storage: Storage, stored: StoredObject, inspection: Inspection, buck
 
 
 def write_rendition(storage: Storage, picture: PictureFile, bucket: str, served_key: str,
-                    record: UploadRecord) -> dict[str, object]:
-    """Store one rendition beside the served file; what the record keeps of it."""
-    key = rendition_key(served_key, picture.name, picture.content_type)
-    storage.upload(iter([picture.data]), bucket, key,
-                   delivery_for(record, picture.content_type, converted=True),
-                   {UPLOAD_ID_METADATA: record.id})
+                    record: UploadRecord, same_as: str | None = None) -> dict[str, object]:
+    """Store one rendition beside the served file (unless the very same bytes are stored
+    already, at `same_as`); what the record keeps of it."""
+    key = same_as or rendition_key(served_key, picture.name, picture.content_type)
+    if same_as is None:
+        storage.upload(iter([picture.data]), bucket, key,
+                       delivery_for(record, picture.content_type, converted=True),
+                       {UPLOAD_ID_METADATA: record.id})
     return {"name": picture.name, "key": key, "width": picture.width,
             "height": picture.height, "content_type": picture.content_type,
             "size": len(picture.data)}

@@ -52,8 +52,12 @@ def backfill(validator: Validator, record: UploadRecord) -> Backfilled:
     if outcome.refusal is not None:
         log.warning("no renditions for %s: %s", record.id, outcome.refusal.detail)
         return "failed"
-    made = [write_rendition(validator.storage, picture, bucket, record.stored_key, record)
-            for picture in outcome.renditions]
+    made: list[dict[str, object]] = []
+    key_of: dict[bytes, str] = {}  # the same bytes stored once, as at the verdict
+    for picture in outcome.renditions:
+        made.append(write_rendition(validator.storage, picture, bucket, record.stored_key,
+                                    record, key_of.get(picture.data)))
+        key_of.setdefault(picture.data, str(made[-1]["key"]))
     updated = validator.records.transition(record, "ready", allowed_from=("ready",),
                                            renditions=json.dumps(made) if made else None)
     kept = {str(r["key"]) for r in made} if updated is not None else set()

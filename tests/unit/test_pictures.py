@@ -19,7 +19,8 @@ from broker.domain.inspection import Declared, Inspection, inspect
 from broker.domain.inspection.scanner import NoScanner
 from broker.domain.pictures import PictureJob, PictureLimits, RenditionSpec, rendered
 from broker.domain.pictures.colour import in_srgb
-from broker.domain.pictures.rendering import render
+from broker.domain.pictures.rendering import render_by_pillow
+from broker.domain.pictures.streaming import render_streamed
 from broker.domain.profiles import load_profiles
 from tests.conftest import require_system
 from tests.pictures import (
@@ -43,10 +44,15 @@ LOSSLESS, LOSSY = 2.0, 3.5  # mean ΔE: below what a person sees side by side
 LOSSY_FORMATS = {"JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 
-def served_of(data: bytes, content_type: str) -> bytes:
-    """The file the public avatar profile serves for this upload."""
+ENGINES = ["libvips", "pillow"]
+
+
+def served_of(data: bytes, content_type: str, engine: str = "pillow") -> bytes:
+    """The file the public avatar profile serves for this upload: by libvips (as large
+    pictures are, whatever their size here; Pillow where libvips declines) or Pillow."""
     job = PictureJob(data, content_type, AVATAR.max_pixels, AVATAR.max_frames, reencode=True)
-    outcome = render(job)
+    outcome = (render_streamed(job, smallest=0) or render_by_pillow(job)
+               if engine == "libvips" else render_by_pillow(job))
     assert outcome.refusal is None, outcome.refusal
     assert outcome.served is not None
     served = outcome.served.data
@@ -62,28 +68,31 @@ def judged(data: bytes, filename: str, content_type: str) -> Inspection:
 
 # ---- colours --------------------------------------------------------------------------
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("space", sorted(SPACES))
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
 def test_a_wide_gamut_photo_is_served_in_the_colours_its_profile_means(
-        space: str, fmt: str) -> None:
+        space: str, fmt: str, engine: str) -> None:
     data = saved(photo(), fmt, icc_profile=icc_profile(space), quality=95)
     reference = as_viewer_shows(data)
-    served = as_viewer_shows(served_of(data, LOSSY_FORMATS.get(fmt, "image/png")))
+    served = as_viewer_shows(served_of(data, LOSSY_FORMATS.get(fmt, "image/png"), engine))
     limit = LOSSY if fmt in LOSSY_FORMATS else LOSSLESS
     assert mean_delta_e(reference, served) < limit
     ignored = mean_delta_e(reference, photo())  # what dropping the profile served before
     assert ignored > 5, f"{space}: the test's picture would not show a dropped profile"
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("name", ["AdobeRGB1998", "ProPhotoRGB", "WideGamutRGB",
                                   "SwappedRedAndGreen"])
-def test_profiles_as_editors_ship_them_are_honoured(name: str) -> None:
+def test_profiles_as_editors_ship_them_are_honoured(name: str, engine: str) -> None:
     icc = colord_profile(name)
     require_system("colord's ICC profiles", icc is not None, "apt-get install colord-data")
     assert icc is not None
     data = saved(photo(), "PNG", icc_profile=icc)
     reference = as_viewer_shows(data)
-    assert mean_delta_e(reference, as_viewer_shows(served_of(data, "image/png"))) < LOSSLESS
+    served = as_viewer_shows(served_of(data, "image/png", engine))
+    assert mean_delta_e(reference, served) < LOSSLESS
 
 
 def test_a_profile_that_swaps_channels_does_not_swap_the_served_colours() -> None:
@@ -95,14 +104,15 @@ def test_a_profile_that_swaps_channels_does_not_swap_the_served_colours() -> Non
     assert mean_delta_e(as_viewer_shows(data), as_viewer_shows(saved(served, "PNG"))) < 1
 
 
-def test_a_broken_or_mismatched_profile_is_ignored_as_browsers_ignore_it() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_broken_or_mismatched_profile_is_ignored_as_browsers_ignore_it(engine: str) -> None:
     picture = photo()
     for icc in (b"not a profile at all", icc_profile("Adobe RGB")[:200]):
         data = saved(picture, "PNG", icc_profile=icc)
-        with Image.open(io.BytesIO(served_of(data, "image/png"))) as served:
+        with Image.open(io.BytesIO(served_of(data, "image/png", engine))) as served:
             assert mean_delta_e(picture, served) < LOSSLESS
     grey = saved(photo(mode="L"), "PNG", icc_profile=icc_profile("Adobe RGB"))  # RGB on grey
-    with Image.open(io.BytesIO(served_of(grey, "image/png"))) as served:
+    with Image.open(io.BytesIO(served_of(grey, "image/png", engine))) as served:
         assert served.mode == "L"
 
 
@@ -140,11 +150,12 @@ MODES = {
 }
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("name", MODES)
-def test_every_pixel_format_is_served_as_it_looks(name: str) -> None:
+def test_every_pixel_format_is_served_as_it_looks(name: str, engine: str) -> None:
     make, content_type = MODES[name]
     data = make()
-    served = served_of(data, content_type)
+    served = served_of(data, content_type, engine)
     limit = LOSSY if content_type == "image/jpeg" else LOSSLESS
     assert mean_delta_e(as_viewer_shows(data), as_viewer_shows(served)) < limit
 
@@ -158,13 +169,14 @@ def test_a_sixteen_bit_grey_ramp_keeps_its_tones() -> None:
     assert len(levels) > 100  # the ramp's steps, not a few bands
 
 
-def test_cmyk_with_a_press_profile_is_converted_through_it() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_cmyk_with_a_press_profile_is_converted_through_it(engine: str) -> None:
     require_system("Ghostscript's CMYK profile", GHOSTSCRIPT_CMYK.exists(),
                    "apt-get install libgs-common")
     icc = GHOSTSCRIPT_CMYK.read_bytes()
     data = saved(photo(mode="CMYK"), "JPEG", quality=95, icc_profile=icc)
     reference = as_viewer_shows(data)
-    served = as_viewer_shows(served_of(data, "image/jpeg"))
+    served = as_viewer_shows(served_of(data, "image/jpeg", engine))
     assert mean_delta_e(reference, served) < LOSSY
     naive = photo(mode="CMYK").convert("RGB")
     assert mean_delta_e(reference, naive) > LOSSY  # the profile mattered
@@ -288,12 +300,15 @@ def test_a_heic_over_the_pixel_limit_is_a_bomb(tmp_path: Path) -> None:
 
 # ---- renditions -------------------------------------------------------------------------
 
-def test_renditions_are_made_to_the_profile_never_larger_than_the_picture() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_renditions_are_made_to_the_profile_never_larger_than_the_picture(engine: str) -> None:
     data = saved(photo(1200, 800), "JPEG", quality=92, icc_profile=icc_profile("Adobe RGB"))
     specs = (RenditionSpec(64, 64, "crop"), RenditionSpec(256, formats=("image/webp",
                                                                        "image/jpeg")),
              RenditionSpec(2048))
-    outcome = render(PictureJob(data, "image/jpeg", 10**8, 1, renditions=specs))
+    job = PictureJob(data, "image/jpeg", 10**8, 1, renditions=specs)
+    outcome = render_streamed(job, smallest=0) if engine == "libvips" else render_by_pillow(job)
+    assert outcome is not None
     made = {(r.name, r.content_type): r for r in outcome.renditions}
     assert set(made) == {("c64x64", "image/webp"), ("w256", "image/webp"),
                          ("w256", "image/jpeg"), ("w2048", "image/webp")}

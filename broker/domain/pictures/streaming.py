@@ -1,8 +1,8 @@
-"""The fast path, by libvips: JPEG, PNG, WebP and AVIF stills in the common colour
-spaces are decoded, converted and written a few lines at a time (a picture that must
-be turned is held once), and renditions are made from one shrink-on-load decode. Other
-pictures (animations, palettes kept as palettes, HEIC, CMYK without a profile) are left
-to Pillow (`rendering`)."""
+"""The fast path, by libvips: JPEG, PNG, WebP and AVIF stills of 2 megapixels or more,
+in the common colour spaces, are decoded, converted and written a few lines at a time
+(a picture that must be turned is held once), and renditions are made from one
+shrink-on-load decode. Other pictures (small ones, animations, palettes kept as
+palettes, HEIC, CMYK without a profile) are left to Pillow (`rendering`)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from broker.domain.pictures.model import (
 )
 
 STREAMED = frozenset({"image/jpeg", "image/png", "image/webp", "image/avif"})
+# Pictures of at least this many pixels go through libvips; Pillow is quicker below.
+STREAMED_FROM = 2_000_000
 _72_DPI = 72 / 25.4  # pixels a millimetre
 _PLAIN = frozenset({"srgb", "b-w", "rgb16", "grey16"})
 _SUFFIX = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp",
@@ -43,7 +45,7 @@ def one_thread_no_cache() -> None:
     pyvips.cache_set_max_mem(0)
 
 
-def render_streamed(job: PictureJob) -> Rendered | None:
+def render_streamed(job: PictureJob, smallest: int = STREAMED_FROM) -> Rendered | None:
     """The job done by libvips; None when the picture is one for the Pillow path."""
     if job.content_type not in STREAMED:
         return None
@@ -51,6 +53,8 @@ def render_streamed(job: PictureJob) -> Rendered | None:
         header = pyvips.Image.new_from_buffer(job.data, "")
     except pyvips.Error:
         return None  # Pillow judges what libvips cannot open, and says why
+    if header.width * header.height < smallest:
+        return None  # Pillow is quicker on small pictures, and they are small in memory
     icc = _blob(header, "icc-profile-data")
     pages = header.get("n-pages") if header.get_typeof("n-pages") else 1
     if pages > 1 or not (header.interpretation in _PLAIN

@@ -97,7 +97,8 @@ def served_keys(record: UploadRecord) -> list[str]:
     """Every key a serving bucket holds for the upload: its file and its renditions."""
     if not record.stored_key:
         return []
-    return [record.stored_key, *(r["key"] for r in renditions_of(record))]
+    keys = [record.stored_key, *(r["key"] for r in renditions_of(record))]
+    return list(dict.fromkeys(keys))  # renditions that are the same file share a key
 
 
 def stored_size(record: UploadRecord) -> int:
