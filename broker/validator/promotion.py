@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from broker.domain.filenames import content_disposition
@@ -62,14 +62,8 @@ def deliver(storage: Storage, stored: StoredObject, inspection: Inspection, buck
             served = HashedStream(inspection.rewrite(source))
             storage.upload(served, bucket, key, delivery, metadata)
             size, sha256 = served.size, served.hexdigest()
-        renditions: list[dict[str, object]] = []
-        key_of: dict[bytes, str] = {}  # a small picture's sizes are often the same file
-        for picture in inspection.served.renditions:
-            rendition = write_rendition(storage, picture, bucket, key, record,
-                                        key_of.get(picture.data))
-            key_of.setdefault(picture.data, str(rendition["key"]))
-            written.append(str(rendition["key"]))
-            renditions.append(rendition)
+        renditions = write_renditions(storage, inspection.served.renditions, bucket, key,
+                                      record, written)
     except Exception:
         for done in written:
             with contextlib.suppress(Exception):  # the failure that matters is raised
@@ -79,15 +73,28 @@ def deliver(storage: Storage, stored: StoredObject, inspection: Inspection, buck
                   else None, json.dumps(renditions) if renditions else None)
 
 
-def write_rendition(storage: Storage, picture: PictureFile, bucket: str, served_key: str,
-                    record: UploadRecord, same_as: str | None = None) -> dict[str, object]:
-    """Store one rendition beside the served file (unless the very same bytes are stored
-    already, at `same_as`); what the record keeps of it."""
-    key = same_as or rendition_key(served_key, picture.name, picture.content_type)
-    if same_as is None:
-        storage.upload(iter([picture.data]), bucket, key,
-                       delivery_for(record, picture.content_type, converted=True),
-                       {UPLOAD_ID_METADATA: record.id})
+def write_renditions(storage: Storage, pictures: Iterable[PictureFile], bucket: str,
+                     served_key: str, record: UploadRecord, written: list[str]
+                     ) -> list[dict[str, object]]:
+    """Store the renditions beside the served file, each key added to `written` as it
+    is; what the record keeps of them. The same bytes are stored once (a small
+    picture's sizes are often the same file)."""
+    kept: list[dict[str, object]] = []
+    key_of: dict[bytes, str] = {}
+    for picture in pictures:
+        key = key_of.get(picture.data)
+        if key is None:
+            key = key_of[picture.data] = rendition_key(served_key, picture.name,
+                                                       picture.content_type)
+            storage.upload(iter([picture.data]), bucket, key,
+                           delivery_for(record, picture.content_type, converted=True),
+                           {UPLOAD_ID_METADATA: record.id})
+            written.append(key)
+        kept.append(_kept(picture, key))
+    return kept
+
+
+def _kept(picture: PictureFile, key: str) -> dict[str, object]:
     return {"name": picture.name, "key": key, "width": picture.width,
             "height": picture.height, "content_type": picture.content_type,
             "size": len(picture.data)}

@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterable
 from typing import Literal
 
 from broker.domain.pictures import DECODERS, PictureJob, RenditionSpec, rendered
+from broker.domain.pictures.model import renditions_served
 from broker.domain.records import UploadRecord, renditions_of
 from broker.validator.judge import Validator
-from broker.validator.promotion import write_rendition
+from broker.validator.promotion import write_renditions
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +25,7 @@ def wanted(record: UploadRecord, specs: tuple[RenditionSpec, ...], reencodes: bo
            ) -> tuple[RenditionSpec, ...]:
     """The renditions the profile declares for this upload now (an AVIF served as AVIF
     keeps its JPEG copy beside it)."""
-    if reencodes and (record.served_type or record.content_type) == "image/avif":
-        return (*specs, RenditionSpec(None, formats=("image/jpeg",)))
-    return specs
+    return renditions_served(specs, record.served_type or record.content_type, reencodes)
 
 
 def backfill(validator: Validator, record: UploadRecord) -> Backfilled:
@@ -52,12 +51,8 @@ def backfill(validator: Validator, record: UploadRecord) -> Backfilled:
     if outcome.refusal is not None:
         log.warning("no renditions for %s: %s", record.id, outcome.refusal.detail)
         return "failed"
-    made: list[dict[str, object]] = []
-    key_of: dict[bytes, str] = {}  # the same bytes stored once, as at the verdict
-    for picture in outcome.renditions:
-        made.append(write_rendition(validator.storage, picture, bucket, record.stored_key,
-                                    record, key_of.get(picture.data)))
-        key_of.setdefault(picture.data, str(made[-1]["key"]))
+    made = write_renditions(validator.storage, outcome.renditions, bucket,
+                            record.stored_key, record, [])
     updated = validator.records.transition(record, "ready", allowed_from=("ready",),
                                            renditions=json.dumps(made) if made else None)
     kept = {str(r["key"]) for r in made} if updated is not None else set()

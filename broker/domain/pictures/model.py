@@ -49,6 +49,15 @@ class RenditionSpec:
         return f"w{self.width}" + (f"h{self.height}" if self.height else "")
 
 
+def renditions_served(specs: tuple[RenditionSpec, ...], served_type: str | None,
+                      reencoded: bool) -> tuple[RenditionSpec, ...]:
+    """The renditions a served picture gets: the profile's, and beside a re-encoded AVIF
+    a full-size JPEG (not every browser shows AVIF yet)."""
+    if reencoded and served_type == "image/avif":
+        return (*specs, RenditionSpec(None, formats=("image/jpeg",)))
+    return specs
+
+
 @dataclass(frozen=True)
 class PictureJob:
     """Judge one picture's pixels and, if asked, write what is served from them."""

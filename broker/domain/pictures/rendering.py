@@ -24,6 +24,7 @@ from broker.domain.pictures.model import (
     Refusal,
     Rendered,
     RenditionSpec,
+    renditions_served,
 )
 from broker.domain.pictures.streaming import render_streamed
 
@@ -108,9 +109,7 @@ def _written(image: Image.Image, job: PictureJob, metadata: tuple[bytes, ...]) -
     served = None
     if job.reencode:
         served = _served(image, still, served_type)
-    specs = job.renditions
-    if served_type == "image/avif" and job.reencode:  # not every browser shows AVIF yet
-        specs = (*specs, RenditionSpec(None, formats=("image/jpeg",)))
+    specs = renditions_served(job.renditions, served_type, job.reencode)
     renditions = tuple(rendition for spec in specs for rendition in _rendition(still, spec))
     return Rendered(served=served, renditions=renditions, metadata=metadata)
 

@@ -18,6 +18,7 @@ from broker.domain.pictures.model import (
     Refusal,
     Rendered,
     RenditionSpec,
+    renditions_served,
 )
 
 STREAMED = frozenset({"image/jpeg", "image/png", "image/webp", "image/avif"})
@@ -65,11 +66,11 @@ def render_streamed(job: PictureJob, smallest: int = STREAMED_FROM) -> Rendered 
                                                       f"over {job.max_pixels} pixels"))
     metadata = tuple(b for b in (_blob(header, "exif-data"), _blob(header, "xmp-data"))
                      if b) if job.content_type == "image/avif" else ()
+    served_type = SERVED_AS.get(job.content_type, job.content_type)
     try:
         served = None
         if job.reencode:  # writing the served file decodes every pixel: the check too
-            served_type = SERVED_AS.get(job.content_type, job.content_type)
-            served = _write(_served_pixels(job.data), served_type, _SERVED)
+            served = _write(_served_pixels(job.data, header), served_type, _SERVED)
         else:
             _opened(job.data, access="sequential").avg()  # every pixel decodes
     except pyvips.Error as exc:
@@ -77,9 +78,7 @@ def render_streamed(job: PictureJob, smallest: int = STREAMED_FROM) -> Rendered 
             return Rendered(Refusal("decompression_bomb", "decoding needs more memory than "
                                                           "pictures are allowed"))
         return Rendered(Refusal("malformed", f"the image does not decode: {_first(exc)}"))
-    specs = job.renditions
-    if served is not None and served.content_type == "image/avif":
-        specs = (*specs, RenditionSpec(None, formats=("image/jpeg",)))
+    specs = renditions_served(job.renditions, served_type, job.reencode)
     return Rendered(served=served, renditions=_renditions(job.data, header, specs),
                     metadata=metadata)
 
@@ -91,10 +90,14 @@ def _opened(data: bytes, access: str) -> pyvips.Image:
     return pyvips.Image.new_from_buffer(data, "", access=access, fail_on="error", **held)
 
 
-def _served_pixels(data: bytes) -> pyvips.Image:
+def _orientation(header: pyvips.Image) -> int:
+    """The EXIF orientation (1: as stored)."""
+    return int(header.get("orientation")) if header.get_typeof("orientation") else 1
+
+
+def _served_pixels(data: bytes, header: pyvips.Image) -> pyvips.Image:
     """Upright, in 8-bit sRGB (or grey): streamed, unless it must be turned."""
-    header = pyvips.Image.new_from_buffer(data, "")
-    turned = header.get_typeof("orientation") and header.get("orientation") not in (0, 1)
+    turned = _orientation(header) not in (0, 1)
     image = _opened(data, "random" if turned else "sequential")
     return _in_srgb(image).autorot() if turned else _in_srgb(image)
 
@@ -127,7 +130,7 @@ def _renditions(data: bytes, header: pyvips.Image, specs: tuple[RenditionSpec, .
     memory (it is small); every rendition is cut and scaled from it."""
     if not specs:
         return ()
-    turned = header.get_typeof("orientation") and header.get("orientation") in (5, 6, 7, 8)
+    turned = _orientation(header) in (5, 6, 7, 8)
     width, height = (header.height, header.width) if turned else (header.width, header.height)
     scale = min(1.0, max(_scale(spec, width, height) for spec in specs))
     base = _in_srgb(pyvips.Image.thumbnail_buffer(
