@@ -8,6 +8,11 @@ under load, a third of `broker run`'s CPU. waitress keeps connections alive and
 answers from a fixed pool of threads. In a process of its own, the emulator works
 on the machine's other core instead of taking turns with the broker and the
 validator for one interpreter; it exits with the process that started it.
+
+moto announces a stored object (ObjectCreated) before the request that stores it has
+set its metadata and content type, so a validator quick enough read an object that was
+not yet whole. Here every announcement waits for the end of the request that made it,
+as a real store announces only what it has stored.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from __future__ import annotations
 import argparse
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from broker.devstack import children
@@ -33,6 +40,8 @@ def _free_port(host: str) -> int:
 class EmbeddedEmulator:
     """moto on host:port (0: a free port), in a child process."""
 
+    MODULE = "broker.devstack.emulator"  # what the child runs: its `main()` serves
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
         self.port = port or _free_port(host)
@@ -45,7 +54,7 @@ class EmbeddedEmulator:
     def start(self) -> None:
         # stderr is ours, never a pipe left unread: a full pipe would block the emulator
         # the next time it logs an error, and every request with it.
-        self._process = children.spawn("broker.devstack.emulator", "--host", self.host,
+        self._process = children.spawn(self.MODULE, "--host", self.host,
                                         "--port", str(self.port), stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -73,13 +82,49 @@ class EmbeddedEmulator:
             self._process = None
 
 
+class _Announcements(threading.local):
+    """The storage events a request raised, held until it has finished (None: none held)."""
+
+    held: list[tuple[Any, ...]] | None = None
+
+
+def _announce_when_stored() -> Callable[[Callable[[], Iterable[bytes]]], Iterable[bytes]]:
+    """Hold moto's storage events while a request is answered; send them once it is
+    done. Returns the wrapper every request runs in."""
+    from moto.s3 import notifications
+
+    send_now = notifications.send_event
+    pending = _Announcements()
+
+    def send_or_hold(*event: Any) -> None:
+        if pending.held is None:
+            send_now(*event)
+        else:
+            pending.held.append(event)
+
+    def answering(respond: Callable[[], Iterable[bytes]]) -> Iterable[bytes]:
+        pending.held = []
+        try:
+            return respond()
+        finally:
+            held, pending.held = pending.held, None
+            for event in held:
+                send_now(*event)
+
+    notifications.send_event = send_or_hold  # type: ignore[assignment]
+    return answering
+
+
 def _dispatcher() -> Any:
     """moto's request router, remembering which backend answers each host: moto looks it
-    up again on every request, under one lock, listing its own package directory."""
+    up again on every request, under one lock, listing its own package directory. Each
+    request's storage events are sent once it has stored everything."""
     from moto.moto_server.werkzeug_app import (  # the emulator is a local-only extra
         DomainDispatcherApplication,
         create_backend_app,
     )
+
+    answering = _announce_when_stored()
 
     class Dispatcher(DomainDispatcherApplication):
         def __init__(self) -> None:
@@ -90,6 +135,9 @@ def _dispatcher() -> Any:
             if host not in self._backends:  # callers hold self.lock
                 self._backends[host] = super().get_backend_for_host(host)
             return self._backends[host]
+
+        def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+            return answering(lambda: super(Dispatcher, self).__call__(environ, start_response))
 
     return Dispatcher()
 
