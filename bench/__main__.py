@@ -6,7 +6,10 @@
    against the emulator, each in a fresh process.
 3. Large files (bench/large.py): a 1 GiB upload in parts, and the validator on
    100 MiB, 1 GiB and 6 GiB videos.
-4. Verdict latency on `broker run`: uploads one at a time, then many clients at once.
+4. Verdicts on `broker run` (bench/verdicts.py): the idle median, the capacity from
+   at least 10,000 uploads in a closed loop (none may be judged wrongly or lost), and
+   the tail at half that rate, arriving at random. `python -m bench load` runs this
+   part alone.
 5. The hand-written protocol code (bench/protocol.py): our SigV4 signer and DynamoDB
    client against botocore's, per call.
 6. Pictures (bench/pictures.py): judging, re-encoding and three renditions of 12 to 48
@@ -108,6 +111,20 @@ def optional_clamd():  # type: ignore[no-untyped-def]
         yield address
 
 
+def bench_load() -> dict[str, float]:
+    from bench.verdicts import bench_verdicts
+
+    return bench_verdicts(free_port(), free_port(), free_port())
+
+
+def print_load(figures: dict[str, float]) -> None:
+    from bench.verdicts import print_verdicts
+    from broker.devstack.stack import LOCAL_WORKER_CONCURRENCY
+
+    print_verdicts(figures, os.environ.get("BROKER_WORKER_CONCURRENCY",
+                                           str(LOCAL_WORKER_CONCURRENCY)))
+
+
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--validate-one":
         print(json.dumps(validate_one(sys.argv[2])))
@@ -116,6 +133,9 @@ def main() -> None:
 
     if sys.argv[1:] == ["pictures"]:
         print_pictures(bench_pictures())
+        return
+    if sys.argv[1:] == ["load"]:
+        print_load(bench_load())
         return
     print(f"direct-upload broker benchmark, {datetime.now(UTC):%Y-%m-%d}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -145,24 +165,7 @@ def main() -> None:
         from bench.large import bench_large_validation, bench_upload_in_parts, print_large
 
         print_large(bench_upload_in_parts(endpoint), bench_large_validation(endpoint))
-    from bench.verdicts import ALONE, CLIENTS, UNDER_LOAD, bench_verdicts
-
-    verdicts = bench_verdicts(free_port(), free_port(), free_port())
-    from broker.devstack.stack import LOCAL_WORKER_CONCURRENCY
-
-    concurrency = os.environ.get("BROKER_WORKER_CONCURRENCY", LOCAL_WORKER_CONCURRENCY)
-    print(f"\nverdict latency on `broker run` (storage's 201 to `ready`, 256x256 PNG avatars,"
-          f"\nworker concurrency {concurrency}):")
-    print(f"  one at a time ({ALONE}): p50 {verdicts['alone_p50'] * 1000:.0f} ms")
-    print(f"  {UNDER_LOAD} uploads from {CLIENTS} clients polling every 20 ms: p50 "
-          f"{verdicts['load_p50'] * 1000:.0f} ms, p99 {verdicts['load_p99'] * 1000:.0f} ms "
-          f"({verdicts['load_p99'] / verdicts['alone_p50']:.1f}x the single median)")
-    print(f"  {UNDER_LOAD} uploads from {CLIENTS} clients long-polling (?wait=20): p50 "
-          f"{verdicts['waited_p50'] * 1000:.0f} ms, p99 {verdicts['waited_p99'] * 1000:.0f} ms "
-          f"({verdicts['waited_p99'] / verdicts['alone_p50']:.1f}x the single median)")
-    print(f"  judged {verdicts['per_second']:.1f} uploads/s under that load; "
-          f"{verdicts['per_cpu_second']:.1f} per CPU-second of `broker run` (the broker, "
-          "the validator and the emulator together)")
+    print_load(bench_load())
 
     from bench.growth import bench_growth, print_growth
 

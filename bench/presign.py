@@ -1,9 +1,12 @@
 """The presign, side by side: the broker's POST /v1/uploads, a bare Flask endpoint that
-only presigns, and Uppy Companion's GET /s3/params, each one process (gunicorn with one
-worker, or Node), against one emulator, requests interleaved in rounds.
+only presigns, the durable floor (that bare presign and one committed INSERT into the
+PostgreSQL the broker's records are in), and Uppy Companion's GET /s3/params, each one
+process (gunicorn with one worker, or Node), against one emulator, requests
+interleaved in rounds.
 
 Figures per server and concurrency: the CPU the server process spent per request (from
-/proc, user + system) and the latency clients saw (p50, p99).
+/proc, user + system), the CPU the database spent meanwhile, and the latency clients
+saw (p50, p99).
 """
 
 from __future__ import annotations
@@ -21,7 +24,15 @@ from pathlib import Path
 
 import requests
 
-from bench.common import SECRET, bench_env, cpu_seconds, free_port, process, worker_pid
+from bench.common import (
+    SECRET,
+    bench_env,
+    cpu_seconds,
+    free_port,
+    process,
+    tree_cpu_seconds,
+    worker_pid,
+)
 from tests.npm import npm_available, npm_install
 
 COMPANION_VERSION = "6.2.2"
@@ -32,12 +43,21 @@ ROUNDS, PER_ROUND, WARMUP = 5, 200, 40
 @dataclass
 class Figures:
     cpu_seconds: float = 0.0
+    db_cpu_seconds: float = 0.0
     requests: int = 0
     latencies: list[float] = field(default_factory=list)
 
     @property
     def cpu_ms(self) -> float:
         return self.cpu_seconds / self.requests * 1000
+
+    @property
+    def db_cpu_ms(self) -> float:
+        return self.db_cpu_seconds / self.requests * 1000
+
+    @property
+    def total_cpu_ms(self) -> float:
+        return self.cpu_ms + self.db_cpu_ms
 
     def percentile(self, share: float) -> float:
         ordered = sorted(self.latencies)
@@ -85,36 +105,47 @@ def _companion(endpoint: str) -> Iterator[tuple[int, int] | None]:
             yield port, companion.pid
 
 
+@dataclass
+class Database:
+    url: str
+    label: str
+    pid: int | None  # the server's process tree, whose CPU is counted; None: in-process
+
+
 @contextmanager
-def _records_database() -> Iterator[tuple[str, str]]:
+def _records_database() -> Iterator[Database]:
     """Where the broker keeps its records here: PostgreSQL, a real server over TCP like
     a deployment's (the emulator's DynamoDB copies its whole table for every write and
-    is not safe for concurrent ones), else a SQLite file. (URL, label)"""
+    is not safe for concurrent ones), else a SQLite file."""
     from tests.postgres_server import postgres_installed, running_postgres
 
     if not postgres_installed():
         with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:///{folder}/records.sqlite3", "SQLite (PostgreSQL not installed)"
+            yield Database(f"sqlite:///{folder}/records.sqlite3",
+                           "SQLite (PostgreSQL not installed)", None)
         return
     from broker.domain.records.migrations import migrate
 
     with running_postgres() as server:
         migrate(server.url)
-        yield server.url, "PostgreSQL on loopback"
+        assert server.pid is not None
+        yield Database(server.url, "PostgreSQL on loopback", server.pid)
 
 
 def bench_presign(endpoint: str) -> tuple[str, dict[int, dict[str, Figures]]]:
     """The records store used, and {concurrency: {server: figures}}; Companion is left
-    out when node is missing."""
+    out when node is missing, the floor when PostgreSQL is."""
 
-    with _records_database() as (url, label):
-        return label, _bench_presign(endpoint, bench_env(endpoint) | {"BROKER_DATABASE_URL": url})
+    with _records_database() as database:
+        env = bench_env(endpoint) | {"BROKER_DATABASE_URL": database.url}
+        return database.label, _bench_presign(endpoint, env, database.pid)
 
 
-def _bench_presign(endpoint: str, env: dict[str, str]) -> dict[int, dict[str, Figures]]:
+def _bench_presign(endpoint: str, env: dict[str, str], db_pid: int | None
+                   ) -> dict[int, dict[str, Figures]]:
     from broker.domain.auth import issue_token
 
-    ports = {"broker": free_port(), "bare": free_port()}
+    ports = {"broker": free_port(), "bare": free_port(), "floor": free_port()}
     # Every request from another user, as in production: the rate limit and the
     # pending cap stay on, and their cost is part of the figure.
     total = len(CONCURRENCY) * (WARMUP + ROUNDS * PER_ROUND)
@@ -131,6 +162,10 @@ def _bench_presign(endpoint: str, env: dict[str, str]) -> dict[int, dict[str, Fi
     def bare_call(session: requests.Session) -> int:
         return session.post(f"http://127.0.0.1:{ports['bare']}/presign", timeout=30).status_code
 
+    def floor_call(session: requests.Session) -> int:
+        return session.post(f"http://127.0.0.1:{ports['floor']}/presign", timeout=30
+                            ).status_code
+
     with ExitStack() as running:
         broker = running.enter_context(process(
             _gunicorn("bench.apps:broker_app()", ports["broker"], env), env,
@@ -140,6 +175,11 @@ def _bench_presign(endpoint: str, env: dict[str, str]) -> dict[int, dict[str, Fi
             f"http://127.0.0.1:{ports['bare']}/"))
         servers = [Server("broker", worker_pid(broker.pid), broker_call),
                    Server("bare", worker_pid(bare.pid), bare_call)]
+        if db_pid is not None:
+            floor = running.enter_context(process(
+                _gunicorn("bench.apps:floor_app()", ports["floor"], env), env,
+                f"http://127.0.0.1:{ports['floor']}/"))
+            servers.append(Server("floor", worker_pid(floor.pid), floor_call))
         companion = running.enter_context(_companion(endpoint))
         if companion is not None:
             port, pid = companion
@@ -149,10 +189,11 @@ def _bench_presign(endpoint: str, env: dict[str, str]) -> dict[int, dict[str, Fi
                                    params={"filename": "a.png", "type": "image/png"}
                                    ).status_code
             servers.append(Server("companion", pid, companion_call))
-        return {clients: _measure(servers, clients) for clients in CONCURRENCY}
+        return {clients: _measure(servers, clients, db_pid) for clients in CONCURRENCY}
 
 
-def _measure(servers: list[Server], clients: int) -> dict[str, Figures]:
+def _measure(servers: list[Server], clients: int, db_pid: int | None
+             ) -> dict[str, Figures]:
     sessions = [requests.Session() for _ in range(clients)]
     figures = {s.name: Figures() for s in servers}
     with ThreadPoolExecutor(clients) as pool:
@@ -161,8 +202,11 @@ def _measure(servers: list[Server], clients: int) -> dict[str, Figures]:
         for _ in range(ROUNDS):  # interleaved, so machine noise hits every server alike
             for server in servers:
                 before = cpu_seconds(server.pid)
+                db_before = tree_cpu_seconds(db_pid) if db_pid else 0.0
                 _load(pool, sessions, server, PER_ROUND, figures[server.name])
                 figures[server.name].cpu_seconds += cpu_seconds(server.pid) - before
+                if db_pid:
+                    figures[server.name].db_cpu_seconds += tree_cpu_seconds(db_pid) - db_before
     return figures
 
 
@@ -182,21 +226,29 @@ def _load(pool: ThreadPoolExecutor, sessions: list[requests.Session], server: Se
 
 def print_presign(measured: tuple[str, dict[int, dict[str, Figures]]]) -> None:
     store, results = measured
-    print(f"\nthe presign, CPU per request in the server's one process and latency "
-          f"({ROUNDS * PER_ROUND} requests each, interleaved rounds, one emulator; the "
-          f"broker's records in {store}):")
+    print(f"\nthe presign, CPU per request in the server's one process and in the database, "
+          f"and latency ({ROUNDS * PER_ROUND} requests each, interleaved rounds, one emulator; "
+          f"the broker's records in {store}):")
+    labels = {"broker": "broker POST /v1/uploads (auth, checks, record)",
+              "bare": "bare Flask + generate_presigned_post",
+              "floor": "floor: bare + one committed INSERT",
+              "companion": f"Uppy Companion {COMPANION_VERSION} GET /s3/params"}
     for clients, figures in results.items():
         bare = figures["bare"].cpu_ms
         print(f"  {clients} concurrent client{'s' if clients > 1 else ''}:")
-        labels = {"broker": "broker POST /v1/uploads (auth, checks, record)",
-                  "bare": "bare Flask + generate_presigned_post",
-                  "companion": f"Uppy Companion {COMPANION_VERSION} GET /s3/params"}
+        print(f"    {'':<48} {'server':>9} {'database':>9}")
         for name, f in figures.items():
-            print(f"    {labels[name]:<48} {f.cpu_ms:6.3f} ms CPU ({f.cpu_ms / bare:4.2f}x bare)"
-                  f"  p50 {f.p50:6.2f} ms  p99 {f.percentile(0.99):6.2f} ms")
+            print(f"    {labels[name]:<48} {f.cpu_ms:6.3f} ms {f.db_cpu_ms:6.3f} ms "
+                  f"({f.cpu_ms / bare:4.2f}x bare)  p50 {f.p50:6.2f} ms  "
+                  f"p99 {f.percentile(0.99):6.2f} ms")
+        if "floor" in figures:
+            broker, floor = figures["broker"], figures["floor"]
+            print(f"    broker + database / floor + database CPU: {broker.total_cpu_ms:.3f} / "
+                  f"{floor.total_cpu_ms:.3f} ms = {broker.total_cpu_ms / floor.total_cpu_ms:.2f}x")
         if "companion" in figures:
             ratio = figures["broker"].cpu_ms / figures["companion"].cpu_ms
             print(f"    broker / Companion CPU: {ratio:.2f}x")
+    if not any("floor" in f for f in results.values()):
+        print("  (PostgreSQL is not installed: apt-get install postgresql adds the floor)")
     if not any("companion" in f for f in results.values()):
         print("  (node and npm are not installed: apt-get install nodejs npm adds Companion)")
-

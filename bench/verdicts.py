@@ -1,16 +1,32 @@
-"""Verdict latency: from storage's 201 to the API saying `ready`, as a browser sees it,
-for uploads one at a time and for many clients at once, on `broker run`."""
+"""Verdicts under load on `broker run` (emulator, validator and broker, as `make run`
+starts them), each verdict learned as a browser learns it: storage's 201, then a long
+poll (`?wait=20`) until the upload is `ready` or `rejected`.
+
+1. Idle: one upload at a time; the median from the 201 to the verdict.
+2. Capacity: clients in a closed loop, each uploading again as soon as it hears its
+   verdict; verdicts a second, and the stack's CPU (every process of `broker run`)
+   per verdict. Every upload is a valid avatar: one that ends `rejected` is judged
+   wrongly, one with no verdict within `LOST_AFTER` seconds is lost.
+3. Half capacity: an open loop, uploads arriving at random (Poisson, fixed seed) at
+   half the measured rate, whatever the stack answers; p50 and p99 of the verdict.
+"""
 
 from __future__ import annotations
 
 import io
 import os
+import random
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 from PIL import Image
@@ -19,7 +35,12 @@ from bench.common import tree_cpu_seconds
 from tests.waiting import stop_process, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
-ALONE, UNDER_LOAD, CLIENTS = 10, 300, 20
+IDLE = 30
+CLIENTS = 16
+LOAD_UPLOADS = int(os.environ.get("BENCH_LOAD_UPLOADS", "10000"))
+HALF_UPLOADS = int(os.environ.get("BENCH_HALF_UPLOADS", "2000"))
+LOST_AFTER = 120.0
+SEED = 25
 
 
 def _avatar(seed: int) -> bytes:
@@ -28,57 +49,186 @@ def _avatar(seed: int) -> bytes:
     return out.getvalue()
 
 
-def _upload_and_wait(base: str, token: str, seed: int, long_poll: bool = False) -> float:
-    """Seconds from storage accepting the file to the record's verdict."""
-    data, session = _avatar(seed), requests.Session()
-    headers = {"Authorization": f"Bearer {token}"}
-    created = session.post(f"{base}/v1/uploads", headers=headers, timeout=30, json={
-        "profile": "avatar", "filename": "a.png", "content_type": "image/png",
-        "size": len(data)}).json()
-    post = created["upload"]
-    stored = session.post(post["url"], data=post["fields"], timeout=30,
-                          files={"file": ("a.png", data, "image/png")})
-    assert stored.status_code == 201, stored.text
-    started = time.perf_counter()
-    query = {"wait": "20"} if long_poll else {}
-    while True:
-        record = session.get(f"{base}/v1/uploads/{created['id']}", headers=headers,
-                             params=query, timeout=30).json()
-        if record["status"] in ("ready", "rejected"):
-            return time.perf_counter() - started
-        if not long_poll:
-            time.sleep(0.02)
+@dataclass
+class Outcomes:
+    """Every upload's end: its verdict latency (seconds from the 201), or why not."""
+
+    seconds: list[float] = field(default_factory=list)
+    wrong: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def count(self) -> int:
+        return len(self.seconds) + len(self.wrong) + len(self.lost)
+
+    def percentile(self, share: float) -> float:
+        ordered = sorted(self.seconds)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+@dataclass
+class Stack:
+    base: str
+    tokens: list[str]
+    pid: int
+    _local: threading.local = field(default_factory=threading.local)
+
+    def session(self) -> requests.Session:
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session  # type: ignore[no-any-return]
+
+    def upload(self, n: int, into: Outcomes) -> None:
+        """One avatar from user n % users, followed to its verdict."""
+        session, data = self.session(), _avatar(n)
+        headers = {"Authorization": f"Bearer {self.tokens[n % len(self.tokens)]}"}
+        created = session.post(f"{self.base}/v1/uploads", headers=headers, timeout=30, json={
+            "profile": "avatar", "filename": "a.png", "content_type": "image/png",
+            "size": len(data)})
+        assert created.status_code == 201, created.text
+        upload_id, post = created.json()["id"], created.json()["upload"]
+        stored = session.post(post["url"], data=post["fields"], timeout=30,
+                              files={"file": ("a.png", data, "image/png")})
+        assert stored.status_code == 201, stored.text
+        started = time.perf_counter()
+        while True:
+            status = session.get(f"{self.base}/v1/uploads/{upload_id}", headers=headers,
+                                 params={"wait": "20"}, timeout=60).json()["status"]
+            waited = time.perf_counter() - started
+            with into.lock:
+                if status == "ready":
+                    into.seconds.append(waited)
+                elif status == "rejected":
+                    into.wrong.append(upload_id)
+                elif waited > LOST_AFTER:
+                    into.lost.append(upload_id)
+                    print(f"  lost: {upload_id} still {status} after {LOST_AFTER:.0f} s",
+                          file=sys.stderr, flush=True)
+                else:
+                    continue
+            return
+
+
+def _broker_run(port: int, emulator_port: int, push_port: int, folder: str
+                ) -> subprocess.Popen[bytes]:
+    broker = str(Path(sys.executable).parent / "broker")
+    env = os.environ | {"BROKER_UPLOAD_RATE_LIMIT": "1000000/minute",
+                        "BROKER_MAX_PENDING_UPLOADS": "10000"}
+    for name in ("BROKER_ENDPOINT_URL", "BROKER_JWT_SECRET", "BROKER_PROFILES_FILE",
+                 "BROKER_DATABASE_URL"):
+        env.pop(name, None)  # `broker run` as a developer starts it
+    # In a folder of its own: the developer's .broker (records, files, secret) untouched.
+    # BENCH_LOGS=folder keeps what it printed.
+    logs = os.environ.get("BENCH_LOGS")
+    output: Any = subprocess.DEVNULL
+    if logs:
+        Path(logs).mkdir(parents=True, exist_ok=True)
+        output = open(Path(logs) / f"broker-run-{port}.log", "wb")  # noqa: SIM115
+    return subprocess.Popen([broker, "run", "--port", str(port), "--emulator-port",
+                             str(emulator_port), "--push-port", str(push_port)], env=env,
+                            cwd=folder, stdout=output, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _token(folder: str, user: str) -> str:
+    broker = str(Path(sys.executable).parent / "broker")
+    return subprocess.run([broker, "token", user], capture_output=True, text=True,
+                          check=True, cwd=folder).stdout.strip()
+
+
+def _closed_loop(stack: Stack, uploads: int, clients: int, into: Outcomes,
+                 progress: Callable[[int], None]) -> None:
+    counter = iter(range(uploads))
+    lock = threading.Lock()
+
+    def client() -> None:
+        while True:
+            with lock:
+                n = next(counter, None)
+            if n is None:
+                return
+            stack.upload(n, into)
+            if into.count % 1000 == 0:
+                progress(into.count)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _open_loop(stack: Stack, uploads: int, rate: float, into: Outcomes) -> None:
+    """Uploads started at Poisson arrivals of `rate` a second, answered or not."""
+    arrivals = random.Random(SEED)
+    with ThreadPoolExecutor(256) as pool:
+        started: list[Future[None]] = []
+        due = time.perf_counter()
+        for n in range(uploads):
+            due += arrivals.expovariate(rate)
+            time.sleep(max(0.0, due - time.perf_counter()))
+            started.append(pool.submit(stack.upload, n, into))
+        for future in started:
+            future.result()
 
 
 def bench_verdicts(port: int, emulator_port: int, push_port: int) -> dict[str, float]:
-    broker = str(Path(sys.executable).parent / "broker")
-    env = os.environ | {"BROKER_UPLOAD_RATE_LIMIT": "100000/minute",
-                        "BROKER_MAX_PENDING_UPLOADS": "10000"}
-    for name in ("BROKER_ENDPOINT_URL", "BROKER_JWT_SECRET", "BROKER_PROFILES_FILE"):
-        env.pop(name, None)  # `broker run` as a developer starts it
-    proc = subprocess.Popen([broker, "run", "--port", str(port), "--emulator-port",
-                             str(emulator_port), "--push-port", str(push_port)], env=env,
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{base}/healthz", process=proc, what="broker run")
-        token = subprocess.run([broker, "token", "bench-load"], capture_output=True,
-                               text=True, check=True, cwd=ROOT, env=env).stdout.strip()
-        alone = [_upload_and_wait(base, token, i) for i in range(ALONE)]
-        started, cpu_before = time.perf_counter(), tree_cpu_seconds(proc.pid)
-        with ThreadPoolExecutor(CLIENTS) as clients:
-            loaded = sorted(clients.map(lambda i: _upload_and_wait(base, token, i),
-                                        range(UNDER_LOAD)))
-        wall, cpu = time.perf_counter() - started, tree_cpu_seconds(proc.pid) - cpu_before
-        with ThreadPoolExecutor(CLIENTS) as clients:
-            waited = sorted(clients.map(lambda i: _upload_and_wait(base, token, i, True),
-                                        range(UNDER_LOAD)))
-    finally:
-        stop_process(proc, grace=120, group=True)
-    return {"alone_p50": statistics.median(alone), "load_p50": loaded[len(loaded) // 2],
-            "load_p99": loaded[int(len(loaded) * 0.99) - 1],
-            "per_second": len(loaded) / wall, "per_cpu_second": len(loaded) / cpu,
-            "waited_p50": waited[len(waited) // 2],
-            "waited_p99": waited[int(len(waited) * 0.99) - 1]}
+    with tempfile.TemporaryDirectory(prefix="broker-bench-") as folder:
+        proc = _broker_run(port, emulator_port, push_port, folder)
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/healthz", process=proc,
+                          what="broker run", timeout=120)
+            tokens = [_token(folder, f"bench-load-{i}") for i in range(CLIENTS)]
+            return _measure(Stack(f"http://127.0.0.1:{port}", tokens, proc.pid))
+        finally:
+            stop_process(proc, grace=120, group=True)
 
+
+def _measure(stack: Stack) -> dict[str, float]:
+    idle = Outcomes()
+    for n in range(IDLE):
+        stack.upload(n, idle)
+    loaded = Outcomes()
+    started, cpu_before = time.perf_counter(), tree_cpu_seconds(stack.pid)
+    _closed_loop(stack, LOAD_UPLOADS, CLIENTS, loaded,
+                 lambda done: print(f"  … {done} of {LOAD_UPLOADS} uploads judged",
+                                    file=sys.stderr, flush=True))
+    wall, cpu = time.perf_counter() - started, tree_cpu_seconds(stack.pid) - cpu_before
+    capacity = loaded.count / wall
+    half = Outcomes()
+    half_started, half_cpu = time.perf_counter(), tree_cpu_seconds(stack.pid)
+    _open_loop(stack, HALF_UPLOADS, capacity / 2, half)
+    half_wall = time.perf_counter() - half_started
+    half_cpu = tree_cpu_seconds(stack.pid) - half_cpu
+    return {
+        "idle_p50": statistics.median(idle.seconds), "idle_wrong": len(idle.wrong),
+        "load_uploads": loaded.count, "load_wrong": len(loaded.wrong),
+        "load_lost": len(loaded.lost), "load_p50": loaded.percentile(0.5),
+        "load_p99": loaded.percentile(0.99), "capacity": capacity,
+        "cpu_per_verdict": cpu / loaded.count, "stack_cores": cpu / wall,
+        "half_rate": capacity / 2, "half_uploads": half.count,
+        "half_wrong": len(half.wrong), "half_lost": len(half.lost),
+        "half_p50": half.percentile(0.5), "half_p99": half.percentile(0.99),
+        "half_achieved": half.count / half_wall, "half_cpu_per_verdict": half_cpu / half.count,
+    }
+
+
+def print_verdicts(v: dict[str, float], concurrency: str) -> None:
+    print(f"\nverdicts on `broker run` (256x256 PNG avatars, each with its three renditions; "
+          f"from storage's 201\nto the verdict learned by long poll; worker concurrency "
+          f"{concurrency}):")
+    print(f"  idle, one upload at a time ({IDLE}): p50 {v['idle_p50'] * 1000:.0f} ms")
+    print(f"  capacity, {CLIENTS} clients in a closed loop, {v['load_uploads']:.0f} uploads: "
+          f"{v['capacity']:.1f} verdicts/s on {v['stack_cores']:.2f} cores = "
+          f"{v['capacity'] / v['stack_cores']:.1f} verdicts/s per core; "
+          f"{v['cpu_per_verdict'] * 1000:.1f} ms of stack CPU per verdict; "
+          f"p50 {v['load_p50'] * 1000:.0f} ms, p99 {v['load_p99'] * 1000:.0f} ms")
+    print(f"    judged wrongly (a valid avatar rejected): {v['load_wrong']:.0f}; lost (no "
+          f"verdict within {LOST_AFTER:.0f} s): {v['load_lost']:.0f}")
+    print(f"  half capacity, open loop, Poisson arrivals at {v['half_rate']:.1f}/s "
+          f"({v['half_uploads']:.0f} uploads, {v['half_achieved']:.1f}/s achieved): "
+          f"p50 {v['half_p50'] * 1000:.0f} ms, p99 {v['half_p99'] * 1000:.0f} ms = "
+          f"{v['half_p99'] / v['idle_p50']:.1f}x the idle p50; "
+          f"{v['half_cpu_per_verdict'] * 1000:.1f} ms of stack CPU per verdict")
+    print(f"    judged wrongly: {v['half_wrong']:.0f}; lost: {v['half_lost']:.0f}")

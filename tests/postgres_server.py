@@ -88,6 +88,11 @@ class PostgresServer:
             raise
 
     @property
+    def pid(self) -> int | None:
+        """The process that started the server: its tree is the server's, backends too."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def running(self) -> bool:
         return self._process is not None
 

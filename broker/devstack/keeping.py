@@ -85,7 +85,10 @@ class StorageMirror:
         changed = False
         for key, etag in stored.items():
             if kept.get(key, {}).get("ETag") != etag:
-                kept[key] = self._keep(bucket, key, folder / OBJECTS)
+                entry = self._keep(bucket, key, folder / OBJECTS)
+                if entry is None:
+                    continue  # deleted since it was listed: the next sync forgets it
+                kept[key] = entry
                 changed = True
         for key in set(kept) - set(stored):
             (folder / OBJECTS / kept.pop(key)["file"]).unlink(missing_ok=True)
@@ -93,8 +96,12 @@ class StorageMirror:
         if changed or not (folder / INDEX).exists():
             _write_atomically(folder / INDEX, json.dumps(kept).encode())
 
-    def _keep(self, bucket: str, key: str, folder: Path) -> dict[str, Any]:
-        got = self._s3.get_object(Bucket=bucket, Key=key)
+    def _keep(self, bucket: str, key: str, folder: Path) -> dict[str, Any] | None:
+        """Copy one object to disk; None when it is gone already."""
+        try:
+            got = self._s3.get_object(Bucket=bucket, Key=key)
+        except self._s3.exceptions.NoSuchKey:
+            return None
         name = quote(key, safe="")
         _write_atomically(folder / name, got["Body"].read())
         return {"file": name, "ETag": got["ETag"],

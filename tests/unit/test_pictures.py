@@ -405,6 +405,24 @@ def test_a_decoder_crash_costs_only_its_child() -> None:
     assert again.served is not None
 
 
+def test_a_fork_server_that_cannot_start_is_an_outage_not_the_pictures_fault(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from multiprocessing import forkserver
+
+    from broker.domain.pictures import contained
+
+    job = PictureJob(saved(photo(), "PNG"), "image/png", 10**6, 1, reencode=True)
+    forkserver._forkserver._stop()  # type: ignore[attr-defined]
+    monkeypatch.setattr(contained, "_WARM", "tests.broken_preload")
+    try:
+        with pytest.raises(contained.PicturesUnavailable, match="fork server"):
+            rendered(job, PictureLimits())
+    finally:
+        forkserver._forkserver._stop()  # type: ignore[attr-defined]
+        monkeypatch.undo()
+    assert rendered(job, PictureLimits()).served is not None  # served again once it starts
+
+
 def _parent(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/stat", encoding="latin-1") as stat:

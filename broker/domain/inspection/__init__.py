@@ -34,6 +34,7 @@ from broker.domain.pictures import (
     PictureFile,
     PictureJob,
     PictureLimits,
+    PicturesUnavailable,
     rendered,
 )
 from broker.domain.profiles import FORBIDDEN_TYPES, Profile, normalize_type
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 # so stored uploads judged by older rules can be found and judged again.
 RULES_VERSION = "2026.12.05"
 # Failures of the services a check reads through: no verdict, retry later.
-OUTAGES = (StorageError, ObjectChanged, ScannerUnavailable)
+OUTAGES = (StorageError, ObjectChanged, ScannerUnavailable, PicturesUnavailable)
 
 # Produces the bytes to serve from the judged object (neutralised, sanitized, re-encoded).
 Rewrite = Callable[["ObjectSource"], Iterator[bytes]]

@@ -2,7 +2,12 @@
 picture re-encoded in sRGB and the renditions a profile asks for, in a contained
 child process."""
 
-from broker.domain.pictures.contained import DEFAULT_LIMITS, PictureLimits, rendered
+from broker.domain.pictures.contained import (
+    DEFAULT_LIMITS,
+    PictureLimits,
+    PicturesUnavailable,
+    rendered,
+)
 from broker.domain.pictures.model import (
     DECODERS,
     RENDITION_FORMATS,
@@ -14,5 +19,17 @@ from broker.domain.pictures.model import (
     RenditionSpec,
 )
 
-__all__ = ["DECODERS", "DEFAULT_LIMITS", "RENDITION_FORMATS", "SERVED_AS", "PictureFile",
-           "PictureJob", "PictureLimits", "Refusal", "Rendered", "RenditionSpec", "rendered"]
+__all__ = [
+    "DECODERS",
+    "DEFAULT_LIMITS",
+    "RENDITION_FORMATS",
+    "SERVED_AS",
+    "PictureFile",
+    "PictureJob",
+    "PictureLimits",
+    "PicturesUnavailable",
+    "Refusal",
+    "Rendered",
+    "RenditionSpec",
+    "rendered",
+]

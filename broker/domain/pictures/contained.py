@@ -38,6 +38,11 @@ class PictureLimits:
 DEFAULT_LIMITS = PictureLimits()
 
 
+class PicturesUnavailable(Exception):
+    """The fork server that starts the pictures' children is not working: an outage of
+    this machine, not a fault of the picture (judged again later, never refused)."""
+
+
 def rendered(job: PictureJob, limits: PictureLimits) -> Rendered:
     """The job's outcome; a child that dies or overruns its limits is a refusal."""
     if not limits.contained:
@@ -47,6 +52,11 @@ def rendered(job: PictureJob, limits: PictureLimits) -> Rendered:
     child = context.Process(target=_child, args=(sending, job, limits), daemon=True)
     try:
         child.start()  # hands the job over: a child that dies meanwhile breaks the pipe
+    except (EOFError, ConnectionRefusedError, FileNotFoundError) as exc:
+        # The fork server ended, or never started, before it forked a child.
+        receiving.close()
+        raise PicturesUnavailable(f"the pictures' fork server failed: {exc}; see the errors "
+                                  "it printed") from exc
     except OSError:
         receiving.close()
         _reap(child)
