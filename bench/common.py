@@ -66,9 +66,31 @@ def fine_cpu_seconds(pid: int) -> float:
 
 
 def tree_cpu_seconds(pid: int) -> float:
-    """CPU of a process and of every process it started (broker run's emulator)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return cpu_seconds(pid) + sum(tree_cpu_seconds(int(child)) for child in children)
+    """CPU of a process and of every process it started (broker run's emulator), those
+    that ended and were waited for included (a picture's child, a database backend)."""
+    return sum(tree_cpu_by_process(pid).values())
+
+
+def tree_cpu_by_process(pid: int) -> dict[int, float]:
+    """{pid: CPU seconds} over a process tree; each counts the children it waited for."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # Children of every thread: a process started from a worker thread too.
+        children = [child for task in Path(f"/proc/{pid}/task").iterdir()
+                    for child in (task / "children").read_text().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return {}  # ended meanwhile: its parent counts it once it is waited for
+    found = {pid: sum(int(value) for value in fields[11:15]) / CLOCK_TICKS}
+    for child in children:
+        found |= tree_cpu_by_process(int(child))
+    return found
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
 
 
 def worker_pid(master: int) -> int:

@@ -31,7 +31,7 @@ from typing import Any
 import requests
 from PIL import Image
 
-from bench.common import tree_cpu_seconds
+from bench.common import command_line, tree_cpu_by_process
 from tests.waiting import stop_process, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,23 +185,50 @@ def bench_verdicts(port: int, emulator_port: int, push_port: int) -> dict[str, f
             stop_process(proc, grace=120, group=True)
 
 
+# The first mark a command line holds names its part (the fork server's names the
+# validator's module too).
+PARTS = {"multiprocessing.forkserver": "pictures", "multiprocessing": "validator",
+         "broker.devstack.emulator": "emulator", "worker_process": "validator"}
+
+
+def _part(pid: int) -> str:
+    """Which part of `broker run` a process is: the rest is the broker (and its keeper)."""
+    line = command_line(pid)
+    return next((part for mark, part in PARTS.items() if mark in line), "broker")
+
+
+class Meter:
+    """The stack's CPU from now on, in total and by part."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.before = pid, tree_cpu_by_process(pid)
+
+    def by_part(self) -> dict[str, float]:
+        spent: dict[str, float] = {}
+        for pid, seconds in tree_cpu_by_process(self.pid).items():
+            part = _part(pid)
+            spent[part] = spent.get(part, 0.0) + seconds - self.before.get(pid, 0.0)
+        return spent
+
+
 def _measure(stack: Stack) -> dict[str, float]:
     idle = Outcomes()
     for n in range(IDLE):
         stack.upload(n, idle)
     loaded = Outcomes()
-    started, cpu_before = time.perf_counter(), tree_cpu_seconds(stack.pid)
+    started, meter = time.perf_counter(), Meter(stack.pid)
     _closed_loop(stack, LOAD_UPLOADS, CLIENTS, loaded,
                  lambda done: print(f"  … {done} of {LOAD_UPLOADS} uploads judged",
                                     file=sys.stderr, flush=True))
-    wall, cpu = time.perf_counter() - started, tree_cpu_seconds(stack.pid) - cpu_before
+    wall, parts = time.perf_counter() - started, meter.by_part()
+    cpu = sum(parts.values())
     capacity = loaded.count / wall
     half = Outcomes()
-    half_started, half_cpu = time.perf_counter(), tree_cpu_seconds(stack.pid)
+    half_started, meter = time.perf_counter(), Meter(stack.pid)
     _open_loop(stack, HALF_UPLOADS, capacity / 2, half)
     half_wall = time.perf_counter() - half_started
-    half_cpu = tree_cpu_seconds(stack.pid) - half_cpu
-    return {
+    half_cpu = sum(meter.by_part().values())
+    return {**{f"part_{part}": seconds / loaded.count for part, seconds in parts.items()},
         "idle_p50": statistics.median(idle.seconds), "idle_wrong": len(idle.wrong),
         "load_uploads": loaded.count, "load_wrong": len(loaded.wrong),
         "load_lost": len(loaded.lost), "load_p50": loaded.percentile(0.5),
@@ -224,6 +251,9 @@ def print_verdicts(v: dict[str, float], concurrency: str) -> None:
           f"{v['capacity'] / v['stack_cores']:.1f} verdicts/s per core; "
           f"{v['cpu_per_verdict'] * 1000:.1f} ms of stack CPU per verdict; "
           f"p50 {v['load_p50'] * 1000:.0f} ms, p99 {v['load_p99'] * 1000:.0f} ms")
+    parts = ", ".join(f"{name[5:]} {seconds * 1000:.1f} ms" for name, seconds in v.items()
+                      if name.startswith("part_"))
+    print(f"    CPU per verdict by part: {parts}")
     print(f"    judged wrongly (a valid avatar rejected): {v['load_wrong']:.0f}; lost (no "
           f"verdict within {LOST_AFTER:.0f} s): {v['load_lost']:.0f}")
     print(f"  half capacity, open loop, Poisson arrivals at {v['half_rate']:.1f}/s "

@@ -13,6 +13,11 @@ moto announces a stored object (ObjectCreated) before the request that stores it
 set its metadata and content type, so a validator quick enough read an object that was
 not yet whole. Here every announcement waits for the end of the request that made it,
 as a real store announces only what it has stored.
+
+moto's queue deletes a message by building a new list of the others and putting it in
+place of the old: a message sent meanwhile, from another request's thread, was dropped
+with the old list, and its upload never judged. Here a delete holds the queue's lock,
+which every send takes too.
 """
 
 from __future__ import annotations
@@ -115,6 +120,19 @@ def _announce_when_stored() -> Callable[[Callable[[], Iterable[bytes]]], Iterabl
     return answering
 
 
+def _queue_deletes_under_lock() -> None:
+    """Make moto's SQS delete and send exclude each other (see the module's notes)."""
+    from moto.sqs.models import Queue
+
+    delete = Queue.delete_message
+
+    def delete_under_lock(self: Queue, receipt_handle: str) -> None:
+        with self._messages_lock:  # a Condition on an RLock, taken by add_message too
+            delete(self, receipt_handle)
+
+    Queue.delete_message = delete_under_lock  # type: ignore[method-assign]
+
+
 def _dispatcher() -> Any:
     """moto's request router, remembering which backend answers each host: moto looks it
     up again on every request, under one lock, listing its own package directory. Each
@@ -125,6 +143,7 @@ def _dispatcher() -> Any:
     )
 
     answering = _announce_when_stored()
+    _queue_deletes_under_lock()
 
     class Dispatcher(DomainDispatcherApplication):
         def __init__(self) -> None:

@@ -186,3 +186,32 @@ def test_the_records_outlive_a_restart_of_every_process_and_the_database(
     upload_id = send_upload(topology.brokers[1], "self-hosted", png_bytes(9, 9))
     assert settle(topology.brokers[0], "self-hosted", upload_id, timeout=120
                   )["status"] == "ready"
+
+
+def test_one_users_concurrent_creates_keep_to_the_rate_limit_and_the_pending_cap(
+        topology: Topology) -> None:
+    """80 creates of one user at once, across both brokers: the per-user rate limit (60 a
+    minute, counted in Redis) and the pending cap (20, checked by PostgreSQL as each
+    record is written) hold exactly, whichever broker and worker answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psycopg
+
+    headers = auth("all-at-once")
+    body = {"profile": "avatar", "filename": "me.png", "content_type": "image/png",
+            "size": 1000}
+
+    def create(n: int) -> tuple[int, str]:
+        broker = topology.brokers[n % len(topology.brokers)]
+        reply = requests.post(f"{broker}/v1/uploads", json=body, headers=headers, timeout=60)
+        return reply.status_code, reply.json().get("code", "")
+
+    with ThreadPoolExecutor(32) as clients:
+        answers = list(clients.map(create, range(80)))
+    assert sorted(answers).count((201, "")) == 20
+    assert answers.count((429, "too_many_pending")) == 40  # within the rate, over the cap
+    assert answers.count((429, "rate_limited")) == 20  # the 61st and later in the minute
+    with psycopg.connect(topology.database.url) as conn:
+        pending = conn.execute("SELECT count(*) FROM uploads WHERE owner = %s AND status = "
+                               "'pending'", ["all-at-once"]).fetchone()
+    assert pending == (20,)

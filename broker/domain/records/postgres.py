@@ -11,6 +11,7 @@ strings in the records.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, fields
 from typing import Any, LiteralString, TypeVar
@@ -49,20 +50,23 @@ _ASSIGNMENTS = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c), s
 # Serializes an owner's creates and usage moves: held until the transaction commits.
 _OWNER_LOCK_ON = sql.SQL("SELECT pg_advisory_xact_lock(hashtextextended({owner}, 0));")
 _OWNER_LOCK = _OWNER_LOCK_ON.format(owner=sql.Placeholder("owner"))
-# The create's statements: the per-owner lock, then the record written if the owner's
-# open pending uploads are under the cap. The record rides as one JSON document, so
-# nothing is converted field by field; the statement is small, as planning it is
-# most of the database's work for a create.
-_INSERT_UNDER_LOCK = _OWNER_LOCK_ON.format(owner=sql.SQL("{owner}")).as_string() + sql.SQL("""
+# The create: the record written if the owner's open pending uploads are under the
+# cap. Prepared once a connection, so the database plans it once, not at every create
+# (planning was most of its work); the record rides in as one JSON document.
+_CREATE = "broker_create_upload"
+_PREPARE_CREATE = sql.SQL("""
+PREPARE {create} (text, timestamptz, integer, jsonb) AS
 INSERT INTO uploads ({names})
-SELECT {names} FROM jsonb_populate_record(NULL::uploads, {{record}}::jsonb)
+SELECT {names} FROM jsonb_populate_record(NULL::uploads, $4)
 WHERE (SELECT count(*) FROM (
-    SELECT FROM uploads
-    WHERE owner = {{owner}} AND status = 'pending' AND expires_at > {{created_at}}
-    LIMIT {{cap}}) AS open) < {{cap}}
+    SELECT FROM uploads WHERE owner = $1 AND status = 'pending' AND expires_at > $2
+    LIMIT $3) AS open) < $3
 ON CONFLICT (id) DO NOTHING
 RETURNING 1
-""").format(names=_NAMES).as_string()
+""").format(create=sql.Identifier(_CREATE), names=_NAMES).as_string()
+# Sent as one message, one transaction: the per-owner lock, then the prepared create.
+_CREATE_UNDER_LOCK = _OWNER_LOCK_ON.format(owner=sql.SQL("{owner}")).as_string() + \
+    f" EXECUTE {_CREATE}({{owner}}, {{created_at}}, {{cap}}, {{record}});"
 # Why a create was not written: the owner's open pending uploads, and the soonest to lapse.
 _OPEN_PENDING = """
 SELECT count(*) AS pending, min(expires_at) AS soonest FROM (
@@ -168,14 +172,15 @@ class _Literals:
         return self._escape(text.encode(self._encoding)).decode(self._encoding)
 
 
-def _exec(conn: Connection, statement: str) -> tuple[bytes | None, ...] | None:
+def _exec(conn: Connection, statement: str,
+          expected: pq.ExecStatus = pq.ExecStatus.TUPLES_OK) -> tuple[bytes | None, ...] | None:
     """The first row (None: none) of the last result of `statement`'s statements, sent
     in one message and awaited inside libpq: psycopg's cursor awaits an answer in
     Python steps, each taking the interpreter lock back, and that was half of a
     create's CPU when requests ran at once."""
     encoding = conn.info.encoding
     result = conn.pgconn.exec_(statement.encode(encoding))
-    if result.status != pq.ExecStatus.TUPLES_OK:
+    if result.status != expected:
         if conn.pgconn.status == pq.ConnStatus.BAD:
             raise psycopg.OperationalError(conn.pgconn.get_error_message())
         raise psycopg.errors.error_from_result(result, encoding=encoding)
@@ -192,6 +197,7 @@ class PostgresRecords(RecordStore):
 
     def __init__(self, pool: ConnectionPool[Connection]) -> None:
         self.pool = pool
+        self._prepared: weakref.WeakSet[Connection] = weakref.WeakSet()
 
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 10, timeout: float = 3.0) -> PostgresRecords:
@@ -269,8 +275,11 @@ class PostgresRecords(RecordStore):
 
     def _insert(self, record: UploadRecord, pending_cap: int) -> bool:
         def write(conn: Connection) -> tuple[bytes | None, ...] | None:
+            if conn not in self._prepared:
+                _exec(conn, _PREPARE_CREATE, pq.ExecStatus.COMMAND_OK)
+                self._prepared.add(conn)
             literal = _Literals(conn)
-            statement = _INSERT_UNDER_LOCK.format(
+            statement = _CREATE_UNDER_LOCK.format(
                 owner=literal(record.owner), created_at=literal(record.created_at),
                 cap=int(pending_cap), record=literal(json.dumps(as_dict(record))))
             return _exec(conn, statement)

@@ -1,0 +1,56 @@
+"""The embedded emulator's queue keeps every message it was sent while others are
+deleted from it at the same moment (broker run's validator deletes each message it
+settles while the store sends the next uploads' events)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from moto.sqs.exceptions import ReceiptHandleIsInvalid
+from moto.sqs.models import Message, Queue
+
+from broker.devstack.emulator import _queue_deletes_under_lock
+
+SENT = 5000
+
+
+@pytest.fixture
+def queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue]:
+    monkeypatch.setattr(Queue, "delete_message", Queue.delete_message)  # undone after
+    _queue_deletes_under_lock()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns often: a race shows in one run
+    try:
+        yield Queue("uploads-events", "123456789012", "us-east-1")
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def test_a_message_sent_while_another_is_deleted_is_kept(queue: Queue) -> None:
+    deleted: set[str] = set()
+    sending = threading.Thread(target=lambda: [
+        queue.add_message(Message(str(uuid.uuid4()), f"event {n}")) for n in range(SENT)])
+
+    def settle() -> None:  # as the validator does: take a message, then delete it
+        while sending.is_alive() or queue._messages:
+            for message in list(queue._messages)[:5]:
+                message.mark_received()
+                try:
+                    queue.delete_message(message.receipt_handle)
+                except ReceiptHandleIsInvalid:  # taken by another thread first
+                    continue
+                deleted.add(message.body)
+
+    settlers = [threading.Thread(target=settle) for _ in range(3)]
+    sending.start()
+    for settler in settlers:
+        settler.start()
+    sending.join()
+    for settler in settlers:
+        settler.join(timeout=120)
+    kept = {message.body for message in queue._messages}
+    assert len(deleted | kept) == SENT  # none dropped
