@@ -4,7 +4,9 @@ The emulator holds its buckets in memory. The mirror copies each new or changed 
 (bytes, headers and metadata) into the folder every couple of seconds and once more
 at stop, and puts them back at the next start, so the public URLs and private
 downloads an app stored answer again after a restart; a `kill -9` loses at most the
-last interval. The records are kept by their own SQLite file beside it.
+last interval. Each pass lists every bucket, so with many files the passes space out:
+the mirror takes at most a twentieth of the time. The records are kept by their own
+SQLite file beside it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -23,6 +26,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SYNC_SECONDS = 2.0
+# The pause after a pass is at least this many times as long as the pass took.
+PAUSE_PER_PASS = 19
 INDEX = "index.json"
 OBJECTS = "objects"
 _HEADERS = ("ContentType", "ContentDisposition", "CacheControl", "Metadata")
@@ -69,11 +74,14 @@ class StorageMirror:
                 self._sync_bucket(bucket)
 
     def _sync_until_stopped(self) -> None:
-        while not self._stop.wait(SYNC_SECONDS):
+        pause = SYNC_SECONDS
+        while not self._stop.wait(pause):
+            started = time.monotonic()
             try:
                 self.sync()
             except Exception:  # the emulator stopping under us, a full disk: try again
                 log.exception("keeping the stored files failed; trying again")
+            pause = max(SYNC_SECONDS, PAUSE_PER_PASS * (time.monotonic() - started))
 
     def _sync_bucket(self, bucket: str) -> None:
         kept = self._index(bucket)
