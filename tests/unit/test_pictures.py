@@ -423,6 +423,40 @@ def test_a_fork_server_that_cannot_start_is_an_outage_not_the_pictures_fault(
     assert rendered(job, PictureLimits()).served is not None  # served again once it starts
 
 
+UNGUARDED_SCRIPT = """
+import io, os, pathlib
+from PIL import Image
+marker = pathlib.Path(os.environ["MARKER"])
+runs = marker.read_text().count("ran") if marker.exists() else 0
+with marker.open("a") as out:
+    out.write("ran\\n")
+if runs == 0:  # without this, a child running the script again would judge again
+    from broker.domain.pictures import PictureJob, PictureLimits, rendered
+    png = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(png, "PNG")
+    job = PictureJob(png.getvalue(), "image/png", 10**6, 1, reencode=True)
+    print("served" if rendered(job, PictureLimits()).served else "refused")
+"""
+
+
+def test_a_script_without_a_main_guard_runs_once_however_many_pictures_it_judges(
+        tmp_path: Path) -> None:
+    """A script of the app's own judging uploads in its process: multiprocessing's
+    children run the program's main module again; the pictures' children must not."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "judge_here.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    marker = tmp_path / "runs.txt"
+    here = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, cwd=here, check=False,
+                          env=os.environ | {"MARKER": str(marker), "PYTHONPATH": here})
+    assert done.stdout.strip() == "served", done.stderr
+    assert marker.read_text().count("ran") == 1
+
+
 def _parent(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/stat", encoding="latin-1") as stat:

@@ -2,7 +2,10 @@
 crash or a bomb costs one child and ends in a refusal, never the worker that asked.
 
 Children fork from a small server that has already imported the decoders, so each
-costs milliseconds, and never inherit the worker's threads or open connections.
+costs milliseconds, and never inherit the worker's threads or open connections. They
+never run the program's main module either, as multiprocessing's children otherwise
+do: what they run is here, and a script that judges uploads in its own process (with
+no `if __name__ == "__main__":` guard) is not started again in each of them.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import multiprocessing
 import multiprocessing.connection
 import resource
 import signal
-import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from multiprocessing import spawn
 from typing import Any
 
 from broker.domain.pictures.model import PictureJob, Refusal, Rendered
@@ -51,7 +56,8 @@ def rendered(job: PictureJob, limits: PictureLimits) -> Rendered:
     receiving, sending = context.Pipe(duplex=False)
     child = context.Process(target=_child, args=(sending, job, limits), daemon=True)
     try:
-        child.start()  # hands the job over: a child that dies meanwhile breaks the pipe
+        with _without_main():
+            child.start()  # hands the job over: a child that dies meanwhile breaks the pipe
     except (EOFError, ConnectionRefusedError, FileNotFoundError) as exc:
         # The fork server ended, or never started, before it forked a child.
         receiving.close()
@@ -77,15 +83,41 @@ def rendered(job: PictureJob, limits: PictureLimits) -> Rendered:
 
 
 def _context() -> Any:
-    """The fork server, with the decoders loaded, and the modules of the program's main
-    module (`python -m …`): each child runs that module's body again, as multiprocessing
-    does, and with its imports already done that costs a millisecond, not a hundred."""
+    """The fork server, with the decoders loaded and made ready."""
     context = multiprocessing.get_context("forkserver")
-    main = getattr(sys.modules["__main__"], "__spec__", None)
-    name = str(getattr(main, "name", "") or "")
-    runs_as_module = name not in ("", "__main__") and not name.endswith(".__main__")
-    context.set_forkserver_preload([_WARM, *([name] if runs_as_module else [])])
+    context.set_forkserver_preload([_WARM])
+    _leave_main_out()
     return context
+
+
+_starting = threading.local()  # set while this thread starts a child of ours
+
+
+@contextlib.contextmanager
+def _without_main() -> Iterator[None]:
+    _starting.ours = True
+    try:
+        yield
+    finally:
+        _starting.ours = False
+
+
+def _leave_main_out() -> None:
+    """What multiprocessing hands a child to prepare it, less the program's main module
+    (which it would run again) when the child is ours; anyone else's is left as it is."""
+    prepare = spawn.get_preparation_data
+    if getattr(prepare, "leaves_main_out", False):
+        return
+
+    def preparation(name: str) -> dict[str, Any]:
+        data: dict[str, Any] = prepare(name)
+        if getattr(_starting, "ours", False):
+            data.pop("init_main_from_name", None)
+            data.pop("init_main_from_path", None)
+        return data
+
+    preparation.leaves_main_out = True  # type: ignore[attr-defined]
+    spawn.get_preparation_data = preparation
 
 
 def _child(sending: multiprocessing.connection.Connection, job: PictureJob,

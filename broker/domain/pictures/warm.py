@@ -6,7 +6,6 @@ left cold: its work would start threads, which a process that forks must not hav
 from __future__ import annotations
 
 import io
-import warnings
 
 from PIL import Image
 
@@ -26,8 +25,4 @@ def _warm() -> None:
             renditions=(RenditionSpec(8, 8, "crop", ("image/webp", "image/jpeg")),)))
 
 
-# Each child runs the program's main module again, which the fork server has already
-# imported (contained._context preloads it): expected, and no reason to warn anyone.
-warnings.filterwarnings("ignore", category=RuntimeWarning,
-                        message=r".* found in sys\.modules after import of package")
 _warm()
