@@ -130,5 +130,7 @@ def validate_in_fresh_process(key: str, env: dict[str, str]) -> dict[str, float]
     """The validator's figures for one stored object, judged by a process of its own so
     that only its work is measured (`python -m bench --validate-one`)."""
     reply = subprocess.run([sys.executable, "-m", "bench", "--validate-one", key], cwd=ROOT,
-                           env=env, capture_output=True, text=True, check=True)
+                           env=env, capture_output=True, text=True, check=False)
+    if reply.returncode != 0:
+        raise RuntimeError(f"judging {key} in a fresh process failed:\n{reply.stderr}")
     return dict(json.loads(reply.stdout.strip().splitlines()[-1]))
