@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import replace
 from datetime import timedelta
@@ -15,6 +16,7 @@ from broker.common import clock
 from broker.common.errors import InvalidRequest, StorageError
 from broker.domain.quotas import Quota, QuotaExceeded, Usage
 from broker.domain.records import DynamoRecords, PendingCapReached, RecordStore, UploadRecord
+from broker.domain.records.model import as_dict
 
 BASE = clock.parse_iso("2026-06-01T12:00:00Z")
 
@@ -35,12 +37,21 @@ def make(owner: str = "alice", n: int = 0, status: str = "pending", **changes: o
 def test_a_record_reads_back_exactly_as_written(store: RecordStore) -> None:
     bare = make(declared_size=None)
     full = make(n=1, status="ready", content_type="image/png", size=2 ** 40, etag='"abc"',
-                stored_key="public/x.png", reason_code=None, sha256="ab" * 32,
-                served_size=187, served_sha256="cd" * 32, transport="put",
+                stored_key="public/x.png", reason_code="malformed", reason_message="Bad.",
+                reason_detail="IDAT", sha256="ab" * 32, served_size=187,
+                served_sha256="cd" * 32, served_type="image/webp", renditions="[]",
+                transport="multipart", multipart_id="2~abc", part_size=8 * 2 ** 20,
+                judged_by="rules 1", reviewed_by="op", review_note="ok",
                 filename="résumé 日本.png")
+    assert None not in as_dict(full).values()  # every field, each of its own type
     for record in (bare, full):
         store.create(record, pending_cap=10)
-        assert store.get(record.id) == record
+        got = store.get(record.id)
+        assert got == record
+        # The same types too: a decimal equals its int, but a webhook cannot send it.
+        assert {k: type(v) for k, v in as_dict(got).items()} == {  # type: ignore[arg-type]
+            k: type(v) for k, v in as_dict(record).items()}
+        json.dumps(as_dict(got))
     assert store.get("up_" + "0" * 32) is None
 
 

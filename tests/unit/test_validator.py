@@ -486,3 +486,16 @@ def test_a_young_object_still_without_metadata_is_judged_later(
     monkeypatch.setattr(clock, "now", lambda: later)
     assert stage.process(record) == "rejected"
     assert stage.reread(record).reason_code == "unexpected_object"
+
+
+def test_an_upload_planned_in_parts_is_judged_on_every_records_store(stage: Stage) -> None:
+    """Its record carries the planned part size: a number the records store must give
+    back as one (DynamoDB gives decimals), or the verdict's audit entry cannot be written
+    and the upload never settles."""
+    png = png_bytes()
+    record = stage.uploads.create("alice", "avatar", "me.png", "image/png", len(png),
+                                  method="multipart").record
+    assert record.part_size is not None
+    stage.store(record, png)
+    assert stage.process(record) == "accepted"
+    assert stage.reread(record).status == "ready"

@@ -33,6 +33,7 @@ from broker.common.errors import InvalidRequest, RecordsUnavailable, probing
 from broker.domain.quotas import QuotaExceeded, Usage
 from broker.domain.records.model import (
     MAX_PAGE,
+    NUMBER_FIELDS,
     PendingCapReached,
     Status,
     UploadRecord,
@@ -54,7 +55,6 @@ _TRANSACTION_ATTEMPTS = 8  # conflicting transactions on one owner item are retr
 
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
-_NUMBERS = ("declared_size", "size", "served_size")
 
 
 def to_item(record: UploadRecord) -> dict[str, Any]:
@@ -72,7 +72,7 @@ def to_item(record: UploadRecord) -> dict[str, Any]:
 def from_item(item: dict[str, Any]) -> UploadRecord:
     names = {f.name for f in fields(UploadRecord)}
     values = {k: _deserialize(v) for k, v in item.items() if k in names}
-    for number in _NUMBERS:
+    for number in NUMBER_FIELDS:
         if values.get(number) is not None:
             values[number] = int(values[number])
     return UploadRecord(**values)

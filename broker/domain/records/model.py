@@ -14,7 +14,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_type_hints
 
 from broker.common.errors import InvalidRequest
 from broker.common.reasons import Reason
@@ -79,6 +79,10 @@ class UploadRecord:
 
 
 FIELDS = tuple(f.name for f in fields(UploadRecord))
+# The fields that hold whole numbers: a store that hands numbers back as another type
+# (DynamoDB's decimals) turns these back into ints.
+NUMBER_FIELDS = tuple(name for name, kind in get_type_hints(UploadRecord).items()
+                      if kind is int or int in get_args(kind))
 
 
 def as_dict(record: UploadRecord) -> dict[str, Any]:
