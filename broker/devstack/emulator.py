@@ -17,7 +17,9 @@ as a real store announces only what it has stored.
 moto's queue deletes a message by building a new list of the others and putting it in
 place of the old: a message sent meanwhile, from another request's thread, was dropped
 with the old list, and its upload never judged. Here a delete holds the queue's lock,
-which every send takes too.
+which every send takes too. And a receive checked each message's retention by working
+out every attribute of the queue, counting its messages among them: here it reads
+the one attribute it needs.
 """
 
 from __future__ import annotations
@@ -120,9 +122,11 @@ def _announce_when_stored() -> Callable[[Callable[[], Iterable[bytes]]], Iterabl
     return answering
 
 
-def _queue_deletes_under_lock() -> None:
-    """Make moto's SQS delete and send exclude each other (see the module's notes)."""
-    from moto.sqs.models import Queue
+def _mend_queues() -> None:
+    """moto's SQS: a delete and a send exclude each other, and a receive checks each
+    message's retention from that one attribute (see the module's notes)."""
+    from moto.core.utils import unix_time
+    from moto.sqs.models import Message, Queue, SQSBackend
 
     delete = Queue.delete_message
 
@@ -130,7 +134,13 @@ def _queue_deletes_under_lock() -> None:
         with self._messages_lock:  # a Condition on an RLock, taken by add_message too
             delete(self, receipt_handle)
 
+    def retained(self: SQSBackend, queue_name: str, message: Message) -> bool:
+        queue = self.get_queue(queue_name)  # its attributes are set on it by name
+        period = float(queue.message_retention_period)  # type: ignore[attr-defined]
+        return period + message.sent_timestamp / 1000 > unix_time()  # type: ignore[operator]
+
     Queue.delete_message = delete_under_lock  # type: ignore[method-assign]
+    SQSBackend.is_message_valid_based_on_retention_period = retained  # type: ignore[method-assign]
 
 
 def _dispatcher() -> Any:
@@ -143,7 +153,7 @@ def _dispatcher() -> Any:
     )
 
     answering = _announce_when_stored()
-    _queue_deletes_under_lock()
+    _mend_queues()
 
     class Dispatcher(DomainDispatcherApplication):
         def __init__(self) -> None:

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
-from moto.sqs.models import Message, Queue
+from moto.sqs.models import Message, Queue, SQSBackend
 
-from broker.devstack.emulator import _queue_deletes_under_lock
+from broker.devstack.emulator import _mend_queues
 
 SENT = 5000
 
@@ -21,7 +21,9 @@ SENT = 5000
 @pytest.fixture
 def queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue]:
     monkeypatch.setattr(Queue, "delete_message", Queue.delete_message)  # undone after
-    _queue_deletes_under_lock()
+    monkeypatch.setattr(SQSBackend, "is_message_valid_based_on_retention_period",
+                        SQSBackend.is_message_valid_based_on_retention_period)
+    _mend_queues()
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # threads take turns often: a race shows in one run
     try:
@@ -54,3 +56,15 @@ def test_a_message_sent_while_another_is_deleted_is_kept(queue: Queue) -> None:
         settler.join(timeout=120)
     kept = {message.body for message in queue._messages}
     assert len(deleted | kept) == SENT  # none dropped
+
+
+def test_a_receive_hands_over_messages_within_their_retention_only(queue: Queue) -> None:
+    from moto.sqs.models import sqs_backends
+
+    backend = sqs_backends["123456789012"]["us-east-1"]
+    made = backend.create_queue("kept-for-a-minute", MessageRetentionPeriod="60")
+    backend.send_message("kept-for-a-minute", "fresh")
+    backend.send_message("kept-for-a-minute", "old")
+    made._messages[1].sent_timestamp -= 61_000  # sent 61 s ago: past its retention
+    received = backend.receive_message("kept-for-a-minute", 10, 0, 30)
+    assert [m.body for m in received] == ["fresh"]
