@@ -110,14 +110,18 @@ class Stack:
             return
 
 
+def _run_env() -> dict[str, str]:
+    """`broker run`'s environment, and `broker token`'s: as a developer has it (no
+    settings of the other benchmarks), limits raised for the load."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")}
+    return env | {"BROKER_UPLOAD_RATE_LIMIT": "1000000/minute",
+                  "BROKER_MAX_PENDING_UPLOADS": "10000"}
+
+
 def _broker_run(port: int, emulator_port: int, push_port: int, folder: str
                 ) -> subprocess.Popen[bytes]:
     broker = str(Path(sys.executable).parent / "broker")
-    env = os.environ | {"BROKER_UPLOAD_RATE_LIMIT": "1000000/minute",
-                        "BROKER_MAX_PENDING_UPLOADS": "10000"}
-    for name in ("BROKER_ENDPOINT_URL", "BROKER_JWT_SECRET", "BROKER_PROFILES_FILE",
-                 "BROKER_DATABASE_URL"):
-        env.pop(name, None)  # `broker run` as a developer starts it
+    env = _run_env()
     # In a folder of its own: the developer's .broker (records, files, secret) untouched.
     # BENCH_LOGS=folder keeps what it printed.
     logs = os.environ.get("BENCH_LOGS")
@@ -134,7 +138,7 @@ def _broker_run(port: int, emulator_port: int, push_port: int, folder: str
 def _token(folder: str, user: str) -> str:
     broker = str(Path(sys.executable).parent / "broker")
     return subprocess.run([broker, "token", user], capture_output=True, text=True,
-                          check=True, cwd=folder).stdout.strip()
+                          check=True, cwd=folder, env=_run_env()).stdout.strip()
 
 
 def _closed_loop(stack: Stack, uploads: int, clients: int, into: Outcomes,
