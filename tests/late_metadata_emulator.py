@@ -31,5 +31,5 @@ def _as_moto_does() -> Any:
 if __name__ == "__main__":
     FakeKey.set_metadata = _late(FakeKey.set_metadata)  # type: ignore[method-assign]
     if os.environ.get("LATE_METADATA_ANNOUNCE") == "early":
-        emulator._announce_when_stored = _as_moto_does  # type: ignore[assignment]
+        emulator.announce_when_stored = _as_moto_does
     emulator.main()

@@ -9,17 +9,8 @@ answers from a fixed pool of threads. In a process of its own, the emulator work
 on the machine's other core instead of taking turns with the broker and the
 validator for one interpreter; it exits with the process that started it.
 
-moto announces a stored object (ObjectCreated) before the request that stores it has
-set its metadata and content type, so a validator quick enough read an object that was
-not yet whole. Here every announcement waits for the end of the request that made it,
-as a real store announces only what it has stored.
-
-moto's queue deletes a message by building a new list of the others and putting it in
-place of the old: a message sent meanwhile, from another request's thread, was dropped
-with the old list, and its upload never judged. Here a delete holds the queue's lock,
-which every send takes too. And a receive checked each message's retention by working
-out every attribute of the queue, counting its messages among them: here it reads
-the one attribute it needs.
+Where moto differs from a real store in ways the product would notice, it is mended
+first (`moto_mends`).
 """
 
 from __future__ import annotations
@@ -27,12 +18,12 @@ from __future__ import annotations
 import argparse
 import socket
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from broker.devstack import children
+from broker.devstack.moto_mends import announce_when_stored, mend_queues
 
 THREADS = 16  # answers at once: the broker's and the validator's calls in flight
 START_TIMEOUT = 30.0
@@ -89,60 +80,6 @@ class EmbeddedEmulator:
             self._process = None
 
 
-class _Announcements(threading.local):
-    """The storage events a request raised, held until it has finished (None: none held)."""
-
-    held: list[tuple[Any, ...]] | None = None
-
-
-def _announce_when_stored() -> Callable[[Callable[[], Iterable[bytes]]], Iterable[bytes]]:
-    """Hold moto's storage events while a request is answered; send them once it is
-    done. Returns the wrapper every request runs in."""
-    from moto.s3 import notifications
-
-    send_now = notifications.send_event
-    pending = _Announcements()
-
-    def send_or_hold(*event: Any) -> None:
-        if pending.held is None:
-            send_now(*event)
-        else:
-            pending.held.append(event)
-
-    def answering(respond: Callable[[], Iterable[bytes]]) -> Iterable[bytes]:
-        pending.held = []
-        try:
-            return respond()
-        finally:
-            held, pending.held = pending.held, None
-            for event in held:
-                send_now(*event)
-
-    notifications.send_event = send_or_hold  # type: ignore[assignment]
-    return answering
-
-
-def _mend_queues() -> None:
-    """moto's SQS: a delete and a send exclude each other, and a receive checks each
-    message's retention from that one attribute (see the module's notes)."""
-    from moto.core.utils import unix_time
-    from moto.sqs.models import Message, Queue, SQSBackend
-
-    delete = Queue.delete_message
-
-    def delete_under_lock(self: Queue, receipt_handle: str) -> None:
-        with self._messages_lock:  # a Condition on an RLock, taken by add_message too
-            delete(self, receipt_handle)
-
-    def retained(self: SQSBackend, queue_name: str, message: Message) -> bool:
-        queue = self.get_queue(queue_name)  # its attributes are set on it by name
-        period = float(queue.message_retention_period)  # type: ignore[attr-defined]
-        return period + message.sent_timestamp / 1000 > unix_time()  # type: ignore[operator]
-
-    Queue.delete_message = delete_under_lock  # type: ignore[method-assign]
-    SQSBackend.is_message_valid_based_on_retention_period = retained  # type: ignore[method-assign]
-
-
 def _dispatcher() -> Any:
     """moto's request router, remembering which backend answers each host: moto looks it
     up again on every request, under one lock, listing its own package directory. Each
@@ -152,8 +89,8 @@ def _dispatcher() -> Any:
         create_backend_app,
     )
 
-    answering = _announce_when_stored()
-    _mend_queues()
+    answering = announce_when_stored()
+    mend_queues()
 
     class Dispatcher(DomainDispatcherApplication):
         def __init__(self) -> None:

@@ -13,7 +13,7 @@ import pytest
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import Message, Queue, SQSBackend
 
-from broker.devstack.emulator import _mend_queues
+from broker.devstack.moto_mends import mend_queues
 
 SENT = 5000
 
@@ -23,7 +23,7 @@ def queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue]:
     monkeypatch.setattr(Queue, "delete_message", Queue.delete_message)  # undone after
     monkeypatch.setattr(SQSBackend, "is_message_valid_based_on_retention_period",
                         SQSBackend.is_message_valid_based_on_retention_period)
-    _mend_queues()
+    mend_queues()
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # threads take turns often: a race shows in one run
     try:
