@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -430,3 +431,26 @@ def test_deliveries_to_the_app_wait_apart_from_those_to_receivers(store: RecordS
     assert store.replace_webhook(retried, expected=for_the_app[0])
     assert [d.id for d in due(state=APP_PENDING)] == [retried.id]
     assert [d.url for d in due()] == ["https://one.example/hook"]
+
+
+def test_creates_go_on_where_the_database_keeps_no_prepared_statement(
+        postgres_url: str) -> None:
+    """Behind a pooler in transaction mode (PgBouncer's), a statement prepared on one
+    server connection is gone on the next: creates are then planned each time, none
+    is lost, and the pending cap still holds."""
+    from broker.domain.records.postgres import PostgresRecords
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE uploads")
+    store = PostgresRecords.connect(postgres_url, pool_size=1)
+    try:
+        store.create(make(n=0), pending_cap=3)
+        with store.pool.connection() as conn:  # as if the next create met another backend
+            conn.execute("DEALLOCATE broker_create_upload")
+        for n in (1, 2):
+            store.create(make(n=n), pending_cap=3)
+        with pytest.raises(PendingCapReached):
+            store.create(make(n=3), pending_cap=3)
+        assert [store.get(make(n=n).id) is not None for n in range(4)] == [True] * 3 + [False]
+    finally:
+        store.close()

@@ -10,7 +10,9 @@ strings in the records.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, fields
@@ -38,6 +40,7 @@ from broker.domain.records.outbox import WebhookDelivery
 from broker.domain.records.store import RecordStore, UsageChange, by_id_pages
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 Connection = psycopg.Connection[dict[str, Any]]
 
 _COLUMNS = [f.name for f in fields(UploadRecord)]
@@ -51,22 +54,25 @@ _ASSIGNMENTS = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c), s
 _OWNER_LOCK_ON = sql.SQL("SELECT pg_advisory_xact_lock(hashtextextended({owner}, 0));")
 _OWNER_LOCK = _OWNER_LOCK_ON.format(owner=sql.Placeholder("owner"))
 # The create: the record written if the owner's open pending uploads are under the
-# cap. Prepared once a connection, so the database plans it once, not at every create
-# (planning was most of its work); the record rides in as one JSON document.
+# cap; the record rides in as one JSON document. Prepared once a connection, so the
+# database plans it once, not at every create (planning was most of its work), unless
+# a pooler that keeps no prepared statements (PgBouncer's transaction mode) is between.
 _CREATE = "broker_create_upload"
-_PREPARE_CREATE = sql.SQL("""
-PREPARE {create} (text, timestamptz, integer, jsonb) AS
-INSERT INTO uploads ({names})
-SELECT {names} FROM jsonb_populate_record(NULL::uploads, $4)
+_CREATE_BODY = sql.SQL("""INSERT INTO uploads ({names})
+SELECT {names} FROM jsonb_populate_record(NULL::uploads, {{record}}::jsonb)
 WHERE (SELECT count(*) FROM (
-    SELECT FROM uploads WHERE owner = $1 AND status = 'pending' AND expires_at > $2
-    LIMIT $3) AS open) < $3
+    SELECT FROM uploads
+    WHERE owner = {{owner}} AND status = 'pending' AND expires_at > {{created_at}}::timestamptz
+    LIMIT {{cap}}) AS open) < {{cap}}
 ON CONFLICT (id) DO NOTHING
-RETURNING 1
-""").format(create=sql.Identifier(_CREATE), names=_NAMES).as_string()
-# Sent as one message, one transaction: the per-owner lock, then the prepared create.
-_CREATE_UNDER_LOCK = _OWNER_LOCK_ON.format(owner=sql.SQL("{owner}")).as_string() + \
+RETURNING 1""").format(names=_NAMES).as_string()
+_PREPARE_CREATE = f"PREPARE {_CREATE} (text, timestamptz, integer, jsonb) AS " + \
+    _CREATE_BODY.format(owner="$1", created_at="$2", cap="$3", record="$4")
+# Either is sent as one message, one transaction: the per-owner lock, then the create.
+_LOCKED = _OWNER_LOCK_ON.format(owner=sql.SQL("{owner}")).as_string()
+_CREATE_UNDER_LOCK = _LOCKED + \
     f" EXECUTE {_CREATE}({{owner}}, {{created_at}}, {{cap}}, {{record}});"
+_INSERT_UNDER_LOCK = _LOCKED + _CREATE_BODY + ";"
 # Why a create was not written: the owner's open pending uploads, and the soonest to lapse.
 _OPEN_PENDING = """
 SELECT count(*) AS pending, min(expires_at) AS soonest FROM (
@@ -198,6 +204,7 @@ class PostgresRecords(RecordStore):
     def __init__(self, pool: ConnectionPool[Connection]) -> None:
         self.pool = pool
         self._prepared: weakref.WeakSet[Connection] = weakref.WeakSet()
+        self._prepare = True  # until a connection loses what was prepared on it
 
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 10, timeout: float = 3.0) -> PostgresRecords:
@@ -275,14 +282,23 @@ class PostgresRecords(RecordStore):
 
     def _insert(self, record: UploadRecord, pending_cap: int) -> bool:
         def write(conn: Connection) -> tuple[bytes | None, ...] | None:
-            if conn not in self._prepared:
-                _exec(conn, _PREPARE_CREATE, pq.ExecStatus.COMMAND_OK)
-                self._prepared.add(conn)
             literal = _Literals(conn)
-            statement = _CREATE_UNDER_LOCK.format(
-                owner=literal(record.owner), created_at=literal(record.created_at),
-                cap=int(pending_cap), record=literal(json.dumps(as_dict(record))))
-            return _exec(conn, statement)
+            values = {"owner": literal(record.owner), "created_at": literal(record.created_at),
+                      "cap": int(pending_cap), "record": literal(json.dumps(as_dict(record)))}
+            if self._prepare:
+                try:
+                    if conn not in self._prepared:
+                        with contextlib.suppress(psycopg.errors.DuplicatePreparedStatement):
+                            _exec(conn, _PREPARE_CREATE, pq.ExecStatus.COMMAND_OK)
+                        self._prepared.add(conn)
+                    return _exec(conn, _CREATE_UNDER_LOCK.format(**values))
+                except psycopg.errors.InvalidSqlStatementName:
+                    # Prepared on one server connection, run on another: a pooler is in
+                    # between. The transaction was rolled back; plan every create.
+                    self._prepare = False
+                    log.warning("the records database keeps no prepared statements (a "
+                                "pooler in transaction mode?): each create is planned anew")
+            return _exec(conn, _INSERT_UNDER_LOCK.format(**values))
         if self._run(write) is not None:
             return True
 
