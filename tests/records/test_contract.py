@@ -434,23 +434,39 @@ def test_deliveries_to_the_app_wait_apart_from_those_to_receivers(store: RecordS
 
 
 def test_creates_go_on_where_the_database_keeps_no_prepared_statement(
-        postgres_url: str) -> None:
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Behind a pooler in transaction mode (PgBouncer's), a statement prepared on one
     server connection is gone on the next: creates are then planned each time, none
-    is lost, and the pending cap still holds."""
-    from broker.domain.records.postgres import PostgresRecords
+    is lost, and the pending cap still holds. A statement dropped once (DEALLOCATE,
+    DISCARD ALL) is prepared again."""
+    from broker.domain.records import postgres
 
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("TRUNCATE uploads")
-    store = PostgresRecords.connect(postgres_url, pool_size=1)
+    store = postgres.PostgresRecords.connect(postgres_url, pool_size=1)
     try:
-        store.create(make(n=0), pending_cap=3)
+        store.create(make(n=0), pending_cap=4)
         with store.pool.connection() as conn:  # as if the next create met another backend
             conn.execute("DEALLOCATE broker_create_upload")
-        for n in (1, 2):
-            store.create(make(n=n), pending_cap=3)
+        store.create(make(n=1), pending_cap=4)
+        assert store._prepare  # prepared again, and still used
+
+        exec_ = postgres._exec
+
+        def pooled(conn: Any, statement: str, *rest: Any) -> Any:
+            done = exec_(conn, statement, *rest)
+            if statement.startswith("PREPARE"):  # the next statement goes elsewhere
+                exec_(conn, "DEALLOCATE broker_create_upload", *rest)
+            return done
+
+        monkeypatch.setattr(postgres, "_exec", pooled)
+        with store.pool.connection() as conn:
+            conn.execute("DEALLOCATE broker_create_upload")
+        for n in (2, 3):
+            store.create(make(n=n), pending_cap=4)
+        assert not store._prepare
         with pytest.raises(PendingCapReached):
-            store.create(make(n=3), pending_cap=3)
-        assert [store.get(make(n=n).id) is not None for n in range(4)] == [True] * 3 + [False]
+            store.create(make(n=4), pending_cap=4)
+        assert [store.get(make(n=n).id) is not None for n in range(5)] == [True] * 4 + [False]
     finally:
         store.close()

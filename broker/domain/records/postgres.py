@@ -204,7 +204,7 @@ class PostgresRecords(RecordStore):
     def __init__(self, pool: ConnectionPool[Connection]) -> None:
         self.pool = pool
         self._prepared: weakref.WeakSet[Connection] = weakref.WeakSet()
-        self._prepare = True  # until a connection loses what was prepared on it
+        self._prepare = True  # until a statement prepared is gone at once (a pooler)
 
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 10, timeout: float = 3.0) -> PostgresRecords:
@@ -286,18 +286,20 @@ class PostgresRecords(RecordStore):
             values = {"owner": literal(record.owner), "created_at": literal(record.created_at),
                       "cap": int(pending_cap), "record": literal(json.dumps(as_dict(record)))}
             if self._prepare:
-                try:
+                for _ in range(2):  # once more if it was gone (DEALLOCATE, DISCARD ALL)
                     if conn not in self._prepared:
                         with contextlib.suppress(psycopg.errors.DuplicatePreparedStatement):
                             _exec(conn, _PREPARE_CREATE, pq.ExecStatus.COMMAND_OK)
                         self._prepared.add(conn)
-                    return _exec(conn, _CREATE_UNDER_LOCK.format(**values))
-                except psycopg.errors.InvalidSqlStatementName:
-                    # Prepared on one server connection, run on another: a pooler is in
-                    # between. The transaction was rolled back; plan every create.
-                    self._prepare = False
-                    log.warning("the records database keeps no prepared statements (a "
-                                "pooler in transaction mode?): each create is planned anew")
+                    try:
+                        return _exec(conn, _CREATE_UNDER_LOCK.format(**values))
+                    except psycopg.errors.InvalidSqlStatementName:
+                        self._prepared.discard(conn)  # the transaction was rolled back
+                # Gone as soon as prepared: a pooler hands each statement to another
+                # server connection. Plan every create from now on.
+                self._prepare = False
+                log.warning("the records database keeps no prepared statements (a pooler "
+                            "in transaction mode?): each create is planned anew")
             return _exec(conn, _INSERT_UNDER_LOCK.format(**values))
         if self._run(write) is not None:
             return True
