@@ -86,7 +86,6 @@ def _context() -> Any:
     """The fork server, with the decoders loaded and made ready."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([_WARM])
-    _leave_main_out()
     return context
 
 
@@ -95,6 +94,8 @@ _starting = threading.local()  # set while this thread starts a child of ours
 
 @contextlib.contextmanager
 def _without_main() -> Iterator[None]:
+    """Children this thread starts meanwhile are not handed the program's main module."""
+    _leave_main_out()
     _starting.ours = True
     try:
         yield
