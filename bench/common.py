@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.waiting import stop_process, wait_for_http
+from tests.waiting import START_TIMEOUT, STOP_GRACE, stop_process, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-" + "b" * 40
@@ -27,7 +27,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def process(args: list[str], env: dict[str, str], ready_url: str
+def process(args: list[str], env: dict[str, str], ready_url: str, *, cwd: Path | str = ROOT,
+            grace: float = STOP_GRACE, ready_within: float = START_TIMEOUT
             ) -> Iterator[subprocess.Popen[bytes]]:
     """A server for the length of the block. BENCH_LOGS=folder keeps what each printed."""
     logs = os.environ.get("BENCH_LOGS")
@@ -35,22 +36,34 @@ def process(args: list[str], env: dict[str, str], ready_url: str
     if logs:
         Path(logs).mkdir(parents=True, exist_ok=True)
         output = open(Path(logs) / f"{Path(args[0]).name}-{free_port()}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
-        wait_for_http(ready_url, process=proc, what=f"{Path(args[0]).name} ({ready_url})")
+        wait_for_http(ready_url, process=proc, what=f"{Path(args[0]).name} ({ready_url})",
+                      timeout=ready_within)
         yield proc
     finally:
         # SIGTERM; SIGKILL to its whole group if it is still busy finishing its work.
-        stop_process(proc, group=True)
+        stop_process(proc, group=True, grace=grace)
         if output is not subprocess.DEVNULL:
             output.close()
 
 
+def _stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat's fields after the command name (utime is [11], stime [12])."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of one process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat(pid)
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The value `share` of the way up the sorted values (0.5: the median)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
 def fine_cpu_seconds(pid: int) -> float:
@@ -74,7 +87,7 @@ def tree_cpu_seconds(pid: int) -> float:
 def tree_cpu_by_process(pid: int) -> dict[int, float]:
     """{pid: CPU seconds} over a process tree; each counts the children it waited for."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = _stat(pid)
         # Children of every thread: a process started from a worker thread too.
         children = [child for task in Path(f"/proc/{pid}/task").iterdir()
                     for child in (task / "children").read_text().split()]

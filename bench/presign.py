@@ -29,6 +29,7 @@ from bench.common import (
     bench_env,
     cpu_seconds,
     free_port,
+    percentile,
     process,
     tree_cpu_seconds,
     worker_pid,
@@ -60,8 +61,7 @@ class Figures:
         return self.cpu_ms + self.db_cpu_ms
 
     def percentile(self, share: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * share))] * 1000
+        return percentile(self.latencies, share) * 1000
 
     @property
     def p50(self) -> float:
@@ -159,12 +159,9 @@ def _bench_presign(endpoint: str, env: dict[str, str], db_pid: int | None
         assert reply.status_code == 201, reply.text
         return reply.status_code
 
-    def bare_call(session: requests.Session) -> int:
-        return session.post(f"http://127.0.0.1:{ports['bare']}/presign", timeout=30).status_code
-
-    def floor_call(session: requests.Session) -> int:
-        return session.post(f"http://127.0.0.1:{ports['floor']}/presign", timeout=30
-                            ).status_code
+    def presign_call(name: str) -> Callable[[requests.Session], int]:
+        url = f"http://127.0.0.1:{ports[name]}/presign"
+        return lambda session: session.post(url, timeout=30).status_code
 
     with ExitStack() as running:
         broker = running.enter_context(process(
@@ -174,12 +171,12 @@ def _bench_presign(endpoint: str, env: dict[str, str], db_pid: int | None
             _gunicorn("bench.apps:bare_app()", ports["bare"], env), env,
             f"http://127.0.0.1:{ports['bare']}/"))
         servers = [Server("broker", worker_pid(broker.pid), broker_call),
-                   Server("bare", worker_pid(bare.pid), bare_call)]
+                   Server("bare", worker_pid(bare.pid), presign_call("bare"))]
         if db_pid is not None:
             floor = running.enter_context(process(
                 _gunicorn("bench.apps:floor_app()", ports["floor"], env), env,
                 f"http://127.0.0.1:{ports['floor']}/"))
-            servers.append(Server("floor", worker_pid(floor.pid), floor_call))
+            servers.append(Server("floor", worker_pid(floor.pid), presign_call("floor")))
         companion = running.enter_context(_companion(endpoint))
         if companion is not None:
             port, pid = companion

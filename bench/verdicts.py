@@ -26,15 +26,13 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import requests
 from PIL import Image
 
-from bench.common import command_line, tree_cpu_by_process
-from tests.waiting import stop_process, wait_for_http
+from bench.common import command_line, percentile, process, tree_cpu_by_process
 
-ROOT = Path(__file__).resolve().parent.parent
+BROKER = str(Path(sys.executable).parent / "broker")
 IDLE = 30
 CLIENTS = 16
 LOAD_UPLOADS = int(os.environ.get("BENCH_LOAD_UPLOADS", "10000"))
@@ -61,10 +59,6 @@ class Outcomes:
     @property
     def count(self) -> int:
         return len(self.seconds) + len(self.wrong) + len(self.lost)
-
-    def percentile(self, share: float) -> float:
-        ordered = sorted(self.seconds)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
 @dataclass
@@ -118,26 +112,8 @@ def _run_env() -> dict[str, str]:
                   "BROKER_MAX_PENDING_UPLOADS": "10000"}
 
 
-def _broker_run(port: int, emulator_port: int, push_port: int, folder: str
-                ) -> subprocess.Popen[bytes]:
-    broker = str(Path(sys.executable).parent / "broker")
-    env = _run_env()
-    # In a folder of its own: the developer's .broker (records, files, secret) untouched.
-    # BENCH_LOGS=folder keeps what it printed.
-    logs = os.environ.get("BENCH_LOGS")
-    output: Any = subprocess.DEVNULL
-    if logs:
-        Path(logs).mkdir(parents=True, exist_ok=True)
-        output = open(Path(logs) / f"broker-run-{port}.log", "wb")  # noqa: SIM115
-    return subprocess.Popen([broker, "run", "--port", str(port), "--emulator-port",
-                             str(emulator_port), "--push-port", str(push_port)], env=env,
-                            cwd=folder, stdout=output, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
 def _token(folder: str, user: str) -> str:
-    broker = str(Path(sys.executable).parent / "broker")
-    return subprocess.run([broker, "token", user], capture_output=True, text=True,
+    return subprocess.run([BROKER, "token", user], capture_output=True, text=True,
                           check=True, cwd=folder, env=_run_env()).stdout.strip()
 
 
@@ -178,15 +154,14 @@ def _open_loop(stack: Stack, uploads: int, rate: float, into: Outcomes) -> None:
 
 
 def bench_verdicts(port: int, emulator_port: int, push_port: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="broker-bench-") as folder:
-        proc = _broker_run(port, emulator_port, push_port, folder)
-        try:
-            wait_for_http(f"http://127.0.0.1:{port}/healthz", process=proc,
-                          what="broker run", timeout=120)
-            tokens = [_token(folder, f"bench-load-{i}") for i in range(CLIENTS)]
-            return _measure(Stack(f"http://127.0.0.1:{port}", tokens, proc.pid))
-        finally:
-            stop_process(proc, grace=120, group=True)
+    base = f"http://127.0.0.1:{port}"
+    run = [BROKER, "run", "--port", str(port), "--emulator-port", str(emulator_port),
+           "--push-port", str(push_port)]
+    # In a folder of its own: the developer's .broker (records, files, secret) untouched.
+    with tempfile.TemporaryDirectory(prefix="broker-bench-") as folder, \
+            process(run, _run_env(), f"{base}/healthz", cwd=folder, grace=120) as stack:
+        tokens = [_token(folder, f"bench-load-{i}") for i in range(CLIENTS)]
+        return _measure(Stack(base, tokens, stack.pid))
 
 
 # The first mark a command line holds names its part (the fork server's names the
@@ -233,14 +208,14 @@ def _measure(stack: Stack) -> dict[str, float]:
     half_wall = time.perf_counter() - half_started
     half_cpu = sum(meter.by_part().values())
     return {**{f"part_{part}": seconds / loaded.count for part, seconds in parts.items()},
-        "idle_p50": statistics.median(idle.seconds), "idle_wrong": len(idle.wrong),
+        "idle_p50": statistics.median(idle.seconds),
         "load_uploads": loaded.count, "load_wrong": len(loaded.wrong),
-        "load_lost": len(loaded.lost), "load_p50": loaded.percentile(0.5),
-        "load_p99": loaded.percentile(0.99), "capacity": capacity,
+        "load_lost": len(loaded.lost), "load_p50": percentile(loaded.seconds, 0.5),
+        "load_p99": percentile(loaded.seconds, 0.99), "capacity": capacity,
         "cpu_per_verdict": cpu / loaded.count, "stack_cores": cpu / wall,
         "half_rate": capacity / 2, "half_uploads": half.count,
         "half_wrong": len(half.wrong), "half_lost": len(half.lost),
-        "half_p50": half.percentile(0.5), "half_p99": half.percentile(0.99),
+        "half_p50": percentile(half.seconds, 0.5), "half_p99": percentile(half.seconds, 0.99),
         "half_achieved": half.count / half_wall, "half_cpu_per_verdict": half_cpu / half.count,
     }
 
