@@ -9,13 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-import requests
 
 from broker.devstack import stack as devstack
 from broker.devstack.emulator import EmbeddedEmulator
 from broker.web import create_app
 from tests.integration.conftest import free_port, serving
-from tests.samples import SECRET, auth, png_bytes, settle
+from tests.samples import SECRET, png_bytes, send_upload, settle
 
 pytestmark = pytest.mark.integration
 UPLOADS, BROWSERS = 48, 12
@@ -45,16 +44,8 @@ def broker_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 
 
 def _upload(broker: str, n: int) -> dict[str, Any]:
-    user, png = f"racer-{n}", png_bytes(16 + n, 16)
-    created = requests.post(f"{broker}/v1/uploads", headers=auth(user), timeout=30, json={
-        "profile": "avatar", "filename": "me.png", "content_type": "image/png",
-        "size": len(png)})
-    assert created.status_code == 201, created.text
-    post = created.json()["upload"]
-    stored = requests.post(post["url"], data=post["fields"], timeout=30,
-                           files={"file": ("me.png", png, "image/png")})
-    assert stored.status_code == 201, stored.text
-    return settle(broker, user, created.json()["id"], timeout=120)
+    user = f"racer-{n}"
+    return settle(broker, user, send_upload(broker, user, png_bytes(16 + n, 16)), timeout=120)
 
 
 def test_no_good_file_is_refused_when_its_metadata_lands_after_the_object(
