@@ -1,7 +1,9 @@
 """`make bench`: what the broker and the validator cost, measured side by side.
 
 1. The presign: broker CPU per POST /v1/uploads against a bare Flask endpoint that
-   only presigns and Uppy Companion's /s3/params, at 1 and 16 concurrent clients.
+   only presigns, the durable floor (that and one INSERT) and Uppy Companion's
+   /s3/params, at 1 and 16 concurrent clients. `python -m bench presign` runs this
+   part alone.
 2. Validator wall time and peak memory per object for 1 MiB and 100 MiB objects
    against the emulator, each in a fresh process.
 3. Large files (bench/large.py): a 1 GiB upload in parts, and the validator on
@@ -111,18 +113,21 @@ def optional_clamd():  # type: ignore[no-untyped-def]
         yield address
 
 
-def bench_load() -> dict[str, float]:
+def bench_load() -> list[dict[str, float]]:
+    """The verdict alone, then with the shipped avatar profile's renditions."""
     from bench.verdicts import bench_verdicts
 
-    return bench_verdicts(free_port(), free_port(), free_port())
+    return [bench_verdicts(free_port(), free_port(), free_port(), renditions=renditions)
+            for renditions in (False, True)]
 
 
-def print_load(figures: dict[str, float]) -> None:
+def print_load(runs: list[dict[str, float]]) -> None:
     from bench.verdicts import print_verdicts
     from broker.devstack.stack import LOCAL_WORKER_CONCURRENCY
 
-    print_verdicts(figures, os.environ.get("BROKER_WORKER_CONCURRENCY",
-                                           str(LOCAL_WORKER_CONCURRENCY)))
+    for figures in runs:
+        print_verdicts(figures, os.environ.get("BROKER_WORKER_CONCURRENCY",
+                                               str(LOCAL_WORKER_CONCURRENCY)))
 
 
 def main() -> None:
@@ -136,6 +141,11 @@ def main() -> None:
         return
     if sys.argv[1:] == ["load"]:
         print_load(bench_load())
+        return
+    if sys.argv[1:] == ["presign"]:
+        with EmbeddedEmulator() as emulator:
+            provision_emulator(emulator.endpoint)
+            print_presign(bench_presign(emulator.endpoint))
         return
     print(f"direct-upload broker benchmark, {datetime.now(UTC):%Y-%m-%d}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

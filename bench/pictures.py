@@ -84,7 +84,7 @@ def run_product(path: str, content_type: str, engine: str) -> dict[str, float]:
     import time
 
     from broker.domain.pictures import PictureJob, RenditionSpec
-    from broker.domain.pictures.contained import one_picture_at_a_time
+    from broker.domain.pictures.forkserver import one_picture_at_a_time
     from broker.domain.pictures.rendering import render, render_by_pillow
 
     one_picture_at_a_time()

@@ -104,17 +104,32 @@ class Stack:
             return
 
 
-def _run_env() -> dict[str, str]:
+# The shipped avatar profile without its renditions: the verdict alone, as before
+# pictures were made at the verdict.
+PLAIN_AVATARS = """
+[avatar]
+visibility = "public"
+max_size = "5 MiB"
+
+[avatar.types]
+"image/png" = ["png"]
+"""
+
+
+def _run_env(profiles: Path | None = None) -> dict[str, str]:
     """`broker run`'s environment, and `broker token`'s: as a developer has it (no
-    settings of the other benchmarks), limits raised for the load."""
+    settings of the other benchmarks), limits raised for the load; `profiles` replaces
+    the shipped profiles."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")}
+    if profiles is not None:
+        env["BROKER_PROFILES_FILE"] = str(profiles)
     return env | {"BROKER_UPLOAD_RATE_LIMIT": "1000000/minute",
                   "BROKER_MAX_PENDING_UPLOADS": "10000"}
 
 
-def _token(folder: str, user: str) -> str:
+def _token(folder: str, user: str, env: dict[str, str]) -> str:
     return subprocess.run([BROKER, "token", user], capture_output=True, text=True,
-                          check=True, cwd=folder, env=_run_env()).stdout.strip()
+                          check=True, cwd=folder, env=env).stdout.strip()
 
 
 def _closed_loop(stack: Stack, uploads: int, clients: int, into: Outcomes,
@@ -153,20 +168,28 @@ def _open_loop(stack: Stack, uploads: int, rate: float, into: Outcomes) -> None:
             future.result()
 
 
-def bench_verdicts(port: int, emulator_port: int, push_port: int) -> dict[str, float]:
+def bench_verdicts(port: int, emulator_port: int, push_port: int, *, renditions: bool
+                   ) -> dict[str, float]:
+    """The figures for avatars with the shipped profile's three renditions, or for the
+    verdict alone (`renditions` False)."""
     base = f"http://127.0.0.1:{port}"
     run = [BROKER, "run", "--port", str(port), "--emulator-port", str(emulator_port),
            "--push-port", str(push_port)]
     # In a folder of its own: the developer's .broker (records, files, secret) untouched.
-    with tempfile.TemporaryDirectory(prefix="broker-bench-") as folder, \
-            process(run, _run_env(), f"{base}/healthz", cwd=folder, grace=120) as stack:
-        tokens = [_token(folder, f"bench-load-{i}") for i in range(CLIENTS)]
-        return _measure(Stack(base, tokens, stack.pid))
+    with tempfile.TemporaryDirectory(prefix="broker-bench-") as folder:
+        profiles = None
+        if not renditions:
+            profiles = Path(folder) / "profiles.toml"
+            profiles.write_text(PLAIN_AVATARS)
+        env = _run_env(profiles)
+        with process(run, env, f"{base}/healthz", cwd=folder, grace=120) as stack:
+            tokens = [_token(folder, f"bench-load-{i}", env) for i in range(CLIENTS)]
+            return _measure(Stack(base, tokens, stack.pid)) | {"renditions": renditions}
 
 
 # The first mark a command line holds names its part (the fork server's names the
 # validator's module too).
-PARTS = {"multiprocessing.forkserver": "pictures", "multiprocessing": "validator",
+PARTS = {"broker.domain.pictures.forkserver": "pictures",
          "broker.devstack.emulator": "emulator", "worker_process": "validator"}
 
 
@@ -221,9 +244,9 @@ def _measure(stack: Stack) -> dict[str, float]:
 
 
 def print_verdicts(v: dict[str, float], concurrency: str) -> None:
-    print(f"\nverdicts on `broker run` (256x256 PNG avatars, each with its three renditions; "
-          f"from storage's 201\nto the verdict learned by long poll; worker concurrency "
-          f"{concurrency}):")
+    made = "each with its three renditions" if v["renditions"] else "no renditions"
+    print(f"\nverdicts on `broker run` (256x256 PNG avatars, {made}; from storage's 201\n"
+          f"to the verdict learned by long poll; worker concurrency {concurrency}):")
     print(f"  idle, one upload at a time ({IDLE}): p50 {v['idle_p50'] * 1000:.0f} ms")
     print(f"  capacity, {CLIENTS} clients in a closed loop, {v['load_uploads']:.0f} uploads: "
           f"{v['capacity']:.1f} verdicts/s on {v['stack_cores']:.2f} cores = "

@@ -235,12 +235,11 @@ def _end_processes(pids: list[int], root: int, grace: float) -> None:
 
 
 def _stop_own_helpers() -> None:
-    """The helpers this process started for contained picture work (the fork server
-    and its resource tracker) end with it; end them now, as they are not leftovers."""
-    from multiprocessing import forkserver, resource_tracker
+    """The helper this process started for contained picture work (the fork server)
+    ends with it; end it now, as it is not a leftover."""
+    from broker.domain.pictures import forkserver
 
-    forkserver._forkserver._stop()  # type: ignore[attr-defined]
-    resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
+    forkserver.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)

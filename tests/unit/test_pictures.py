@@ -376,7 +376,7 @@ def test_a_picture_that_takes_too_long_is_stopped() -> None:
 
 
 def test_a_decoder_crash_costs_only_its_child() -> None:
-    from multiprocessing import forkserver
+    from broker.domain.pictures import forkserver
 
     noisy = Image.effect_noise((2500, 2500), 64).convert("RGB")
     job = PictureJob(saved(noisy, "PNG", compress_level=1), "image/png", 10**8, 1,
@@ -384,12 +384,12 @@ def test_a_decoder_crash_costs_only_its_child() -> None:
     result: dict[str, object] = {}
     worker = threading.Thread(target=lambda: result.update(r=rendered(job, PictureLimits())))
     worker.start()
-    server = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+    server = forkserver.server_pid()
     deadline = time.monotonic() + 60
     children: list[int] = []
     while not children and time.monotonic() < deadline:
         time.sleep(0.05)
-        server = server or forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+        server = server or forkserver.server_pid()
         children = [int(pid) for pid in os.listdir("/proc") if pid.isdigit()
                     and _parent(int(pid)) == server] if server else []
     assert children, "no child process did the work"
@@ -407,20 +407,65 @@ def test_a_decoder_crash_costs_only_its_child() -> None:
 
 def test_a_fork_server_that_cannot_start_is_an_outage_not_the_pictures_fault(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from multiprocessing import forkserver
-
-    from broker.domain.pictures import contained
+    from broker.domain.pictures import contained, forkserver
 
     job = PictureJob(saved(photo(), "PNG"), "image/png", 10**6, 1, reencode=True)
-    forkserver._forkserver._stop()  # type: ignore[attr-defined]
+    forkserver.stop()
     monkeypatch.setattr(contained, "_WARM", "tests.broken_preload")
     try:
         with pytest.raises(contained.PicturesUnavailable, match="fork server"):
             rendered(job, PictureLimits())
     finally:
-        forkserver._forkserver._stop()  # type: ignore[attr-defined]
+        forkserver.stop()
         monkeypatch.undo()
     assert rendered(job, PictureLimits()).served is not None  # served again once it starts
+
+
+def test_a_childs_answer_is_read_as_data_and_never_run() -> None:
+    """What comes back from a child that a hostile picture may have taken over is JSON
+    and bytes, every field checked: a pickle, or a header that lies, is a refusal."""
+    import pickle
+
+    from broker.domain.pictures import PictureFile, Refusal, Rendered
+    from broker.domain.pictures.wire import UnreadableAnswer, decode_rendered, encode_rendered
+
+    full = Rendered(served=PictureFile("image/jpeg", 30, 20, b"\xff\xd8jpeg"),
+                    renditions=(PictureFile("image/webp", 8, 8, b"RIFFwebp", "c8x8"),),
+                    metadata=(b"Exif\0\0", b"<x:xmpmeta/>"))
+    refused = Rendered(Refusal("decompression_bomb", "too many pixels: 1e9"))
+    for outcome in (full, refused, Rendered()):
+        assert decode_rendered(encode_rendered(outcome)) == outcome
+    answer = encode_rendered(full)
+    lies = [pickle.dumps(full), answer[:-1], answer + b"x", b"",
+            answer.replace(b'"image/jpeg", 30', b'"image/jpeg", -30'),
+            answer.replace(b'"image/jpeg", 30', b'"image/jpeg", "30"')]
+    for lie in lies:
+        with pytest.raises(UnreadableAnswer):
+            decode_rendered(lie)
+
+
+def test_the_fork_server_ends_with_the_worker_that_started_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import io\n"
+        "from PIL import Image\n"
+        "from broker.domain.pictures import PictureJob, PictureLimits, rendered\n"
+        "from broker.domain.pictures import forkserver\n"
+        "png = io.BytesIO(); Image.new('RGB', (8, 8)).save(png, 'PNG')\n"
+        "rendered(PictureJob(png.getvalue(), 'image/png', 10**6, 1), PictureLimits())\n"
+        "print(forkserver.server_pid(), flush=True)\n"
+        "import os; os._exit(0)\n")  # no clean-up of its own: as a worker killed
+    here = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=here, check=True,
+                          env=os.environ | {"PYTHONPATH": here})
+    server = int(done.stdout)
+    deadline = time.monotonic() + 30
+    while _running(server) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(server)
 
 
 UNGUARDED_SCRIPT = """
@@ -455,6 +500,15 @@ def test_a_script_without_a_main_guard_runs_once_however_many_pictures_it_judges
                           env=os.environ | {"MARKER": str(marker), "PYTHONPATH": here})
     assert done.stdout.strip() == "served", done.stderr
     assert marker.read_text().count("ran") == 1
+
+
+def _running(pid: int) -> bool:
+    """Whether a process exists and has not ended (a zombie has)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="latin-1") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _parent(pid: int) -> int | None:
