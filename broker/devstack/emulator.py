@@ -23,7 +23,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from broker.devstack import children
-from broker.devstack.moto_mends import announce_when_stored, mend_queues
+from broker.devstack.moto_mends import (
+    announce_when_stored,
+    mend_queues,
+    mend_version_listing,
+)
 
 THREADS = 16  # answers at once: the broker's and the validator's calls in flight
 START_TIMEOUT = 30.0
@@ -91,6 +95,7 @@ def _dispatcher() -> Any:
 
     answering = announce_when_stored()
     mend_queues()
+    mend_version_listing()
 
     class Dispatcher(DomainDispatcherApplication):
         def __init__(self) -> None:
