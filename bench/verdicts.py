@@ -229,7 +229,8 @@ def _measure(stack: Stack) -> dict[str, float]:
     half_started, meter = time.perf_counter(), Meter(stack.pid)
     _open_loop(stack, HALF_UPLOADS, capacity / 2, half)
     half_wall = time.perf_counter() - half_started
-    half_cpu = sum(meter.by_part().values())
+    half_parts = meter.by_part()
+    half_cpu = sum(half_parts.values())
     return {**{f"part_{part}": seconds / loaded.count for part, seconds in parts.items()},
         "idle_p50": statistics.median(idle.seconds),
         "load_uploads": loaded.count, "load_wrong": len(loaded.wrong),
@@ -240,6 +241,7 @@ def _measure(stack: Stack) -> dict[str, float]:
         "half_wrong": len(half.wrong), "half_lost": len(half.lost),
         "half_p50": percentile(half.seconds, 0.5), "half_p99": percentile(half.seconds, 0.99),
         "half_achieved": half.count / half_wall, "half_cpu_per_verdict": half_cpu / half.count,
+        **{f"half_part_{part}": seconds / half.count for part, seconds in half_parts.items()},
     }
 
 
@@ -253,9 +255,7 @@ def print_verdicts(v: dict[str, float], concurrency: str) -> None:
           f"{v['capacity'] / v['stack_cores']:.1f} verdicts/s per core; "
           f"{v['cpu_per_verdict'] * 1000:.1f} ms of stack CPU per verdict; "
           f"p50 {v['load_p50'] * 1000:.0f} ms, p99 {v['load_p99'] * 1000:.0f} ms")
-    parts = ", ".join(f"{name[5:]} {seconds * 1000:.1f} ms" for name, seconds in v.items()
-                      if name.startswith("part_"))
-    print(f"    CPU per verdict by part: {parts}")
+    print(f"    CPU per verdict by part: {_by_part(v, 'part_')}")
     print(f"    judged wrongly (a valid avatar rejected): {v['load_wrong']:.0f}; lost (no "
           f"verdict within {LOST_AFTER:.0f} s): {v['load_lost']:.0f}")
     print(f"  half capacity, open loop, Poisson arrivals at {v['half_rate']:.1f}/s "
@@ -263,4 +263,10 @@ def print_verdicts(v: dict[str, float], concurrency: str) -> None:
           f"p50 {v['half_p50'] * 1000:.0f} ms, p99 {v['half_p99'] * 1000:.0f} ms = "
           f"{v['half_p99'] / v['idle_p50']:.1f}x the idle p50; "
           f"{v['half_cpu_per_verdict'] * 1000:.1f} ms of stack CPU per verdict")
+    print(f"    CPU per verdict by part: {_by_part(v, 'half_part_')}")
     print(f"    judged wrongly: {v['half_wrong']:.0f}; lost: {v['half_lost']:.0f}")
+
+
+def _by_part(v: dict[str, float], prefix: str) -> str:
+    return ", ".join(f"{name[len(prefix):]} {seconds * 1000:.1f} ms"
+                     for name, seconds in v.items() if name.startswith(prefix))

@@ -16,13 +16,18 @@ first (`moto_mends`).
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from broker.devstack import children
+from broker.devstack.keeping import EmulatorBuckets, StorageMirror
 from broker.devstack.moto_mends import (
     announce_when_stored,
     mend_queues,
@@ -39,14 +44,24 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Kept:
+    """Buckets whose objects the emulator mirrors into a folder (see `keeping`)."""
+
+    folder: Path
+    buckets: tuple[str, ...]
+
+
 class EmbeddedEmulator:
-    """moto on host:port (0: a free port), in a child process."""
+    """moto on host:port (0: a free port), in a child process; `keep` mirrors buckets."""
 
     MODULE = "broker.devstack.emulator"  # what the child runs: its `main()` serves
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, keep: Kept | None = None
+                 ) -> None:
         self.host = host
         self.port = port or _free_port(host)
+        self.keep = keep
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -56,8 +71,12 @@ class EmbeddedEmulator:
     def start(self) -> None:
         # stderr is ours, never a pipe left unread: a full pipe would block the emulator
         # the next time it logs an error, and every request with it.
+        keeping = [] if self.keep is None else [
+            "--keep", str(self.keep.folder),
+            *(arg for bucket in self.keep.buckets for arg in ("--keep-bucket", bucket))]
         self._process = children.spawn(self.MODULE, "--host", self.host,
-                                        "--port", str(self.port), stdout=subprocess.DEVNULL)
+                                        "--port", str(self.port), *keeping,
+                                        stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -118,11 +137,23 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--parent", type=int, default=0)
+    parser.add_argument("--keep", type=Path, help="mirror the buckets into this folder")
+    parser.add_argument("--keep-bucket", action="append", default=[])
     args = parser.parse_args()
     from waitress import serve
 
     children.exit_with(args.parent)
-    serve(_dispatcher(), host=args.host, port=args.port,
+    dispatcher = _dispatcher()
+    if args.keep is not None:
+        mirror = StorageMirror(EmulatorBuckets(), tuple(args.keep_bucket), args.keep)
+        mirror.start()
+
+        def last_sync_then_exit(*_: object) -> None:  # the stop `broker run` asks for
+            mirror.stop()
+            os._exit(0)
+
+        signal.signal(signal.SIGTERM, last_sync_then_exit)
+    serve(dispatcher, host=args.host, port=args.port,
           threads=THREADS, ident="emulator", channel_timeout=60, _quiet=True)
 
 

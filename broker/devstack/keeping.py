@@ -1,12 +1,14 @@
 """What `broker run` keeps between runs: the emulator's objects, mirrored to a folder.
 
-The emulator holds its buckets in memory. The mirror copies each new or changed object
-(bytes, headers and metadata) into the folder every couple of seconds and once more
-at stop, and puts them back at the next start, so the public URLs and private
-downloads an app stored answer again after a restart; a `kill -9` loses at most the
-last interval. Each pass lists every bucket, so with many files the passes space out:
-the mirror takes at most a twentieth of the time. The records are kept by their own
-SQLite file beside it.
+The emulator holds its buckets in memory. The mirror runs in the emulator's process and
+reads them there: every couple of seconds it copies each new or changed object (bytes,
+headers and metadata) into the folder, and once more when the emulator stops. The next
+`broker run` puts them back through the S3 API before it serves, so the public URLs and
+private downloads an app stored answer again after a restart; a `kill -9` loses at
+most the last interval. Each pass lists every bucket, so with many files the passes
+space out: the mirror takes at most a twentieth of the time. A kept file is forgotten
+only once this run has seen it stored and then gone, so a pass before the files are put
+back forgets none. The records are kept by their own SQLite file beside it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 if TYPE_CHECKING:
@@ -31,29 +34,80 @@ PAUSE_PER_PASS = 19
 INDEX = "index.json"
 OBJECTS = "objects"
 _HEADERS = ("ContentType", "ContentDisposition", "CacheControl", "Metadata")
+_USER_METADATA = "x-amz-meta-"
+
+
+class Buckets(Protocol):
+    """Where the mirror reads stored objects from."""
+
+    def listing(self, bucket: str) -> dict[str, str]:
+        """{key: ETag} of every object in `bucket` (none: a bucket not made yet)."""
+
+    def fetch(self, bucket: str, key: str) -> tuple[bytes, dict[str, Any]] | None:
+        """The object's bytes and headers (`_HEADERS`); None when it is gone."""
+
+
+class EmulatorBuckets:
+    """The buckets of the moto emulator in this process, read in its memory: no request
+    of the emulator's own for every file kept."""
+
+    def listing(self, bucket: str) -> dict[str, str]:
+        keys = self._keys(bucket)
+        return {name: found.etag for name in list(keys)  # a copy: others write meanwhile
+                if (found := self._latest(keys, name)) is not None}
+
+    def fetch(self, bucket: str, key: str) -> tuple[bytes, dict[str, Any]] | None:
+        found = self._latest(self._keys(bucket), key)
+        if found is None:
+            return None
+        metadata = {name.lower(): value for name, value in dict(found.metadata).items()}
+        headers = {"ContentType": metadata.get("content-type"),
+                   "ContentDisposition": metadata.get("content-disposition"),
+                   "CacheControl": metadata.get("cache-control"),
+                   "Metadata": {name[len(_USER_METADATA):]: value
+                                for name, value in metadata.items()
+                                if name.startswith(_USER_METADATA)}}
+        return found.value, {name: value for name, value in headers.items() if value}
+
+    @staticmethod
+    def _keys(bucket: str) -> Any:
+        from moto.core.models import DEFAULT_ACCOUNT_ID
+        from moto.s3.models import s3_backends
+
+        found = s3_backends[DEFAULT_ACCOUNT_ID]["aws"].buckets.get(bucket)
+        return found.keys if found is not None else {}
+
+    @staticmethod
+    def _latest(keys: Any, name: str) -> Any:
+        from moto.s3.models import FakeKey
+
+        found = keys.get(name) if hasattr(keys, "getlist") else None
+        return found if isinstance(found, FakeKey) else None  # not a delete marker
+
+
+def restore(s3: S3Client, buckets: Iterable[str], folder: Path) -> int:
+    """Put the objects kept by the last run back into storage; how many."""
+    restored = 0
+    for bucket in buckets:
+        for key, entry in _index(folder, bucket).items():
+            body = (folder / bucket / OBJECTS / entry["file"]).read_bytes()
+            headers = {name: entry[name] for name in _HEADERS if entry.get(name)}
+            s3.put_object(Bucket=bucket, Key=key, Body=body, **headers)
+            restored += 1
+    return restored
 
 
 class StorageMirror:
     """The objects of `buckets`, mirrored into `folder` (one sub-folder a bucket)."""
 
-    def __init__(self, s3: S3Client, buckets: tuple[str, ...], folder: Path) -> None:
-        self._s3 = s3
+    def __init__(self, source: Buckets, buckets: tuple[str, ...], folder: Path) -> None:
+        self._source = source
         self._buckets = buckets
         self._folder = folder
+        self._seen: set[tuple[str, str]] = set()  # stored during this run
         self._lock = threading.Lock()  # one sync at a time: the thread's and the last
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-
-    def restore(self) -> int:
-        """Put the kept objects back into the emulator; how many."""
-        restored = 0
-        for bucket in self._buckets:
-            for key, entry in self._index(bucket).items():
-                body = (self._folder / bucket / OBJECTS / entry["file"]).read_bytes()
-                headers = {name: entry[name] for name in _HEADERS if entry.get(name)}
-                self._s3.put_object(Bucket=bucket, Key=key, Body=body, **headers)
-                restored += 1
-        return restored
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._sync_until_stopped,
@@ -79,48 +133,51 @@ class StorageMirror:
             started = time.monotonic()
             try:
                 self.sync()
-            except Exception:  # the emulator stopping under us, a full disk: try again
+            except Exception:  # a full disk: try again
                 log.exception("keeping the stored files failed; trying again")
             pause = max(SYNC_SECONDS, PAUSE_PER_PASS * (time.monotonic() - started))
 
     def _sync_bucket(self, bucket: str) -> None:
-        kept = self._index(bucket)
-        stored = {o["Key"]: o["ETag"] for page in
-                  self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-                  for o in page.get("Contents", [])}
+        kept = _index(self._folder, bucket)
+        stored = self._source.listing(bucket)
+        self._seen.update((bucket, key) for key in stored)
         folder = self._folder / bucket
         (folder / OBJECTS).mkdir(parents=True, exist_ok=True)
         changed = False
         for key, etag in stored.items():
             if kept.get(key, {}).get("ETag") != etag:
-                entry = self._keep(bucket, key, folder / OBJECTS)
+                entry = self._keep(bucket, key, etag, folder / OBJECTS)
                 if entry is None:
                     continue  # deleted since it was listed: the next sync forgets it
                 kept[key] = entry
                 changed = True
         for key in set(kept) - set(stored):
-            (folder / OBJECTS / kept.pop(key)["file"]).unlink(missing_ok=True)
-            changed = True
+            if (bucket, key) in self._seen:  # not one the last run kept, not yet put back
+                (folder / OBJECTS / kept.pop(key)["file"]).unlink(missing_ok=True)
+                self._seen.discard((bucket, key))
+                changed = True
         if changed or not (folder / INDEX).exists():
             _write_atomically(folder / INDEX, json.dumps(kept).encode())
 
-    def _keep(self, bucket: str, key: str, folder: Path) -> dict[str, Any] | None:
-        """Copy one object to disk; None when it is gone already."""
-        try:
-            got = self._s3.get_object(Bucket=bucket, Key=key)
-        except self._s3.exceptions.NoSuchKey:
+    def _keep(self, bucket: str, key: str, etag: str, folder: Path
+              ) -> dict[str, Any] | None:
+        """Copy one object to disk; None when it is gone already. One changed since it
+        was listed is copied again at the next pass."""
+        found = self._source.fetch(bucket, key)
+        if found is None:
             return None
+        body, headers = found
         name = quote(key, safe="")
-        _write_atomically(folder / name, got["Body"].read())
-        return {"file": name, "ETag": got["ETag"],
-                **{h: got.get(h) for h in _HEADERS if got.get(h)}}
+        _write_atomically(folder / name, body)
+        return {"file": name, "ETag": etag, **headers}
 
-    def _index(self, bucket: str) -> dict[str, dict[str, Any]]:
-        path = self._folder / bucket / INDEX
-        if not path.exists():
-            return {}
-        found: dict[str, dict[str, Any]] = json.loads(path.read_text())
-        return found
+
+def _index(folder: Path, bucket: str) -> dict[str, dict[str, Any]]:
+    path = folder / bucket / INDEX
+    if not path.exists():
+        return {}
+    found: dict[str, dict[str, Any]] = json.loads(path.read_text())
+    return found
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

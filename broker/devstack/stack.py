@@ -19,9 +19,9 @@ from pydantic import SecretStr
 
 from broker.aws.clients import AwsClients, make_clients
 from broker.compose import compose
-from broker.devstack.emulator import EmbeddedEmulator
+from broker.devstack.emulator import EmbeddedEmulator, Kept
 from broker.devstack.judging import QUEUE_NAME, Judging
-from broker.devstack.keeping import StorageMirror
+from broker.devstack.keeping import restore
 from broker.devstack.worker_process import WorkerProcess
 from broker.provision import ensure_table, provision_queue, provision_storage
 from broker.settings import Settings, load_settings
@@ -99,7 +99,6 @@ class DevStack:
     _judging: Judging | None = None
     _worker_process: WorkerProcess | None = None
     _records_dir: str | None = None
-    _mirror: StorageMirror | None = None
 
     def start(self, with_worker: bool = True) -> Settings:
         if "BROKER_WORKER_CONCURRENCY" not in os.environ:
@@ -111,13 +110,17 @@ class DevStack:
         if "BROKER_APP_SIGNAL" not in os.environ:
             # An app that mounts the broker hears each verdict with nothing else set.
             self.overrides.setdefault("app_signal", True)
-        brought = load_settings(env="local", **self.overrides).s3_endpoint_url
+        first = load_settings(env="local", **self.overrides)
+        brought = first.s3_endpoint_url
         if brought is None:
             use_emulator_credentials()
         elif "BROKER_EVENTS" not in os.environ:
             # A store of your own cannot notify the emulator's queue: it pushes to us.
             self.overrides.setdefault("events", "http")
-        self._server = EmbeddedEmulator(self.host, self.emulator_port)
+        kept = None
+        if self.keep_in is not None and brought is None:
+            kept = Kept(self.keep_in / "storage", _buckets(first))
+        self._server = EmbeddedEmulator(self.host, self.emulator_port, kept)
         self._server.start()
         endpoint = self._server.endpoint
         base = load_settings(env="local", endpoint_url=endpoint, **self.overrides)
@@ -141,8 +144,11 @@ class DevStack:
             updates["event_token"] = SecretStr(secrets.token_urlsafe(24))
         self.settings = base.model_copy(update=updates)
         self.clients = clients
-        if self.keep_in is not None and brought is None:
-            self._keep_storage(self.keep_in / "storage", self.settings, clients)
+        if kept is not None:
+            # The emulator keeps what this run stores; the last run's goes back first.
+            restored = restore(clients.s3, kept.buckets, kept.folder)
+            if restored:
+                log.info("put back %d stored files kept by the last run", restored)
         if with_worker:
             self.start_worker()
         return self.settings
@@ -167,23 +173,17 @@ class DevStack:
         self._records_dir = tempfile.mkdtemp(prefix="broker-records-")
         return Path(self._records_dir)
 
-    def _keep_storage(self, folder: Path, s: Settings, clients: AwsClients) -> None:
-        """Put back the objects kept by the last run, and keep what this one stores."""
-        self._mirror = StorageMirror(clients.s3, (s.incoming_bucket, s.public_bucket,
-                                                  s.private_bucket), folder)
-        restored = self._mirror.restore()
-        if restored:
-            log.info("put back %d stored files kept by the last run", restored)
-        self._mirror.start()
-
     def stop(self) -> None:
         if self._worker_process is not None:
             self._worker_process.stop()
         if self._judging is not None:
             self._judging.stop()
-        if self._mirror is not None:
-            self._mirror.stop()
         if self._server is not None:
             self._server.stop()
         if self._records_dir is not None:
             shutil.rmtree(self._records_dir, ignore_errors=True)
+
+
+def _buckets(settings: Settings) -> tuple[str, ...]:
+    """The buckets whose objects `broker run` keeps between runs."""
+    return settings.incoming_bucket, settings.public_bucket, settings.private_bucket

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from broker.devstack.keeping import StorageMirror
+from broker.devstack.keeping import EmulatorBuckets, StorageMirror, restore
 
 
 @mock_aws
@@ -20,15 +20,16 @@ def test_a_file_deleted_while_it_is_being_kept_is_skipped_and_the_rest_kept(
     s3.create_bucket(Bucket="uploads-incoming")
     for name in ("judged", "waiting"):
         s3.put_object(Bucket="uploads-incoming", Key=f"incoming/{name}", Body=name.encode())
-    fetch = s3.get_object
+    source = EmulatorBuckets()
+    fetch = source.fetch
 
-    def judged_meanwhile(**call: Any) -> Any:  # the validator moves it on after the listing
-        if call["Key"] == "incoming/judged":
-            s3.delete_object(Bucket=call["Bucket"], Key=call["Key"])
-        return fetch(**call)
+    def judged_meanwhile(bucket: str, key: str) -> Any:  # moved on after the listing
+        if key == "incoming/judged":
+            s3.delete_object(Bucket=bucket, Key=key)
+        return fetch(bucket, key)
 
-    s3.get_object = judged_meanwhile  # type: ignore[method-assign]
-    mirror = StorageMirror(s3, ("uploads-incoming",), tmp_path)
+    source.fetch = judged_meanwhile  # type: ignore[method-assign]
+    mirror = StorageMirror(source, ("uploads-incoming",), tmp_path)
     mirror.sync()  # no error: nothing to keep of a file that is gone
     index = json.loads((tmp_path / "uploads-incoming" / "index.json").read_text())
     assert list(index) == ["incoming/waiting"]
@@ -51,9 +52,36 @@ def test_passes_over_many_files_space_out_to_keep_the_mirror_a_small_share(
         now[0] += next(took)
 
     monkeypatch.setattr(keeping.time, "monotonic", lambda: now[0])
-    mirror = StorageMirror(boto3.client("s3", region_name="us-east-1"), (), tmp_path)
+    mirror = StorageMirror(EmulatorBuckets(), (), tmp_path)
     monkeypatch.setattr(mirror, "sync", one_pass)
     monkeypatch.setattr(mirror, "_stop", Stop())
     mirror._sync_until_stopped()
     assert pauses == [keeping.SYNC_SECONDS, keeping.SYNC_SECONDS,
                       keeping.PAUSE_PER_PASS * 1.0, keeping.SYNC_SECONDS]
+
+
+@mock_aws
+def test_a_kept_file_comes_back_with_its_headers_and_is_forgotten_only_once_deleted(
+        tmp_path: Path) -> None:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="uploads-public")
+    headers = {"ContentType": "image/webp", "CacheControl": "public, max-age=60",
+               "ContentDisposition": 'inline; filename="a.webp"',
+               "Metadata": {"upload-id": "up_1"}}
+    s3.put_object(Bucket="uploads-public", Key="public/a.webp", Body=b"RIFF", **headers)
+    StorageMirror(EmulatorBuckets(), ("uploads-public",), tmp_path).sync()
+    s3.delete_object(Bucket="uploads-public", Key="public/a.webp")  # as a new run starts
+
+    # The next run's mirror passes before the files are put back: it forgets none.
+    mirror = StorageMirror(EmulatorBuckets(), ("uploads-public",), tmp_path)
+    mirror.sync()
+    assert restore(s3, ["uploads-public"], tmp_path) == 1
+    got = s3.get_object(Bucket="uploads-public", Key="public/a.webp")
+    assert got["Body"].read() == b"RIFF"
+    assert {name: got[name] for name in headers} == headers
+
+    mirror.sync()
+    s3.delete_object(Bucket="uploads-public", Key="public/a.webp")  # deleted in this run
+    mirror.sync()
+    assert json.loads((tmp_path / "uploads-public" / "index.json").read_text()) == {}
+    assert not list((tmp_path / "uploads-public" / "objects").iterdir())
