@@ -11,7 +11,8 @@
 4. Verdicts on `broker run` (bench/verdicts.py): the idle median, the capacity from
    at least 10,000 uploads in a closed loop (none may be judged wrongly or lost), and
    the tail at half that rate, arriving at random. `python -m bench load` runs this
-   part alone.
+   part alone. The same on the self-hosted topology (bench/self_hosted.py): `python -m
+   bench self-hosted`.
 5. The hand-written protocol code (bench/protocol.py): our SigV4 signer and DynamoDB
    client against botocore's, per call.
 6. Pictures (bench/pictures.py): judging, re-encoding and three renditions of 12 to 48
@@ -139,8 +140,13 @@ def main() -> None:
     if sys.argv[1:] == ["pictures"]:
         print_pictures(bench_pictures())
         return
+    from bench.self_hosted import bench_self_hosted, print_self_hosted
+
     if sys.argv[1:] == ["load"]:
         print_load(bench_load())
+        return
+    if sys.argv[1:] == ["self-hosted"]:
+        print_self_hosted(bench_self_hosted())
         return
     if sys.argv[1:] == ["presign"]:
         with EmbeddedEmulator() as emulator:
@@ -176,6 +182,7 @@ def main() -> None:
 
         print_large(bench_upload_in_parts(endpoint), bench_large_validation(endpoint))
     print_load(bench_load())
+    print_self_hosted(bench_self_hosted())
 
     from bench.growth import bench_growth, print_growth
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,37 @@ def process(args: list[str], env: dict[str, str], ready_url: str, *, cwd: Path |
         stop_process(proc, group=True, grace=grace)
         if output is not subprocess.DEVNULL:
             output.close()
+
+
+@dataclass(frozen=True)
+class Rgw:
+    endpoint: str
+    access_key: str
+    secret_key: str
+    workdir: Path
+
+    def daemons(self) -> list[int]:
+        """The Ceph daemons' process ids (they detach: their pid files say)."""
+        return [int(pid.read_text()) for pid in (self.workdir / "run").glob("*.pid")]
+
+
+@contextmanager
+def running_rgw(memstore_bytes: int | None = None) -> Iterator[Rgw | None]:
+    """Ceph RGW on loopback (scripts/ceph-rgw.sh), when installed; else None."""
+    if not all(shutil.which(tool) for tool in ("radosgw", "ceph-mon", "ceph-osd")):
+        yield None
+        return
+    script = ROOT / "scripts" / "ceph-rgw.sh"
+    size = {"CEPH_MEMSTORE_BYTES": str(memstore_bytes)} if memstore_bytes else {}
+    with tempfile.TemporaryDirectory() as workdir:
+        port = free_port()
+        subprocess.run([str(script), "start", workdir, str(port), str(free_port())],
+                       check=True, timeout=180, capture_output=True, env=os.environ | size)
+        try:
+            access, secret = (Path(workdir) / "s3-keys").read_text().split()
+            yield Rgw(f"http://127.0.0.1:{port}", access, secret, Path(workdir))
+        finally:
+            subprocess.run([str(script), "stop", workdir], check=False, timeout=60)
 
 
 def _stat(pid: int) -> list[str]:

@@ -17,7 +17,6 @@ import base64
 import hashlib
 import os
 import struct
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -29,12 +28,12 @@ from typing import Any
 import requests
 
 from bench.common import (
-    ROOT,
     SECRET,
     bench_env,
     fine_cpu_seconds,
     free_port,
     process,
+    running_rgw,
     stage_upload,
     validate_in_fresh_process,
     worker_pid,
@@ -160,32 +159,21 @@ def bench_large_validation(endpoint: str) -> dict[int, dict[str, Any]]:
 @contextmanager
 def _rgw() -> Iterator[dict[str, str] | None]:
     """Ceph RGW for storage (records stay in the emulator), when installed."""
-    import shutil
-
     from broker.aws.clients import make_clients
     from broker.provision import provision_storage
     from broker.settings import load_settings
 
-    if not all(shutil.which(tool) for tool in ("radosgw", "ceph-mon", "ceph-osd")):
-        yield None
-        return
-    script = ROOT / "scripts" / "ceph-rgw.sh"
-    with tempfile.TemporaryDirectory() as workdir:
-        port = free_port()
-        subprocess.run([str(script), "start", workdir, str(port), str(free_port())],
-                       check=True, timeout=180, capture_output=True,
-                       env=os.environ | {"CEPH_MEMSTORE_BYTES": str(RGW_MEMSTORE)})
-        try:
-            access, secret = (Path(workdir) / "s3-keys").read_text().split()
-            env = bench_env(os.environ["BROKER_ENDPOINT_URL"]) | {
-                "BROKER_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-                "AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret}
-            with _environment(env):
-                settings = load_settings()
-                provision_storage(make_clients(settings), settings, ["http://127.0.0.1"])
-            yield env
-        finally:
-            subprocess.run([str(script), "stop", workdir], check=False, timeout=60)
+    with running_rgw(RGW_MEMSTORE) as rgw:
+        if rgw is None:
+            yield None
+            return
+        env = bench_env(os.environ["BROKER_ENDPOINT_URL"]) | {
+            "BROKER_S3_ENDPOINT_URL": rgw.endpoint,
+            "AWS_ACCESS_KEY_ID": rgw.access_key, "AWS_SECRET_ACCESS_KEY": rgw.secret_key}
+        with _environment(env):
+            settings = load_settings()
+            provision_storage(make_clients(settings), settings, ["http://127.0.0.1"])
+        yield env
 
 
 def print_large(upload: dict[str, float], validation: dict[int, dict[str, Any]]) -> None:

@@ -65,7 +65,7 @@ class Outcomes:
 class Stack:
     base: str
     tokens: list[str]
-    pid: int
+    parts: dict[int, str]  # the stack's processes, each the root of a part's tree
     _local: threading.local = field(default_factory=threading.local)
 
     def session(self) -> requests.Session:
@@ -184,7 +184,8 @@ def bench_verdicts(port: int, emulator_port: int, push_port: int, *, renditions:
         env = _run_env(profiles)
         with process(run, env, f"{base}/healthz", cwd=folder, grace=120) as stack:
             tokens = [_token(folder, f"bench-load-{i}", env) for i in range(CLIENTS)]
-            return _measure(Stack(base, tokens, stack.pid)) | {"renditions": renditions}
+            return _measure(Stack(base, tokens, {stack.pid: "broker"}), LOAD_UPLOADS,
+                            HALF_UPLOADS) | {"renditions": renditions}
 
 
 # The first mark a command line holds names its part (the fork server's names the
@@ -193,41 +194,46 @@ PARTS = {"broker.domain.pictures.forkserver": "pictures",
          "broker.devstack.emulator": "emulator", "worker_process": "validator"}
 
 
-def _part(pid: int) -> str:
-    """Which part of `broker run` a process is: the rest is the broker (and its keeper)."""
+def _part(pid: int, otherwise: str) -> str:
+    """Which part of the stack a process is: by its command line, else its tree's."""
     line = command_line(pid)
-    return next((part for mark, part in PARTS.items() if mark in line), "broker")
+    return next((part for mark, part in PARTS.items() if mark in line), otherwise)
 
 
 class Meter:
     """The stack's CPU from now on, in total and by part."""
 
-    def __init__(self, pid: int) -> None:
-        self.pid, self.before = pid, tree_cpu_by_process(pid)
+    def __init__(self, roots: dict[int, str]) -> None:
+        self.roots = roots
+        self.before = self._now()
+
+    def _now(self) -> dict[int, tuple[float, str]]:
+        return {pid: (seconds, _part(pid, part)) for root, part in self.roots.items()
+                for pid, seconds in tree_cpu_by_process(root).items()}
 
     def by_part(self) -> dict[str, float]:
         spent: dict[str, float] = {}
-        for pid, seconds in tree_cpu_by_process(self.pid).items():
-            part = _part(pid)
-            spent[part] = spent.get(part, 0.0) + seconds - self.before.get(pid, 0.0)
+        for pid, (seconds, part) in self._now().items():
+            before = self.before.get(pid, (0.0, part))[0]
+            spent[part] = spent.get(part, 0.0) + seconds - before
         return spent
 
 
-def _measure(stack: Stack) -> dict[str, float]:
+def _measure(stack: Stack, uploads: int, half_uploads: int) -> dict[str, float]:
     idle = Outcomes()
     for n in range(IDLE):
         stack.upload(n, idle)
     loaded = Outcomes()
-    started, meter = time.perf_counter(), Meter(stack.pid)
-    _closed_loop(stack, LOAD_UPLOADS, CLIENTS, loaded,
-                 lambda done: print(f"  … {done} of {LOAD_UPLOADS} uploads judged",
+    started, meter = time.perf_counter(), Meter(stack.parts)
+    _closed_loop(stack, uploads, CLIENTS, loaded,
+                 lambda done: print(f"  … {done} of {uploads} uploads judged",
                                     file=sys.stderr, flush=True))
     wall, parts = time.perf_counter() - started, meter.by_part()
     cpu = sum(parts.values())
     capacity = loaded.count / wall
     half = Outcomes()
-    half_started, meter = time.perf_counter(), Meter(stack.pid)
-    _open_loop(stack, HALF_UPLOADS, capacity / 2, half)
+    half_started, meter = time.perf_counter(), Meter(stack.parts)
+    _open_loop(stack, half_uploads, capacity / 2, half)
     half_wall = time.perf_counter() - half_started
     half_parts = meter.by_part()
     half_cpu = sum(half_parts.values())
@@ -245,10 +251,11 @@ def _measure(stack: Stack) -> dict[str, float]:
     }
 
 
-def print_verdicts(v: dict[str, float], concurrency: str) -> None:
+def print_verdicts(v: dict[str, float], concurrency: str, where: str = "`broker run`"
+                   ) -> None:
     made = "each with its three renditions" if v["renditions"] else "no renditions"
-    print(f"\nverdicts on `broker run` (256x256 PNG avatars, {made}; from storage's 201\n"
-          f"to the verdict learned by long poll; worker concurrency {concurrency}):")
+    print(f"\nverdicts on {where} (256x256 PNG avatars, {made}; from storage's\n"
+          f"201 to the verdict learned by long poll; worker concurrency {concurrency}):")
     print(f"  idle, one upload at a time ({IDLE}): p50 {v['idle_p50'] * 1000:.0f} ms")
     print(f"  capacity, {CLIENTS} clients in a closed loop, {v['load_uploads']:.0f} uploads: "
           f"{v['capacity']:.1f} verdicts/s on {v['stack_cores']:.2f} cores = "

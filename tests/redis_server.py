@@ -39,6 +39,11 @@ class RedisServer:
             self.stop()
             raise
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
     def _answers(self) -> bool:
         """PING is answered (it is loaded and serving), not only connected to."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=10) as probe:

@@ -195,6 +195,7 @@ class Uploads:
     def wait_for_change(self, owner: str, upload_id: str, seconds: float) -> UploadRecord:
         """The owner's upload once its status differs from now, or settled, or after
         `seconds` as it then is (a long poll: the browser learns at once, unpolled)."""
+        self.records.follow_changes(record_changes.changed)  # changes other processes make
         deadline = clock.monotonic() + seconds
         first: str | None = None
         while True:

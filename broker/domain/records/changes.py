@@ -2,7 +2,8 @@
 
 A state change made in this process wakes its waiters at once, and is forwarded
 to another process when one asked (`broker run`'s validator tells its broker);
-changes made elsewhere (a validator on Lambda) are seen by the waiter re-reading
+changes made elsewhere are heard where the records store announces them (PostgreSQL's
+NOTIFY), and otherwise (a validator on Lambda, DynamoDB) seen by the waiter re-reading
 the record every `RECHECK` seconds. Nothing here is a source of truth: a missed wake-up
 costs at most one re-check interval.
 """

@@ -5,7 +5,9 @@ listings are newest first with the same opaque cursors, and the pending cap is
 checked and the record written in one transaction, serialized per owner by an
 advisory lock so concurrent creates cannot overshoot it, all sent as one message
 (one round trip). Timestamps are `timestamptz` in the database and RFC 3339
-strings in the records.
+strings in the records. Every state change is announced on a channel (NOTIFY, sent as
+it commits), so a broker's long polls learn a verdict written by a validator in another
+process at once, rather than at their next re-read.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import threading
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, fields
@@ -82,6 +86,9 @@ SELECT count(*) AS pending, min(expires_at) AS soonest FROM (
 """
 _REPLACE = sql.SQL("UPDATE uploads SET {} WHERE id = %(id)s AND status = ANY(%(allowed)s)"
                    ).format(_ASSIGNMENTS)
+# Where state changes are announced: each moved record's id, sent when its write commits.
+CHANGES_CHANNEL = "broker_upload_changed"
+_ANNOUNCED = sql.SQL(f"pg_notify('{CHANGES_CHANNEL}', id)")
 _ETAG_CLAIMED = sql.SQL(" AND etag = %(claimed)s")
 # A transition that moves its owner's usage: serialized per owner like a create, the
 # record moved only if the usage stays within the quota, both in one statement.
@@ -94,7 +101,7 @@ WITH now_stored AS (
        AND (%(max_files)s::bigint IS NULL OR f + %(more_files)s <= %(max_files)s::bigint) AS ok
     FROM now_stored
 ), moved AS (
-    {replace} AND (SELECT ok FROM fits) RETURNING owner
+    {replace} AND (SELECT ok FROM fits) RETURNING owner, {announced}
 ), counted AS (
     INSERT INTO owner_usage (owner, stored_bytes, stored_files)
     SELECT owner, %(more_bytes)s, %(more_files)s FROM moved
@@ -120,7 +127,7 @@ _OUTBOX = sql.SQL(""", outbox AS (
         history text)
     RETURNING 1
 )""")
-_MOVE_WITH_OUTBOX = sql.SQL("WITH moved AS ({replace} RETURNING owner){outbox} "
+_MOVE_WITH_OUTBOX = sql.SQL("WITH moved AS ({replace} RETURNING owner, {announced}){outbox} "
                             "SELECT count(*) AS moved FROM moved")
 _WEBHOOK_COLUMNS = [f.name for f in fields(WebhookDelivery)]
 _WEBHOOK_TIMES = ("created_at", "due_at")
@@ -201,10 +208,13 @@ UNAVAILABLE = "the upload records (PostgreSQL) are unavailable"
 class PostgresRecords(RecordStore):
     """The records contract on the `uploads` table (see sql/ for its schema)."""
 
-    def __init__(self, pool: ConnectionPool[Connection]) -> None:
+    def __init__(self, pool: ConnectionPool[Connection], url: str) -> None:
         self.pool = pool
+        self.url = url
         self._prepared: weakref.WeakSet[Connection] = weakref.WeakSet()
         self._prepare = True  # until a statement prepared is gone at once (a pooler)
+        self._listener: _ChangeListener | None = None
+        self._listening = threading.Lock()
 
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 10, timeout: float = 3.0) -> PostgresRecords:
@@ -218,7 +228,7 @@ class PostgresRecords(RecordStore):
         except PoolTimeout as exc:
             pool.close()
             raise RecordsUnavailable(f"the records database does not answer: {exc}") from exc
-        store = cls(pool)
+        store = cls(pool, url)
         try:
             store._run(lambda conn: migrations.check_current(conn))
         except RecordsUnavailable:
@@ -227,7 +237,15 @@ class PostgresRecords(RecordStore):
         return store
 
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
         self.pool.close()
+
+    def follow_changes(self, woken: Callable[[str], None]) -> None:
+        with self._listening:
+            listener = self._listener
+            if listener is None or not listener.running_here():
+                self._listener = _ChangeListener(self.url, woken)
 
     def get(self, upload_id: str) -> UploadRecord | None:
         def read(conn: Connection) -> UploadRecord | None:
@@ -332,10 +350,13 @@ class PostgresRecords(RecordStore):
             params["deliveries"] = json.dumps([asdict(d) for d in deliveries])
         if change is None:
             if not deliveries:
+                announcing = query + sql.SQL(" RETURNING ") + _ANNOUNCED
+
                 def write(conn: Connection) -> int:
-                    return conn.execute(query, params).rowcount
+                    return conn.execute(announcing, params).rowcount
                 return self._run(write) == 1
-            statement = _MOVE_WITH_OUTBOX.format(replace=query, outbox=outbox)
+            statement = _MOVE_WITH_OUTBOX.format(replace=query, outbox=outbox,
+                                                 announced=_ANNOUNCED)
 
             def write_with_outbox(conn: Connection) -> dict[str, Any] | None:
                 return conn.execute(statement, params).fetchone()
@@ -345,8 +366,8 @@ class PostgresRecords(RecordStore):
             raise QuotaExceeded
         params |= {"more_bytes": change.bytes, "more_files": change.files,
                    "max_bytes": change.quota.bytes, "max_files": change.quota.files}
-        row = self._under_owner_lock(
-            _OWNER_LOCK + _USAGE_NOW.format(replace=query, outbox=outbox), params)
+        row = self._under_owner_lock(_OWNER_LOCK + _USAGE_NOW.format(
+            replace=query, outbox=outbox, announced=_ANNOUNCED), params)
         if row["moved"]:
             return True
         if not row["fits"]:
@@ -418,3 +439,42 @@ class PostgresRecords(RecordStore):
             except (psycopg.Error, PoolTimeout) as exc:
                 raise RecordsUnavailable(UNAVAILABLE) from exc
         raise AssertionError("unreachable")
+
+
+class _ChangeListener:
+    """A connection of this process's own that LISTENs for state changes and wakes the
+    waiters on each. While it cannot connect, waiters re-read as without it; it tries
+    again, waiting longer each time."""
+
+    def __init__(self, conninfo: str, woken: Callable[[str], None]) -> None:
+        self._conninfo, self._woken = conninfo, woken
+        self._pid = os.getpid()  # a forked worker starts its own
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._listen, name="records-changes",
+                                        daemon=True)
+        self._thread.start()
+
+    def running_here(self) -> bool:
+        return self._pid == os.getpid() and self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)  # it looks up at least once a second
+
+    def _listen(self) -> None:
+        pause = 1.0
+        while not self._stopped.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True,
+                                     connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {CHANGES_CHANNEL}")
+                    pause = 1.0
+                    while not self._stopped.is_set():
+                        for notice in conn.notifies(timeout=1.0):
+                            self._woken(notice.payload)
+            except psycopg.Error as exc:
+                log.warning("not hearing record changes (%s); long polls re-read meanwhile",
+                            exc)
+                self._stopped.wait(pause)
+                pause = min(pause * 2, 30.0)

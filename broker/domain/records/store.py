@@ -66,6 +66,10 @@ class RecordStore(ABC):
             return updated
         return self._already_written(updated)
 
+    def follow_changes(self, woken: Callable[[str], None]) -> None:  # noqa: B027
+        """Have `woken(upload_id)` called in this process when another process changes a
+        record, where the store can tell (PostgreSQL); elsewhere, waiters re-read."""
+
     def _already_written(self, updated: UploadRecord) -> UploadRecord | None:
         """A failed condition can mean an earlier attempt of this very write succeeded
         (its answer lost, the client retried): then it is done, not superseded."""
