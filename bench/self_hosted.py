@@ -87,5 +87,4 @@ def print_self_hosted(figures: dict[str, float] | None) -> None:
     concurrency = Settings.model_fields["worker_concurrency"].default
     print_verdicts(figures, f"{WORKERS} processes x {concurrency}",
                    where=f"the self-hosted topology (Ceph RGW pushing events, `broker serve` "
-                         f"and `broker worker`\nwith {WORKERS} processes each, PostgreSQL, "
-                         "Redis)")
+                         f"and `broker worker`, {WORKERS} processes each, PostgreSQL, Redis)")

@@ -254,8 +254,8 @@ def _measure(stack: Stack, uploads: int, half_uploads: int) -> dict[str, float]:
 def print_verdicts(v: dict[str, float], concurrency: str, where: str = "`broker run`"
                    ) -> None:
     made = "each with its three renditions" if v["renditions"] else "no renditions"
-    print(f"\nverdicts on {where} (256x256 PNG avatars, {made}; from storage's\n"
-          f"201 to the verdict learned by long poll; worker concurrency {concurrency}):")
+    print(f"\nverdicts on {where}:\n  256x256 PNG avatars, {made}; from storage's 201 to "
+          f"the verdict learned by long poll; worker concurrency {concurrency}")
     print(f"  idle, one upload at a time ({IDLE}): p50 {v['idle_p50'] * 1000:.0f} ms")
     print(f"  capacity, {CLIENTS} clients in a closed loop, {v['load_uploads']:.0f} uploads: "
           f"{v['capacity']:.1f} verdicts/s on {v['stack_cores']:.2f} cores = "
