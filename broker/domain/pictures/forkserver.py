@@ -166,6 +166,7 @@ def main(args: list[str]) -> None:
     gc.freeze()  # what is loaded stays shared with the children: never written again
     sys.stdout.buffer.write(b"ready\n")
     sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # no one reads the pipe from now on
     try:
         _serve(listener)
     finally:
