@@ -6,9 +6,12 @@ headers and metadata) into the folder, and once more when the emulator stops. Th
 `broker run` puts them back through the S3 API before it serves, so the public URLs and
 private downloads an app stored answer again after a restart; a `kill -9` loses at
 most the last interval. Each pass lists every bucket, so with many files the passes
-space out: the mirror takes at most a twentieth of the time. A kept file is forgotten
-only once this run has seen it stored and then gone, so a pass before the files are put
-back forgets none. The records are kept by their own SQLite file beside it.
+space out: the mirror takes at most a twentieth of the time. What a pass changes is
+appended to a journal beside the index, which is rewritten whole only now and then
+and at stop (rewriting tens of thousands of entries every pass stalled the emulator).
+A kept file is forgotten only once this run has seen it stored and then gone, so a
+pass before the files are put back forgets none. The records are kept by their own
+SQLite file beside it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ SYNC_SECONDS = 2.0
 # The pause after a pass is at least this many times as long as the pass took.
 PAUSE_PER_PASS = 19
 INDEX = "index.json"
+JOURNAL = "journal.jsonl"  # [key, entry] kept or [key, null] forgotten, since the index
 OBJECTS = "objects"
 _HEADERS = ("ContentType", "ContentDisposition", "CacheControl", "Metadata")
 _USER_METADATA = "x-amz-meta-"
@@ -52,9 +56,12 @@ class EmulatorBuckets:
     of the emulator's own for every file kept."""
 
     def listing(self, bucket: str) -> dict[str, str]:
+        from moto.s3.models import FakeKey
+
         keys = self._keys(bucket)
-        return {name: found.etag for name in list(keys)  # a copy: others write meanwhile
-                if (found := self._latest(keys, name)) is not None}
+        # Each name's versions, the latest last; a copy, as others store meanwhile.
+        return {name: versions[-1].etag for name, versions in list(dict.items(keys))
+                if versions and isinstance(versions[-1], FakeKey)}
 
     def fetch(self, bucket: str, key: str) -> tuple[bytes, dict[str, Any]] | None:
         found = self._latest(self._keys(bucket), key)
@@ -89,7 +96,7 @@ def restore(s3: S3Client, buckets: Iterable[str], folder: Path) -> int:
     """Put the objects kept by the last run back into storage; how many."""
     restored = 0
     for bucket in buckets:
-        for key, entry in _index(folder, bucket).items():
+        for key, entry in kept_in(folder, bucket).items():
             body = (folder / bucket / OBJECTS / entry["file"]).read_bytes()
             headers = {name: entry[name] for name in _HEADERS if entry.get(name)}
             s3.put_object(Bucket=bucket, Key=key, Body=body, **headers)
@@ -105,6 +112,8 @@ class StorageMirror:
         self._buckets = buckets
         self._folder = folder
         self._seen: set[tuple[str, str]] = set()  # stored during this run
+        self._kept: dict[str, dict[str, dict[str, Any]]] = {}  # by bucket, as on disk
+        self._journaled: dict[str, int] = {}  # entries written to each journal
         self._lock = threading.Lock()  # one sync at a time: the thread's and the last
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -120,6 +129,9 @@ class StorageMirror:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.sync()
+        with self._lock:
+            for bucket in self._kept:
+                self._rewrite_index(bucket)
 
     def sync(self) -> None:
         """Copy what changed since the last sync; forget what was deleted."""
@@ -138,26 +150,46 @@ class StorageMirror:
             pause = max(SYNC_SECONDS, PAUSE_PER_PASS * (time.monotonic() - started))
 
     def _sync_bucket(self, bucket: str) -> None:
-        kept = _index(self._folder, bucket)
+        if bucket not in self._kept:  # read once; the next run restores from the files
+            self._kept[bucket] = kept_in(self._folder, bucket)
+            self._journaled[bucket] = 0
+        kept = self._kept[bucket]
         stored = self._source.listing(bucket)
         self._seen.update((bucket, key) for key in stored)
         folder = self._folder / bucket
         (folder / OBJECTS).mkdir(parents=True, exist_ok=True)
-        changed = False
+        changes: list[tuple[str, dict[str, Any] | None]] = []
         for key, etag in stored.items():
             if kept.get(key, {}).get("ETag") != etag:
                 entry = self._keep(bucket, key, etag, folder / OBJECTS)
                 if entry is None:
                     continue  # deleted since it was listed: the next sync forgets it
                 kept[key] = entry
-                changed = True
+                changes.append((key, entry))
         for key in set(kept) - set(stored):
             if (bucket, key) in self._seen:  # not one the last run kept, not yet put back
                 (folder / OBJECTS / kept.pop(key)["file"]).unlink(missing_ok=True)
                 self._seen.discard((bucket, key))
-                changed = True
-        if changed or not (folder / INDEX).exists():
-            _write_atomically(folder / INDEX, json.dumps(kept).encode())
+                changes.append((key, None))
+        if not changes:
+            return
+        with open(folder / JOURNAL, "a+b") as journal:  # at its end
+            if journal.tell():
+                journal.seek(-1, os.SEEK_END)
+                if journal.read(1) != b"\n":
+                    journal.write(b"\n")  # after a line a crash cut short
+            journal.writelines(json.dumps(change).encode() + b"\n" for change in changes)
+        self._journaled[bucket] += len(changes)
+        if self._journaled[bucket] > max(1000, len(kept)):  # longer than the index
+            self._rewrite_index(bucket)
+
+    def _rewrite_index(self, bucket: str) -> None:
+        """The whole index written anew, then the journal it holds emptied."""
+        folder = self._folder / bucket
+        (folder / OBJECTS).mkdir(parents=True, exist_ok=True)
+        _write_atomically(folder / INDEX, json.dumps(self._kept[bucket]).encode())
+        (folder / JOURNAL).unlink(missing_ok=True)
+        self._journaled[bucket] = 0
 
     def _keep(self, bucket: str, key: str, etag: str, folder: Path
               ) -> dict[str, Any] | None:
@@ -172,11 +204,21 @@ class StorageMirror:
         return {"file": name, "ETag": etag, **headers}
 
 
-def _index(folder: Path, bucket: str) -> dict[str, dict[str, Any]]:
+def kept_in(folder: Path, bucket: str) -> dict[str, dict[str, Any]]:
+    """What is kept of a bucket, by key: the index, and the journal's changes since."""
     path = folder / bucket / INDEX
-    if not path.exists():
-        return {}
-    found: dict[str, dict[str, Any]] = json.loads(path.read_text())
+    found: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.exists() else {}
+    journal = folder / bucket / JOURNAL
+    if journal.exists():
+        for line in journal.read_text(encoding="utf-8").splitlines():
+            try:
+                key, entry = json.loads(line)
+            except ValueError:
+                continue  # a line a crash cut short: that pass is lost, as said
+            if entry is None:
+                found.pop(key, None)
+            else:
+                found[key] = entry
     return found
 
 

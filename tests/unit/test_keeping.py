@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from broker.devstack.keeping import EmulatorBuckets, StorageMirror, restore
+from broker.devstack.keeping import EmulatorBuckets, StorageMirror, kept_in, restore
 
 
 @mock_aws
@@ -31,8 +31,7 @@ def test_a_file_deleted_while_it_is_being_kept_is_skipped_and_the_rest_kept(
     source.fetch = judged_meanwhile  # type: ignore[method-assign]
     mirror = StorageMirror(source, ("uploads-incoming",), tmp_path)
     mirror.sync()  # no error: nothing to keep of a file that is gone
-    index = json.loads((tmp_path / "uploads-incoming" / "index.json").read_text())
-    assert list(index) == ["incoming/waiting"]
+    assert list(kept_in(tmp_path, "uploads-incoming")) == ["incoming/waiting"]
 
 
 def test_passes_over_many_files_space_out_to_keep_the_mirror_a_small_share(
@@ -83,5 +82,38 @@ def test_a_kept_file_comes_back_with_its_headers_and_is_forgotten_only_once_dele
     mirror.sync()
     s3.delete_object(Bucket="uploads-public", Key="public/a.webp")  # deleted in this run
     mirror.sync()
-    assert json.loads((tmp_path / "uploads-public" / "index.json").read_text()) == {}
+    assert kept_in(tmp_path, "uploads-public") == {}
     assert not list((tmp_path / "uploads-public" / "objects").iterdir())
+
+
+@mock_aws
+def test_a_pass_appends_what_it_changed_and_a_crash_loses_at_most_the_last_line(
+        tmp_path: Path) -> None:
+    """Each pass adds its changes to a journal (the whole index is rewritten only now
+    and then, and at stop); the next run reads both."""
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="uploads-public")
+    mirror = StorageMirror(EmulatorBuckets(), ("uploads-public",), tmp_path)
+    for n in range(3):
+        s3.put_object(Bucket="uploads-public", Key=f"public/{n}", Body=f"{n}".encode())
+        mirror.sync()
+    s3.delete_object(Bucket="uploads-public", Key="public/0")
+    mirror.sync()
+    folder = tmp_path / "uploads-public"
+    assert not (folder / "index.json").exists()  # the passes wrote only the journal
+    assert sorted(kept_in(tmp_path, "uploads-public")) == ["public/1", "public/2"]
+    with (folder / "journal.jsonl").open("a") as journal:
+        journal.write('["public/9", {"file": "publ')  # the write a crash cut short
+    assert sorted(kept_in(tmp_path, "uploads-public")) == ["public/1", "public/2"]
+
+    # The next run goes on from there: what it keeps after the cut line is read.
+    again = StorageMirror(EmulatorBuckets(), ("uploads-public",), tmp_path)
+    s3.put_object(Bucket="uploads-public", Key="public/3", Body=b"3")
+    again.sync()
+    assert sorted(kept_in(tmp_path, "uploads-public")) == ["public/1", "public/2",
+                                                           "public/3"]
+
+    again.stop()  # the whole index, written at stop
+    assert sorted(json.loads((folder / "index.json").read_text())) == ["public/1", "public/2",
+                                                                        "public/3"]
+    assert not (folder / "journal.jsonl").exists()
