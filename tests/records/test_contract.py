@@ -448,6 +448,7 @@ def test_creates_go_on_where_the_database_keeps_no_prepared_statement(
         store.create(make(n=0), pending_cap=4)
         with store.pool.connection() as conn:  # as if the next create met another backend
             conn.execute("DEALLOCATE broker_create_upload")
+            conn.execute("DEALLOCATE broker_owner_lock")
         store.create(make(n=1), pending_cap=4)
         assert store._prepare  # prepared again, and still used
 
