@@ -68,8 +68,8 @@ def _answer(connection: socket.socket, limits: PictureLimits) -> Rendered:
         return Rendered(_death(None, limits))
     except (OSError, EOFError):
         pass
-    raise PicturesUnavailable("the pictures' fork server ended before the picture's "
-                              "child did; see the errors it printed")
+    raise PicturesUnavailable("the pictures' fork server gave no answer (it could not "
+                              "fork a child, or it ended); see the errors it printed")
 
 
 def _death(exitcode: int | None, limits: PictureLimits) -> Refusal:

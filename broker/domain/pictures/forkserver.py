@@ -119,16 +119,16 @@ def _start(preload: str) -> _Server:
     process = subprocess.Popen(  # noqa: S603 - our own module, our own arguments
         [sys.executable, "-c", code, json.dumps(sys.path), folder, preload],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+    server = _Server(process, folder, os.getpid())
     assert process.stdout is not None
     with selectors.DefaultSelector() as waiting:
         waiting.register(process.stdout, selectors.EVENT_READ)
         ready = waiting.select(_START_SECONDS) and process.stdout.readline() == b"ready\n"
     if not ready:
-        server = _Server(process, folder, os.getpid())
         _end(server)
         raise PicturesUnavailable(f"the pictures' fork server failed to start (exit code "
                                   f"{process.returncode}); see the errors it printed")
-    return _Server(process, folder, os.getpid())
+    return server
 
 
 def _end(server: _Server) -> None:
@@ -220,7 +220,11 @@ def _fork_one(listener: socket.socket, children: dict[int, _Child],
     except (OSError, EOFError, ValueError, KeyError, wire.UnreadableAnswer):
         connection.close()
         return
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:  # out of processes or memory: this worker's picture waits, not the rest
+        connection.close()  # the worker hears the server fail, an outage retried later
+        return
     if pid == 0:
         code = 1
         try:
