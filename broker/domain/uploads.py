@@ -195,7 +195,8 @@ class Uploads:
     def wait_for_change(self, owner: str, upload_id: str, seconds: float) -> UploadRecord:
         """The owner's upload once its status differs from now, or settled, or after
         `seconds` as it then is (a long poll: the browser learns at once, unpolled)."""
-        self.records.follow_changes(record_changes.changed)  # changes other processes make
+        # Changes other processes make wake this one too, where the store can tell.
+        pauses = record_changes.rechecks(self.records.follow_changes(record_changes.changed))
         deadline = clock.monotonic() + seconds
         first: str | None = None
         while True:
@@ -205,7 +206,7 @@ class Uploads:
                 left = deadline - clock.monotonic()
                 if record.status != first or record.status not in WAITING or left <= 0:
                     return record
-                watch.wait(min(left, record_changes.RECHECK))
+                watch.wait(min(left, next(pauses)))
 
     def list_page(self, owner: str, limit: int, cursor: str | None
              ) -> tuple[list[UploadRecord], str | None]:

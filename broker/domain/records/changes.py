@@ -4,17 +4,27 @@ A state change made in this process wakes its waiters at once, and is forwarded
 to another process when one asked (`broker run`'s validator tells its broker);
 changes made elsewhere are heard where the records store announces them (PostgreSQL's
 NOTIFY), and otherwise (a validator on Lambda, DynamoDB) seen by the waiter re-reading
-the record every `RECHECK` seconds. Nothing here is a source of truth: a missed wake-up
-costs at most one re-check interval.
+the record: soon at first, as a verdict usually lands within a few hundred
+milliseconds, then less often, up to every `RECHECK` seconds. Nothing here is a source
+of truth: a missed wake-up costs at most one re-check interval.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 RECHECK = 1.0
+
+
+def rechecks(heard_elsewhere: bool) -> Iterator[float]:
+    """How long a waiter waits before each re-read: every `RECHECK` where changes made
+    elsewhere wake it too; else from an eighth of that, doubling up to it."""
+    pause = RECHECK if heard_elsewhere else RECHECK / 8
+    while True:
+        yield pause
+        pause = min(pause * 2, RECHECK)
 
 
 @dataclass

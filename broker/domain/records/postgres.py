@@ -245,11 +245,12 @@ class PostgresRecords(RecordStore):
             self._listener.stop()
         self.pool.close()
 
-    def follow_changes(self, woken: Callable[[str], None]) -> None:
+    def follow_changes(self, woken: Callable[[str], None]) -> bool:
         with self._listening:
             listener = self._listener
             if listener is None or not listener.running_here():
                 self._listener = _ChangeListener(self.url, woken)
+        return True
 
     def get(self, upload_id: str) -> UploadRecord | None:
         def read(conn: Connection) -> UploadRecord | None:

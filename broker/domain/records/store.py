@@ -66,9 +66,11 @@ class RecordStore(ABC):
             return updated
         return self._already_written(updated)
 
-    def follow_changes(self, woken: Callable[[str], None]) -> None:  # noqa: B027
+    def follow_changes(self, woken: Callable[[str], None]) -> bool:
         """Have `woken(upload_id)` called in this process when another process changes a
-        record, where the store can tell (PostgreSQL); elsewhere, waiters re-read."""
+        record, where the store can tell (PostgreSQL): whether it can. Where it cannot,
+        waiters re-read."""
+        return False
 
     def _already_written(self, updated: UploadRecord) -> UploadRecord | None:
         """A failed condition can mean an earlier attempt of this very write succeeded
