@@ -468,6 +468,28 @@ def test_the_fork_server_ends_with_the_worker_that_started_it(tmp_path: Path) ->
     assert not _running(server)
 
 
+def test_pictures_are_judged_however_deep_the_temporary_folder(tmp_path: Path) -> None:
+    """A socket's path holds about a hundred bytes: a long TMPDIR (a project's own
+    folder, deep in a home directory) must not stop every picture."""
+    import subprocess
+    import sys
+
+    deep = tmp_path / ("a-long-folder-name-" * 8)
+    deep.mkdir()
+    script = (
+        "import io\n"
+        "from PIL import Image\n"
+        "from broker.domain.pictures import PictureJob, PictureLimits, rendered\n"
+        "png = io.BytesIO(); Image.new('RGB', (8, 8)).save(png, 'PNG')\n"
+        "job = PictureJob(png.getvalue(), 'image/png', 10**6, 1, reencode=True)\n"
+        "print('served' if rendered(job, PictureLimits()).served else 'refused')\n")
+    here = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=here, check=False,
+                          env=os.environ | {"PYTHONPATH": here, "TMPDIR": str(deep)})
+    assert done.stdout.strip() == "served", done.stderr
+
+
 UNGUARDED_SCRIPT = """
 import io, os, pathlib
 from PIL import Image

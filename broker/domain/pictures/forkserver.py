@@ -41,6 +41,7 @@ from broker.domain.pictures.streaming import one_thread_no_cache
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters, from malloc.h
 _EXIT = struct.Struct(">i")  # a child's exit code; minus the signal that ended it
 _START_SECONDS = 120.0  # for the decoders to load, on a busy machine
+_LONGEST_ADDRESS = 100  # bytes: a socket's path holds 104 to 108, by system
 
 
 class PicturesUnavailable(Exception):
@@ -113,7 +114,7 @@ def _running(preload: str) -> _Server:
 
 
 def _start(preload: str) -> _Server:
-    folder = tempfile.mkdtemp(prefix="broker-pictures-")  # only this user may connect
+    folder = _private_folder()
     code = ("import sys, json; sys.path[:] = json.loads(sys.argv[1]); "
             "from broker.domain.pictures.forkserver import main; main(sys.argv[2:])")
     process = subprocess.Popen(  # noqa: S603 - our own module, our own arguments
@@ -129,6 +130,16 @@ def _start(preload: str) -> _Server:
         raise PicturesUnavailable(f"the pictures' fork server failed to start (exit code "
                                   f"{process.returncode}); see the errors it printed")
     return server
+
+
+def _private_folder() -> str:
+    """A folder only this user may enter, for the server's socket: in the temporary
+    folder (TMPDIR), or in /tmp when a socket's path there would be too long."""
+    folder = tempfile.mkdtemp(prefix="broker-pictures-")
+    if len(os.path.join(folder, "socket").encode()) <= _LONGEST_ADDRESS:
+        return folder
+    os.rmdir(folder)
+    return tempfile.mkdtemp(prefix="broker-pictures-", dir="/tmp")
 
 
 def _end(server: _Server) -> None:
