@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from bench.common import SECRET, free_port, process, running_rgw
-from bench.verdicts import CLIENTS, LOST_AFTER, Outcomes, Stack, _measure
+from bench.verdicts import CLIENTS, LOST_AFTER, Outcomes, Stack, measure
 
 BROKER = str(Path(sys.executable).parent / "broker")
 UPLOADS = int(os.environ.get("BENCH_SELF_HOSTED_UPLOADS", "3000"))
@@ -63,7 +63,7 @@ def bench_self_hosted() -> dict[str, float] | None:
                     parts[redis.pid] = "Redis"
                 stack = Stack(base, tokens, parts)
                 _first_verdict(stack)
-                return _measure(stack, UPLOADS, HALF_UPLOADS) | {"renditions": True}
+                return measure(stack, UPLOADS, HALF_UPLOADS) | {"renditions": True}
 
 
 def _first_verdict(stack: Stack) -> None:

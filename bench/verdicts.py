@@ -184,7 +184,7 @@ def bench_verdicts(port: int, emulator_port: int, push_port: int, *, renditions:
         env = _run_env(profiles)
         with process(run, env, f"{base}/healthz", cwd=folder, grace=120) as stack:
             tokens = [_token(folder, f"bench-load-{i}", env) for i in range(CLIENTS)]
-            return _measure(Stack(base, tokens, {stack.pid: "broker"}), LOAD_UPLOADS,
+            return measure(Stack(base, tokens, {stack.pid: "broker"}), LOAD_UPLOADS,
                             HALF_UPLOADS) | {"renditions": renditions}
 
 
@@ -219,7 +219,9 @@ class Meter:
         return spent
 
 
-def _measure(stack: Stack, uploads: int, half_uploads: int) -> dict[str, float]:
+def measure(stack: Stack, uploads: int, half_uploads: int) -> dict[str, float]:
+    """One stack's figures: idle, then `uploads` in a closed loop (the capacity), then
+    `half_uploads` arriving at random at half of it; the CPU of each of `stack.parts`."""
     idle = Outcomes()
     for n in range(IDLE):
         stack.upload(n, idle)
