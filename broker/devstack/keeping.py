@@ -56,15 +56,12 @@ class EmulatorBuckets:
     of the emulator's own for every file kept."""
 
     def listing(self, bucket: str) -> dict[str, str]:
-        from moto.s3.models import FakeKey
-
-        keys = self._keys(bucket)
-        # Each name's versions, the latest last; a copy, as others store meanwhile.
-        return {name: versions[-1].etag for name, versions in list(dict.items(keys))
-                if versions and isinstance(versions[-1], FakeKey)}
+        # Each name's versions; a copy, as others store meanwhile.
+        return {name: found.etag for name, versions in list(dict.items(self._keys(bucket)))
+                if (found := _latest(versions)) is not None}
 
     def fetch(self, bucket: str, key: str) -> tuple[bytes, dict[str, Any]] | None:
-        found = self._latest(self._keys(bucket), key)
+        found = _latest(dict.get(self._keys(bucket), key, []))
         if found is None:
             return None
         metadata = {name.lower(): value for name, value in dict(found.metadata).items()}
@@ -84,12 +81,13 @@ class EmulatorBuckets:
         found = s3_backends[DEFAULT_ACCOUNT_ID]["aws"].buckets.get(bucket)
         return found.keys if found is not None else {}
 
-    @staticmethod
-    def _latest(keys: Any, name: str) -> Any:
-        from moto.s3.models import FakeKey
 
-        found = keys.get(name) if hasattr(keys, "getlist") else None
-        return found if isinstance(found, FakeKey) else None  # not a delete marker
+def _latest(versions: list[Any]) -> Any:
+    """The current object among a name's versions (the latest last); None when that is
+    a delete marker, or there is none."""
+    from moto.s3.models import FakeKey
+
+    return versions[-1] if versions and isinstance(versions[-1], FakeKey) else None
 
 
 def restore(s3: S3Client, buckets: Iterable[str], folder: Path) -> int:
@@ -150,14 +148,14 @@ class StorageMirror:
             pause = max(SYNC_SECONDS, PAUSE_PER_PASS * (time.monotonic() - started))
 
     def _sync_bucket(self, bucket: str) -> None:
+        folder = self._folder / bucket
         if bucket not in self._kept:  # read once; the next run restores from the files
             self._kept[bucket] = kept_in(self._folder, bucket)
             self._journaled[bucket] = 0
+            (folder / OBJECTS).mkdir(parents=True, exist_ok=True)
         kept = self._kept[bucket]
         stored = self._source.listing(bucket)
         self._seen.update((bucket, key) for key in stored)
-        folder = self._folder / bucket
-        (folder / OBJECTS).mkdir(parents=True, exist_ok=True)
         changes: list[tuple[str, dict[str, Any] | None]] = []
         for key, etag in stored.items():
             if kept.get(key, {}).get("ETag") != etag:
@@ -186,7 +184,6 @@ class StorageMirror:
     def _rewrite_index(self, bucket: str) -> None:
         """The whole index written anew, then the journal it holds emptied."""
         folder = self._folder / bucket
-        (folder / OBJECTS).mkdir(parents=True, exist_ok=True)
         _write_atomically(folder / INDEX, json.dumps(self._kept[bucket]).encode())
         (folder / JOURNAL).unlink(missing_ok=True)
         self._journaled[bucket] = 0
