@@ -17,7 +17,14 @@ from PIL import Image, ImageCms
 
 from broker.domain.inspection import Declared, Inspection, inspect
 from broker.domain.inspection.scanner import NoScanner
-from broker.domain.pictures import PictureJob, PictureLimits, RenditionSpec, rendered
+from broker.domain.pictures import (
+    PictureJob,
+    PictureLimits,
+    Rendered,
+    RenditionSpec,
+    rendered,
+    rendering,
+)
 from broker.domain.pictures.colour import in_srgb
 from broker.domain.pictures.rendering import render_by_pillow
 from broker.domain.pictures.streaming import render_streamed
@@ -348,6 +355,24 @@ def test_a_large_picture_is_written_a_few_lines_at_a_time() -> None:
     assert outcome.served is not None
     assert (outcome.served.width, outcome.served.height) == (12_000, 12_000)
     assert [(r.width, r.height) for r in outcome.renditions] == [(256, 256)]
+
+
+@pytest.mark.parametrize(("size", "streamed"), [((640, 480), False), ((1600, 1250), True),
+                                               ((20_000, 10_000), True)])
+def test_only_large_pictures_start_libvips(size: tuple[int, int], streamed: bool,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # Starting libvips in a fresh child costs more than a small picture's whole work.
+    asked: list[PictureJob] = []
+
+    def streamed_and_counted(job: PictureJob) -> Rendered | None:
+        asked.append(job)
+        return render_streamed(job)
+
+    monkeypatch.setattr(rendering, "render_streamed", streamed_and_counted)
+    data = _zero_png(*size)
+    outcome = rendering.render(PictureJob(data, "image/png", 10**9, 1))
+    assert outcome.refusal is None
+    assert bool(asked) is streamed
 
 
 def test_a_picture_that_needs_more_memory_than_allowed_costs_only_its_child() -> None:

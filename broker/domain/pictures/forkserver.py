@@ -170,6 +170,7 @@ def main(args: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the worker; stdin ends us
     for name in preload:
         importlib.import_module(name)
+    one_picture_at_a_time()  # set once here, inherited by every child: not paid per fork
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(os.path.join(folder, "socket"))
     listener.listen(128)
@@ -296,14 +297,13 @@ def _child(connection: socket.socket) -> int:
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # a decoder has nothing to write
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    one_picture_at_a_time()
     wire.send(connection, wire.ANSWER, wire.encode_rendered(render(job)))
     return 0
 
 
 def one_picture_at_a_time() -> None:
-    """This process does one picture: libvips on one thread with no cache, and memory
-    handed back as it is freed, so its peak is that picture's and not the heap's past."""
+    """Each process forked from this one does one picture: libvips on one thread with no
+    cache, and memory handed back as it is freed, so a child's peak is its picture's."""
     one_thread_no_cache()
     with contextlib.suppress(OSError, AttributeError):  # glibc only; elsewhere as it is
         libc = ctypes.CDLL(None)  # the process's own symbols: libc's among them

@@ -8,6 +8,7 @@ This runs in a contained child process (see `contained`): it trusts nothing it r
 from __future__ import annotations
 
 import io
+import math
 import struct
 import warnings
 from typing import Any
@@ -26,7 +27,7 @@ from broker.domain.pictures.model import (
     RenditionSpec,
     renditions_served,
 )
-from broker.domain.pictures.streaming import render_streamed
+from broker.domain.pictures.streaming import STREAMED, STREAMED_FROM, render_streamed
 
 pillow_heif.register_heif_opener()
 
@@ -55,8 +56,23 @@ DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, KeyEr
 def render(job: PictureJob) -> Rendered:
     """Judge the pixels, then write the served file and the renditions from them: by
     libvips where it streams the picture, else by Pillow."""
+    if job.content_type not in STREAMED or _pixels(job) < STREAMED_FROM:
+        return render_by_pillow(job)  # libvips's start in a fresh child costs more than this
     streamed = render_streamed(job)
     return streamed if streamed is not None else render_by_pillow(job)
+
+
+def _pixels(job: PictureJob) -> float:
+    """The picture's pixels as its header says, read without decoding; infinite when
+    Pillow cannot tell, so that libvips looks (and Pillow judges what it cannot open)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(job.data), formats=[DECODERS[job.content_type]]
+                            ) as image:
+                return float(image.width * image.height)
+    except (Image.DecompressionBombError, *DECODE_ERRORS):
+        return math.inf
 
 
 def render_by_pillow(job: PictureJob) -> Rendered:
