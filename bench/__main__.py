@@ -14,7 +14,8 @@
    part alone. The same on the self-hosted topology (bench/self_hosted.py): `python -m
    bench self-hosted`.
 5. The hand-written protocol code (bench/protocol.py): our SigV4 signer and DynamoDB
-   client against botocore's, per call.
+   and SQS clients against botocore's, per call. `python -m bench protocol` runs this
+   part alone.
 6. Pictures (bench/pictures.py): judging, re-encoding and three renditions of 12 to 48
    megapixel photos, against sharp and the Pillow-only path. `python -m bench pictures`
    runs this part alone.
@@ -147,6 +148,11 @@ def main() -> None:
         return
     if sys.argv[1:] == ["self-hosted"]:
         print_self_hosted(bench_self_hosted())
+        return
+    if sys.argv[1:] == ["protocol"]:
+        with EmbeddedEmulator() as emulator:
+            provision_emulator(emulator.endpoint)
+            print_protocol(bench_protocol())
         return
     if sys.argv[1:] == ["presign"]:
         with EmbeddedEmulator() as emulator:

@@ -2,8 +2,9 @@
 
 - `broker.aws.sigv4` (through `PostSigner`) signs a POST policy and a part URL, where
   botocore's `generate_presigned_post` and `generate_presigned_url` would.
-- `broker.aws.lean_dynamodb` sends the records' DynamoDB calls, where botocore's client
-  would: a GetItem and a conditional PutItem against the emulator.
+- `broker.aws.lean_json` sends the records' DynamoDB calls and the worker's queue
+  calls, where botocore's clients would: a GetItem and a PutItem, and a message's
+  receive and delete, against the emulator.
 
 Each figure is the calling thread's CPU per call (the emulator's time is not counted),
 the median of interleaved rounds, so both sides see the same machine.
@@ -40,10 +41,22 @@ def _side_by_side(ours: Callable[[], object], theirs: Callable[[], object],
     return statistics.median(mine), statistics.median(boto)
 
 
+def _side_by_side_timed(ours: Callable[[], float], theirs: Callable[[], float],
+                        calls: int) -> tuple[float, float]:
+    """As `_side_by_side`, for calls that time their own part (and return it)."""
+    ours(), theirs()
+    mine: list[float] = []
+    boto: list[float] = []
+    for _ in range(ROUNDS):
+        mine.append(sum(ours() for _ in range(calls)) / calls)
+        boto.append(sum(theirs() for _ in range(calls)) / calls)
+    return statistics.median(mine), statistics.median(boto)
+
+
 def bench_protocol() -> dict[str, tuple[float, float]]:
     """Per-call CPU (ours, botocore's) for each path the hand-written code takes."""
     from broker.aws.clients import make_clients
-    from broker.aws.lean_dynamodb import LeanDynamoDB
+    from broker.aws.lean_json import LeanDynamoDB, LeanSqs
     from broker.domain.presign import PostSigner
     from broker.settings import load_settings
 
@@ -90,7 +103,22 @@ def bench_protocol() -> dict[str, tuple[float, float]]:
     def put_botocore() -> object:
         return dynamodb.put_item(TableName=table, Item=item)
 
+    sqs, lean_sqs = clients.sqs, LeanSqs(clients.sqs)
+    queue = sqs.create_queue(QueueName="bench-protocol")["QueueUrl"]
+
+    def queue_round(client: Any) -> Callable[[], object]:
+        def receive_and_delete() -> object:
+            sqs.send_message(QueueUrl=queue, MessageBody="{}")  # not counted: not the worker's
+            started = time.thread_time()
+            message = client.receive_message(QueueUrl=queue, MaxNumberOfMessages=1,
+                                             WaitTimeSeconds=1)["Messages"][0]
+            client.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+            return time.thread_time() - started
+        return receive_and_delete
+
     return {
+        "queue receive + delete": _side_by_side_timed(queue_round(lean_sqs), queue_round(sqs),
+                                                      RECORD_CALLS),
         "POST policy": _side_by_side(post_ours, post_botocore, SIGN_CALLS),
         "part URL": _side_by_side(part_ours, part_botocore, SIGN_CALLS),
         "records GetItem": _side_by_side(get_ours, get_botocore, RECORD_CALLS),
@@ -101,7 +129,7 @@ def bench_protocol() -> dict[str, tuple[float, float]]:
 def print_protocol(figures: dict[str, tuple[float, float]]) -> None:
     print("\nhand-written protocol code against botocore (calling thread's CPU per call,"
           "\nmedian of interleaved rounds; the emulator's own time not counted):")
-    print(f"  {'path':<16} {'ours':>9} {'botocore':>9} {'ours/botocore':>14}")
+    print(f"  {'path':<22} {'ours':>9} {'botocore':>9} {'ours/botocore':>14}")
     for path, (ours, theirs) in figures.items():
-        print(f"  {path:<16} {ours * 1e6:>6.0f} µs {theirs * 1e6:>6.0f} µs "
+        print(f"  {path:<22} {ours * 1e6:>6.0f} µs {theirs * 1e6:>6.0f} µs "
               f"{ours / theirs:>13.2f}x")

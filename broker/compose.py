@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from broker.aws.clients import AwsClients, fetch_secret, make_clients
 from broker.aws.cloudfront import invalidator
-from broker.aws.lean_dynamodb import LeanDynamoDB
+from broker.aws.lean_json import LeanDynamoDB
 from broker.domain.auth import TokenVerifier
 from broker.domain.cdn import CdnPurger, run_purger
 from broker.domain.inspection.scanner import Scanner, make_scanner

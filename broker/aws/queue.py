@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
+    from broker.aws.lean_json import LeanSqs
+
 log = logging.getLogger(__name__)
 
 # A failed message comes back after this long, rather than the queue's full timeout.
@@ -31,7 +33,8 @@ class QueueMessage:
     body: str
 
 
-def set_visibility(sqs: SQSClient, queue_url: str, receipts: list[str], seconds: int) -> None:
+def set_visibility(sqs: SQSClient | LeanSqs, queue_url: str, receipts: list[str],
+                   seconds: int) -> None:
     """Hide received messages for `seconds` more, or (0) hand them back at once."""
     for start in range(0, len(receipts), SQS_BATCH):
         sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=[
@@ -42,7 +45,7 @@ def set_visibility(sqs: SQSClient, queue_url: str, receipts: list[str], seconds:
 class Lease:
     """Keeps the messages a worker holds invisible to others until each is settled."""
 
-    def __init__(self, sqs: SQSClient, queue_url: str) -> None:
+    def __init__(self, sqs: SQSClient | LeanSqs, queue_url: str) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
         self._held: dict[str, str] = {}  # message id -> receipt handle

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from broker.aws.clients import AwsClients
-from broker.aws.lean_dynamodb import LeanDynamoDB
+from broker.aws.lean_json import LeanDynamoDB
 from broker.domain.records import DynamoRecords, RecordStore
 from broker.domain.records.sqlite import SqliteRecords
 from broker.settings import Settings

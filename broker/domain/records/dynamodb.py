@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from broker.aws.lean_dynamodb import LeanDynamoDB
+from broker.aws.lean_json import LeanDynamoDB
 from broker.common.errors import InvalidRequest, RecordsUnavailable, probing
 from broker.domain.quotas import QuotaExceeded, Usage
 from broker.domain.records.model import (

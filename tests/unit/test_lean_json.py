@@ -1,6 +1,7 @@
-"""The records' DynamoDB client answers as botocore does, over a real HTTP server that
-plays DynamoDB: results, error codes and cancellation reasons, retries of throttling,
-5xx and cut connections (and not of refusals), one kept-alive connection."""
+"""The hot path's DynamoDB and SQS clients answer as botocore does: over a real HTTP
+server that plays DynamoDB (results, error codes and cancellation reasons, retries of
+throttling, 5xx and cut connections and not of refusals, one kept-alive connection),
+and against the emulated queue beside botocore (messages, and the same error codes)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
-from broker.aws.lean_dynamodb import LeanDynamoDB
+from broker.aws.clients import AwsClients
+from broker.aws.lean_json import LeanDynamoDB, LeanSqs
 
 OK = (200, {"Item": {"id": {"S": "up_1"}, "size": {"N": "12"}}})
 THROTTLED = (400, {"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
@@ -153,3 +155,36 @@ def test_no_store_listening_is_a_connection_error() -> None:
 def test_an_unknown_operation_is_an_attribute_error(lean: LeanDynamoDB) -> None:
     with pytest.raises(AttributeError):
         lean.no_such_operation  # noqa: B018 - the lookup is what is tested
+
+
+def test_the_queue_calls_answer_as_botocores(aws: AwsClients, queue_url: str) -> None:
+    lean = LeanSqs(aws.sqs)
+    for old in aws.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                       WaitTimeSeconds=0).get("Messages", []):
+        aws.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=old["ReceiptHandle"])
+    for body in ("one", "two", "three"):
+        aws.sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+    received = lean.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                    WaitTimeSeconds=0, VisibilityTimeout=30)["Messages"]
+    assert sorted(m["Body"] for m in received) == ["one", "three", "two"]
+    lean.change_message_visibility_batch(QueueUrl=queue_url, Entries=[
+        {"Id": "0", "ReceiptHandle": received[0]["ReceiptHandle"], "VisibilityTimeout": 0}])
+    for message in received[1:]:
+        lean.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    left = aws.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                   WaitTimeSeconds=0).get("Messages", [])
+    assert [m["Body"] for m in left] == [received[0]["Body"]]  # handed back, not deleted
+
+
+@pytest.mark.parametrize("call", ["missing queue", "bad receipt"])
+def test_queue_errors_keep_botocores_codes(aws: AwsClients, queue_url: str,
+                                           call: str) -> None:
+    params: dict[str, Any] = {"QueueUrl": queue_url, "ReceiptHandle": "not-a-receipt"}
+    if call == "missing queue":
+        params["QueueUrl"] = queue_url.rsplit("/", 1)[0] + "/no-such-queue"
+    codes = []
+    for client in (aws.sqs, LeanSqs(aws.sqs)):
+        with pytest.raises(ClientError) as raised:
+            client.delete_message(**params)
+        codes.append(raised.value.response["Error"]["Code"])
+    assert codes[0] == codes[1], codes

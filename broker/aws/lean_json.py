@@ -1,14 +1,15 @@
-"""The records' DynamoDB calls at a fraction of botocore's CPU per call.
+"""The hot path's DynamoDB and SQS calls at a fraction of botocore's CPU per call.
 
-Every upload costs one records write on the broker's hottest path. A botocore call
-spends over a millisecond of CPU on work these calls do not need (validating the
-request against the model, resolving the endpoint's rules, dozens of event hooks,
-deriving a signing key); DynamoDB's JSON protocol is a signed POST of the very
-parameters boto3 takes. This client speaks it directly over kept-alive connections,
-with botocore's answers: the same result dicts, `ClientError` with the same codes and
-cancellation reasons, botocore's connection errors. It is built from a boto3 client,
-whose endpoint, region, credentials and timeouts it uses, and it lets botocore's
-`before-send` handlers (moto's mock, stubs) answer first, as botocore does.
+Every upload costs one records write on the broker's hottest path, and a receive and a
+delete of its event in the worker. A botocore call spends about a millisecond of CPU on
+work these calls do not need (validating the request against the model, resolving the
+endpoint's rules, dozens of event hooks, deriving a signing key); the JSON protocol
+both services speak is a signed POST of the very parameters boto3 takes. These clients
+speak it directly over kept-alive connections, with botocore's answers: the same result
+dicts, `ClientError` with the same codes (and DynamoDB's cancellation reasons),
+botocore's connection errors. Each is built from a boto3 client, whose endpoint,
+region, credentials and timeouts it uses, and lets botocore's `before-send` handlers
+(moto's mock, stubs) answer first, as botocore does.
 """
 
 from __future__ import annotations
@@ -35,14 +36,16 @@ from botocore.httpsession import get_cert_path
 from broker.aws.clients import credentials_of
 from broker.aws.sigv4 import Signer
 
-TARGET_PREFIX = "DynamoDB_20120810."
 CONTENT_TYPE = "application/x-amz-json-1.0"
 ATTEMPTS = 4  # as the boto3 clients are configured
-# What botocore's standard retry mode treats as worth another attempt.
+# What botocore's standard retry mode treats as worth another attempt, in any service.
 RETRYABLE_CODES = frozenset({
-    "ThrottlingException", "ProvisionedThroughputExceededException",
-    "RequestLimitExceeded", "TransactionInProgressException", "InternalServerError",
-    "ServiceUnavailable", "RequestThrottled", "LimitExceededException",
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "ProvisionedThroughputExceededException",
+    "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
+    "LimitExceededException", "RequestThrottled", "SlowDown", "RequestTimeout",
+    "RequestTimeoutException", "PriorRequestNotComplete", "InternalServerError",
+    "InternalError", "ServiceUnavailable",
 })
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 
@@ -60,19 +63,23 @@ def _http_headers(headers: dict[str, str]) -> HTTPHeaders:
     return message
 
 
-class LeanDynamoDB:
-    """boto3's DynamoDB client interface (`client.get_item(TableName=…, Key=…)`) for
-    the records' calls, sent as DynamoDB's JSON protocol."""
+class LeanJsonClient:
+    """A boto3 client's interface (`client.get_item(TableName=…, Key=…)`), its calls
+    sent as the service's JSON protocol."""
+
+    target_prefix = ""  # X-Amz-Target: the prefix, then the operation's name
 
     def __init__(self, client: Any) -> None:
         """Takes the boto3 client's endpoint, region, credentials, timeouts, event
         handlers and operation names."""
         meta = client.meta
+        self.service = meta.service_model.service_id.hyphenize()
+        signing_name = meta.service_model.signing_name
         parts = urlsplit(meta.endpoint_url)
         self.host = parts.netloc
         self.path = parts.path or "/"
         self.url = f"{parts.scheme}://{parts.netloc}{self.path}"
-        self.signer = Signer(credentials_of(client), meta.region_name, "dynamodb")
+        self.signer = Signer(credentials_of(client), meta.region_name, signing_name)
         config = meta.config
         self.events = meta.events
         self.pool = urllib3.PoolManager(
@@ -108,11 +115,11 @@ class LeanDynamoDB:
     def _send(self, operation: str, body: bytes) -> tuple[int, Any, bytes]:
         headers = self.signer.sign_headers(
             "POST", self.host, self.path,
-            {"content-type": CONTENT_TYPE, "x-amz-target": TARGET_PREFIX + operation}, body)
+            {"content-type": CONTENT_TYPE, "x-amz-target": self.target_prefix + operation}, body)
         request = AWSPreparedRequest("POST", self.url, _http_headers(headers), body,
                                      stream_output=False)
         _, mocked = self.events.emit_until_response(
-            f"before-send.dynamodb.{operation}", request=request)
+            f"before-send.{self.service}.{operation}", request=request)
         if mocked is not None:
             return mocked.status_code, mocked.headers, mocked.content
         try:
@@ -140,8 +147,7 @@ class LeanDynamoDB:
         if status < 300:
             parsed["ResponseMetadata"] = metadata
             return parsed
-        code = str(parsed.pop("__type", "") or headers.get("x-amzn-errortype", "")
-                   ).rsplit("#", 1)[-1].split(":")[0] or str(status)
+        code = self._error_code(parsed, headers) or str(status)
         message = str(parsed.pop("message", parsed.pop("Message", "")))
         response: Any = {**parsed, "Error": {"Code": code, "Message": message},
                          "ResponseMetadata": metadata}
@@ -149,3 +155,26 @@ class LeanDynamoDB:
         if code in RETRYABLE_CODES or status in RETRYABLE_STATUS:
             raise _Retryable(error)
         raise error
+
+    def _error_code(self, parsed: dict[str, Any], headers: Any) -> str:
+        return str(parsed.pop("__type", "") or headers.get("x-amzn-errortype", "")
+                   ).rsplit("#", 1)[-1].split(":")[0]
+
+
+class LeanDynamoDB(LeanJsonClient):
+    """The records' DynamoDB calls."""
+
+    target_prefix = "DynamoDB_20120810."
+
+
+class LeanSqs(LeanJsonClient):
+    """The worker's queue calls: receive, delete, change visibility."""
+
+    target_prefix = "AmazonSQS."
+
+    def _error_code(self, parsed: dict[str, Any], headers: Any) -> str:
+        # SQS names its errors as its older query protocol did (botocore reads them so):
+        # "AWS.SimpleQueueService.NonExistentQueue;Sender".
+        legacy = str(headers.get("x-amzn-query-error", "")).split(";")[0]
+        code = super()._error_code(parsed, headers)
+        return legacy or code
