@@ -57,6 +57,7 @@ def bench_protocol() -> dict[str, tuple[float, float]]:
     """Per-call CPU (ours, botocore's) for each path the hand-written code takes."""
     from broker.aws.clients import make_clients
     from broker.aws.lean_json import LeanDynamoDB, LeanSqs
+    from broker.aws.lean_s3 import lean_s3
     from broker.domain.presign import PostSigner
     from broker.settings import load_settings
 
@@ -106,8 +107,8 @@ def bench_protocol() -> dict[str, tuple[float, float]]:
     sqs, lean_sqs = clients.sqs, LeanSqs(clients.sqs)
     queue = sqs.create_queue(QueueName="bench-protocol")["QueueUrl"]
 
-    def queue_round(client: Any) -> Callable[[], object]:
-        def receive_and_delete() -> object:
+    def queue_round(client: Any) -> Callable[[], float]:
+        def receive_and_delete() -> float:
             sqs.send_message(QueueUrl=queue, MessageBody="{}")  # not counted: not the worker's
             started = time.thread_time()
             message = client.receive_message(QueueUrl=queue, MaxNumberOfMessages=1,
@@ -116,7 +117,24 @@ def bench_protocol() -> dict[str, tuple[float, float]]:
             return time.thread_time() - started
         return receive_and_delete
 
+    lean_objects = lean_s3(s3)
+    assert lean_objects is not None, "the emulator is addressed by path"
+
+    def object_round(client: Any) -> Callable[[], object]:
+        def put_get_list_delete() -> object:
+            key = "incoming/bench-protocol"
+            stored = client.put_object(Bucket=bucket, Key=key, Body=b"x" * 4096,
+                                       ContentType="image/png", Metadata={"upload-id": "up_1"})
+            with client.get_object(Bucket=bucket, Key=key,
+                                   VersionId=stored["VersionId"])["Body"] as body:
+                body.read()
+            client.list_object_versions(Bucket=bucket, Prefix=key)
+            return client.delete_object(Bucket=bucket, Key=key, VersionId=stored["VersionId"])
+        return put_get_list_delete
+
     return {
+        "object PUT+GET+LIST+DELETE": _side_by_side(object_round(lean_objects),
+                                                    object_round(s3), RECORD_CALLS),
         "queue receive + delete": _side_by_side_timed(queue_round(lean_sqs), queue_round(sqs),
                                                       RECORD_CALLS),
         "POST policy": _side_by_side(post_ours, post_botocore, SIGN_CALLS),
@@ -129,7 +147,7 @@ def bench_protocol() -> dict[str, tuple[float, float]]:
 def print_protocol(figures: dict[str, tuple[float, float]]) -> None:
     print("\nhand-written protocol code against botocore (calling thread's CPU per call,"
           "\nmedian of interleaved rounds; the emulator's own time not counted):")
-    print(f"  {'path':<22} {'ours':>9} {'botocore':>9} {'ours/botocore':>14}")
+    print(f"  {'path':<27} {'ours':>9} {'botocore':>9} {'ours/botocore':>14}")
     for path, (ours, theirs) in figures.items():
-        print(f"  {path:<22} {ours * 1e6:>6.0f} µs {theirs * 1e6:>6.0f} µs "
+        print(f"  {path:<27} {ours * 1e6:>6.0f} µs {theirs * 1e6:>6.0f} µs "
               f"{ours / theirs:>13.2f}x")

@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 from functools import cached_property
+from typing import TYPE_CHECKING, cast
 
 from pydantic import SecretStr
 
 from broker.aws.clients import AwsClients, fetch_secret, make_clients
 from broker.aws.cloudfront import invalidator
 from broker.aws.lean_json import LeanDynamoDB
+from broker.aws.lean_s3 import lean_s3
 from broker.domain.auth import TokenVerifier
 from broker.domain.cdn import CdnPurger, run_purger
 from broker.domain.inspection.scanner import Scanner, make_scanner
@@ -31,6 +33,9 @@ from broker.settings import Settings, SettingsError
 from broker.storage import Storage
 from broker.validator.judge import Validator
 from broker.validator.rejudge import run_rejudger
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +60,8 @@ class Parts:
 
     @cached_property
     def storage(self) -> Storage:
-        return Storage(self.clients.s3)
+        lean = lean_s3(self.clients.s3)  # answers as the client does, for what Storage asks
+        return Storage(self.clients.s3, cast("S3Client", lean) if lean else None)
 
     @cached_property
     def uploads(self) -> Uploads:

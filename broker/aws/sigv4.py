@@ -97,15 +97,17 @@ class Signer:
                      frozen.access_key, frozen.token, key)
 
     def sign_headers(self, method: str, host: str, path: str, headers: dict[str, str],
-                     body: bytes, now: float | None = None) -> dict[str, str]:
+                     body: bytes, now: float | None = None, *, query: str = "",
+                     payload_hash: str | None = None) -> dict[str, str]:
         """`headers` (lower-case names) plus Host, X-Amz-Date, the session token and
-        Authorization, signing every header given."""
+        Authorization, signing every header given. `path` and `query` as sent, already
+        in canonical form (encoded, parameters sorted)."""
         stamp = self.stamp(now)
         signed = {**headers, "host": host, "x-amz-date": stamp.amz_date}
         if stamp.token:
             signed["x-amz-security-token"] = stamp.token
-        # No query string on these requests.
-        signature = stamp.sign_request(method, path, "", signed, hashlib.sha256(body).hexdigest())
+        payload_hash = payload_hash or hashlib.sha256(body).hexdigest()
+        signature = stamp.sign_request(method, path, query, signed, payload_hash)
         signed["authorization"] = (f"{ALGORITHM} Credential={stamp.credential}, "
                                    f"SignedHeaders={';'.join(sorted(signed))}, "
                                    f"Signature={signature}")

@@ -121,8 +121,11 @@ def _absent(exc: ClientError, version_id: str | None) -> bool:
 class Storage:
     """S3 operations on any store that speaks the protocol."""
 
-    def __init__(self, client: S3Client) -> None:
+    def __init__(self, client: S3Client, objects: S3Client | None = None) -> None:
+        """`objects`, when given, makes a verdict's reads, writes, deletes and version
+        listings in the client's place, answering as it does (`broker.aws.lean_s3`)."""
         self.client = client
+        self.objects = objects or client
         self.multipart = MultipartStore(client)
 
     def fetch(self, bucket: str, key: str, version_id: str | None = None
@@ -131,7 +134,7 @@ class Storage:
         ranged GET whose answer carries what HEAD would say; None when it does not exist."""
         pinned: dict[str, Any] = {"VersionId": version_id} if version_id else {}
         try:
-            reply = self.client.get_object(Bucket=bucket, Key=key,
+            reply = self.objects.get_object(Bucket=bucket, Key=key,
                                            Range=f"bytes=0-{FIRST_READ - 1}", **pinned)
             with reply["Body"] as body:
                 prefix: bytes = body.read()
@@ -176,10 +179,10 @@ class Storage:
                 for entry in entries:
                     version = entry.get("VersionId")
                     if version and version != "null":
-                        self.client.delete_object(Bucket=bucket, Key=entry["Key"],
+                        self.objects.delete_object(Bucket=bucket, Key=entry["Key"],
                                                   VersionId=version)
                     else:
-                        self.client.delete_object(Bucket=bucket, Key=entry["Key"])
+                        self.objects.delete_object(Bucket=bucket, Key=entry["Key"])
                     removed += 1
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"erasing s3://{bucket}/{prefix} failed: {exc}") from exc
@@ -202,7 +205,7 @@ class Storage:
     def versions(self, bucket: str, key: str) -> list[ObjectInfo]:
         """Every stored version of exactly `key` (delete markers aside), oldest first."""
         try:
-            reply = self.client.list_object_versions(Bucket=bucket, Prefix=key)
+            reply = self.objects.list_object_versions(Bucket=bucket, Prefix=key)
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"LIST versions of s3://{bucket}/{key} failed: {exc}") from exc
         found = [ObjectInfo(bucket=bucket, key=key, size=int(v.get("Size", 0)),
@@ -216,7 +219,7 @@ class Storage:
         """The object's facts (of one version, when named), or None when it does not exist."""
         pinned: dict[str, Any] = {"VersionId": version_id} if version_id else {}
         try:
-            reply = self.client.head_object(Bucket=bucket, Key=key, **pinned)
+            reply = self.objects.head_object(Bucket=bucket, Key=key, **pinned)
         except ClientError as exc:
             if _absent(exc, version_id):
                 return None
@@ -267,7 +270,7 @@ class Storage:
 
     def _get(self, obj: ObjectInfo, **extra: Any) -> Any:
         try:
-            reply = self.client.get_object(
+            reply = self.objects.get_object(
                 Bucket=obj.bucket, Key=obj.key, IfMatch=obj.etag, **obj.pin(), **extra
             )
         except ClientError as exc:
@@ -382,7 +385,7 @@ class Storage:
                 break
         try:
             if held <= SINGLE_PUT_MAX:
-                self.client.put_object(Bucket=bucket, Key=key, Body=b"".join(first), **extra)
+                self.objects.put_object(Bucket=bucket, Key=key, Body=b"".join(first), **extra)
                 return
             self.client.upload_fileobj(
                 io.BufferedReader(ChunkReader(itertools.chain(first, stream))), bucket, key,
@@ -393,7 +396,7 @@ class Storage:
     def delete(self, bucket: str, key: str) -> None:
         """Remove an object; one already gone is fine."""
         try:
-            self.client.delete_object(Bucket=bucket, Key=key)
+            self.objects.delete_object(Bucket=bucket, Key=key)
         except ClientError as exc:
             if _code(exc) not in _MISSING:
                 self._raise(exc, "DELETE", bucket, key)
@@ -411,10 +414,10 @@ class Storage:
                 return False
         try:
             if obj.version_id:
-                self.client.delete_object(Bucket=obj.bucket, Key=obj.key,
+                self.objects.delete_object(Bucket=obj.bucket, Key=obj.key,
                                           VersionId=obj.version_id)
             else:  # If-Match closes the gap after HEAD on stores that honour it
-                self.client.delete_object(Bucket=obj.bucket, Key=obj.key, IfMatch=obj.etag)
+                self.objects.delete_object(Bucket=obj.bucket, Key=obj.key, IfMatch=obj.etag)
         except ClientError as exc:
             if _code(exc) in _CHANGED:
                 return False
