@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +29,11 @@ LEEWAY_SECONDS = 30
 MAX_TOKEN_SECONDS = 30 * 24 * 3600
 # OpenID Connect's limit for a subject identifier; owner ids are keys in the records.
 MAX_SUBJECT_LENGTH = 255
+# A token verified is trusted again, unchecked, for this long at most (never past its
+# exp): a browser sends the same token with every call, and a provider's key withdrawn
+# still stops its tokens within a minute.
+VERIFIED_FOR_SECONDS = 60
+VERIFIED_KEPT = 10_000  # tokens remembered at once, the oldest forgotten first
 
 
 def issue_token(secret: bytes, subject: str, ttl_seconds: int) -> str:
@@ -61,9 +67,24 @@ class TokenVerifier:
             raise ValueError("tokens need a shared secret or an identity provider")
         self.secret = secret
         self.oidc = oidc
+        self._verified: dict[str, tuple[Identity, float]] = {}  # token: who, trusted until
+        self._lock = threading.Lock()
 
     def verify(self, token: str) -> Identity:
         """Who a valid token speaks for; NotAuthenticated says why a token is refused."""
+        now = clock.now().timestamp()
+        known = self._verified.get(token)
+        if known is not None and now < known[1]:
+            return known[0]
+        identity = self._checked(token)
+        until = min(now + VERIFIED_FOR_SECONDS, identity.expires_at.timestamp() + LEEWAY_SECONDS)
+        with self._lock:
+            if len(self._verified) >= VERIFIED_KEPT:
+                del self._verified[next(iter(self._verified))]
+            self._verified[token] = (identity, until)
+        return identity
+
+    def _checked(self, token: str) -> Identity:
         if self.secret is not None and _names_algorithm(token, ALGORITHM):
             # The common case, parsed once: PyJWT's decode checks the header again.
             return _identity(_shared_secret_claims(self.secret, token), "sub")

@@ -1,11 +1,20 @@
+import contextlib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 
+from broker.common import clock
 from broker.common.errors import NotAuthenticated
-from broker.domain.auth import issue_token, owner_from_token
+from broker.domain.auth import (
+    LEEWAY_SECONDS,
+    VERIFIED_FOR_SECONDS,
+    TokenVerifier,
+    issue_token,
+    owner_from_token,
+)
 from broker.settings import SettingsError, load_settings
 from broker.web import create_app
 
@@ -141,3 +150,37 @@ def test_uploads_carry_a_checksum_only_where_the_store_takes_one(
     checksummed = any(k.startswith("x-amz-checksum") or k == "x-amz-sdk-checksum-algorithm"
                       or k == "x-amz-trailer" for k in sent)
     assert checksummed == sends_checksum, sent
+
+
+def test_a_verified_token_is_trusted_again_only_within_its_life_and_a_minute(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier = TokenVerifier(SECRET)
+    checks: list[str] = []
+    check = verifier._checked
+    monkeypatch.setattr(verifier, "_checked", lambda token: (checks.append(token),
+                                                             check(token))[1])
+    started = clock.now()
+    short, long = issue_token(SECRET, "alice", 5), issue_token(SECRET, "bob", 3600)
+    for token in (short, long, short, long):
+        verifier.verify(token)
+    assert checks == [short, long]  # each checked once, then remembered
+    later = started + timedelta(seconds=LEEWAY_SECONDS + 6)  # past the short one's exp
+    monkeypatch.setattr(clock, "now", lambda: later)
+    assert verifier.verify(long).owner == "bob"
+    assert checks == [short, long]
+    with contextlib.suppress(NotAuthenticated):  # PyJWT reads the real time
+        verifier.verify(short)
+    assert checks[-1] == short  # not answered from memory past its exp
+    monkeypatch.setattr(clock, "now", lambda: started + timedelta(
+        seconds=VERIFIED_FOR_SECONDS + 1))
+    verifier.verify(long)
+    assert checks[-1] == long  # and nothing is trusted unchecked for more than a minute
+
+
+def test_a_refused_token_is_checked_again_every_time() -> None:
+    verifier = TokenVerifier(SECRET)
+    forged = issue_token(b"o" * 32, "alice", 60)
+    for _ in range(2):
+        with pytest.raises(NotAuthenticated):
+            verifier.verify(forged)
+    assert verifier.verify(issue_token(SECRET, "alice", 60)).owner == "alice"
