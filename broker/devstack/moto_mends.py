@@ -9,9 +9,9 @@ as a real store announces only what it has stored.
 moto's queue deletes a message by building a new list of the others and putting it in
 place of the old: a message sent meanwhile, from another request's thread, was dropped
 with the old list, and its upload never judged. Here a delete holds the queue's lock,
-which every send takes too. And a receive checked each message's retention by working
-out every attribute of the queue, counting its messages among them: here it reads
-the one attribute it needs.
+which every send takes too. And a receive checked each message's retention, and a
+send whether the queue deduplicates by content, by working out every attribute of the
+queue, counting its messages among them: here an attribute is worked out when read.
 
 moto lists an object's versions by copying every version of every object in the
 bucket, then keeping those under the prefix asked for: the validator's one listing per
@@ -21,8 +21,9 @@ the prefix are copied.
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 
@@ -77,7 +78,40 @@ def mend_queues() -> None:
         return period + message.sent_timestamp / 1000 > unix_time()  # type: ignore[operator]
 
     Queue.delete_message = delete_under_lock  # type: ignore[method-assign]
+    Queue.attributes = property(_QueueAttributes)  # type: ignore[assignment,method-assign]
     SQSBackend.is_message_valid_based_on_retention_period = retained  # type: ignore[method-assign]
+
+
+class _QueueAttributes(Mapping[str, Any]):
+    """A queue's attributes as moto works them out, each only when it is read."""
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+        names = list(queue.BASE_ATTRIBUTES)
+        if queue.fifo_queue:
+            names += queue.FIFO_ATTRIBUTES
+        if queue.kms_master_key_id:
+            names += queue.KMS_ATTRIBUTES
+        self._names = dict.fromkeys(names)  # in moto's order, each once
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._names:
+            raise KeyError(name)
+        queue = self._queue
+        if name == "Policy" and queue.policy:
+            return queue.policy
+        if name == "RedrivePolicy" and queue.redrive_policy:
+            return json.dumps(queue.redrive_policy)
+        from moto.core.utils import camelcase_to_underscores
+
+        value = getattr(queue, camelcase_to_underscores(name))
+        return str(value).lower() if isinstance(value, bool) else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 def mend_version_listing() -> None:

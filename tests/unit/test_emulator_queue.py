@@ -18,9 +18,13 @@ from broker.devstack.moto_mends import mend_queues
 SENT = 5000
 
 
+MOTOS_ATTRIBUTES = Queue.attributes
+
+
 @pytest.fixture
 def queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue]:
     monkeypatch.setattr(Queue, "delete_message", Queue.delete_message)  # undone after
+    monkeypatch.setattr(Queue, "attributes", MOTOS_ATTRIBUTES)
     monkeypatch.setattr(SQSBackend, "is_message_valid_based_on_retention_period",
                         SQSBackend.is_message_valid_based_on_retention_period)
     mend_queues()
@@ -68,3 +72,42 @@ def test_a_receive_hands_over_messages_within_their_retention_only(queue: Queue)
     made._messages[1].sent_timestamp -= 61_000  # sent 61 s ago: past its retention
     received = backend.receive_message("kept-for-a-minute", 10, 0, 30)
     assert [m.body for m in received] == ["fresh"]
+
+
+@pytest.mark.parametrize("kind", [
+    {}, {"FifoQueue": "true", "ContentBasedDeduplication": "true"},
+    {"KmsMasterKeyId": "alias/uploads", "Policy": '{"Version": "2012-10-17"}'},
+    {"RedrivePolicy": '{"deadLetterTargetArn": "arn:aws:sqs:us-east-1:123456789012:dlq", '
+                      '"maxReceiveCount": 5}', "DelaySeconds": "3"}])
+def test_a_queues_attributes_read_as_moto_works_them_out(queue: Queue,
+                                                         kind: dict[str, str]) -> None:
+    from moto.sqs.models import sqs_backends
+
+    backend = sqs_backends["123456789012"]["us-east-1"]
+    backend.create_queue("dlq")
+    name = f"attributes-{uuid.uuid4().hex[:8]}" + (".fifo" if "FifoQueue" in kind else "")
+    made = backend.create_queue(name, **kind)
+    backend.send_message(name, "one", group_id="g" if "FifoQueue" in kind else None)
+    expected = MOTOS_ATTRIBUTES.fget(made)  # type: ignore[attr-defined]
+    assert dict(made.attributes) == expected
+    assert made.attributes.get("ContentBasedDeduplication") == expected.get(
+        "ContentBasedDeduplication")
+    assert "NoSuchAttribute" not in made.attributes
+
+
+def test_a_send_does_not_count_the_queues_messages(queue: Queue,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # Counting walks every message held: each event stored paid for it under load.
+    from moto.sqs.models import sqs_backends
+
+    counted: list[str] = []
+    counting = Queue.approximate_number_of_messages
+    monkeypatch.setattr(Queue, "approximate_number_of_messages", property(
+        lambda q: (counted.append(q.name), counting.fget(q))[1]))  # type: ignore[attr-defined]
+    backend = sqs_backends["123456789012"]["us-east-1"]
+    name = f"sent-{uuid.uuid4().hex[:8]}"
+    backend.create_queue(name)
+    counted.clear()
+    for n in range(3):
+        backend.send_message(name, f"event {n}")
+    assert counted == []
