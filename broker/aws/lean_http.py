@@ -76,6 +76,13 @@ def retryable(code: str, status: int) -> bool:
     return code in RETRYABLE_CODES or status in RETRYABLE_STATUS
 
 
+def response_metadata(status: int, headers: Any, attempt: int) -> dict[str, Any]:
+    """An answer's `ResponseMetadata`, as botocore gives it."""
+    return {"HTTPStatusCode": status,
+            "HTTPHeaders": {name.lower(): value for name, value in headers.items()},
+            "RetryAttempts": attempt}
+
+
 def _http_headers(headers: dict[str, str]) -> HTTPHeaders:
     message = HTTPHeaders()
     for name, value in headers.items():

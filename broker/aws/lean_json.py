@@ -21,7 +21,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError, ConnectionClosedError
 
-from broker.aws.lean_http import LeanConnection, Retryable, retryable, with_retries
+from broker.aws.lean_http import (
+    LeanConnection,
+    Retryable,
+    response_metadata,
+    retryable,
+    with_retries,
+)
 
 CONTENT_TYPE = "application/x-amz-json-1.0"
 
@@ -36,6 +42,7 @@ class LeanJsonClient:
         """Takes the boto3 client's endpoint, region, credentials, timeouts, event
         handlers and operation names."""
         self.connection = LeanConnection(client)
+        self._path = self.connection.path or "/"
         self._operations: dict[str, str] = dict(client.meta.method_to_api_mapping)
 
     def __getattr__(self, name: str) -> Callable[..., dict[str, Any]]:
@@ -54,8 +61,7 @@ class LeanJsonClient:
         headers = {"content-type": CONTENT_TYPE, "x-amz-target": self.target_prefix + operation}
 
         def attempt(number: int) -> dict[str, Any]:
-            answer = self.connection.send(operation, "POST", self.connection.path or "/",
-                                          headers, body)
+            answer = self.connection.send(operation, "POST", self._path, headers, body)
             return self._answer(operation, answer.status, answer.headers, answer.data, number)
 
         return with_retries(attempt)
@@ -65,13 +71,12 @@ class LeanJsonClient:
         expected = headers.get("x-amz-crc32")
         if expected is not None and int(expected) != zlib.crc32(data):
             raise Retryable(ConnectionClosedError(  # damaged on the way
-                endpoint_url=self.connection.url(self.connection.path or "/")))
+                endpoint_url=self.connection.url(self._path)))
         try:
             parsed: dict[str, Any] = json.loads(data) if data else {}
         except ValueError:
             parsed = {}
-        metadata = {"HTTPStatusCode": status, "HTTPHeaders": dict(headers),
-                    "RetryAttempts": attempt}
+        metadata = response_metadata(status, headers, attempt)
         if status < 300:
             parsed["ResponseMetadata"] = metadata
             return parsed

@@ -28,7 +28,14 @@ import urllib3
 from botocore.exceptions import ClientError, ReadTimeoutError, ResponseStreamingError
 from defusedxml import ElementTree
 
-from broker.aws.lean_http import Answer, LeanConnection, Retryable, retryable, with_retries
+from broker.aws.lean_http import (
+    Answer,
+    LeanConnection,
+    Retryable,
+    response_metadata,
+    retryable,
+    with_retries,
+)
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 # Parameters each lean call knows, by the header or query name it sends them as.
@@ -72,11 +79,16 @@ def _local(tag: str) -> str:
 class _Held:
     """A body already read whole (an answer from botocore's `before-send` handlers)."""
 
+    length_remaining = 0
+
     def __init__(self, data: bytes) -> None:
         self._data = io.BytesIO(data)
 
     def read(self, amt: int | None = None) -> bytes:
         return self._data.read(amt)
+
+    def close(self) -> None:
+        self._data.close()
 
     def release_conn(self) -> None:
         self._data.close()
@@ -110,6 +122,8 @@ class StreamingBody:
             yield chunk
 
     def close(self) -> None:
+        if self._reply.length_remaining:  # left unread: the connection cannot be reused
+            self._reply.close()
         self._reply.release_conn()
 
 
@@ -209,14 +223,14 @@ class LeanS3:
             except ElementTree.ParseError:
                 pass
         response: Any = {"Error": {"Code": code, "Message": message},
-                          "ResponseMetadata": _metadata(status, headers, attempt)}
+                          "ResponseMetadata": response_metadata(status, headers, attempt)}
         error = ClientError(response, operation)
         return Retryable(error) if retryable(code, status) else error
 
     def _object_facts(self, answer: Answer, stream: bool) -> dict[str, Any]:
         """The headers of an object's answer, under botocore's names and types."""
         headers = answer.headers
-        facts: dict[str, Any] = {"ResponseMetadata": _metadata(answer.status, headers, 0)}
+        facts: dict[str, Any] = {"ResponseMetadata": response_metadata(answer.status, headers, 0)}
         for header, name in (("etag", "ETag"), ("content-type", "ContentType"),
                              ("content-range", "ContentRange"),
                              ("x-amz-version-id", "VersionId"),
@@ -245,7 +259,7 @@ class LeanS3:
         document = ElementTree.fromstring(answer.data)
         versions: list[dict[str, Any]] = []
         markers: list[dict[str, Any]] = []
-        result: dict[str, Any] = {"ResponseMetadata": _metadata(answer.status,
+        result: dict[str, Any] = {"ResponseMetadata": response_metadata(answer.status,
                                                                 answer.headers, 0)}
         for child in document:
             name = _local(child.tag)
@@ -275,6 +289,3 @@ def _python_name(operation: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
 
 
-def _metadata(status: int, headers: Any, attempt: int) -> dict[str, Any]:
-    return {"HTTPStatusCode": status, "HTTPHeaders": {k.lower(): v for k, v in headers.items()},
-            "RetryAttempts": attempt}

@@ -214,3 +214,12 @@ def test_a_busy_store_is_retried_and_a_cut_body_is_botocores_error(
     body = lean.get_object(Bucket=BUCKET, Key="k")["Body"]
     with pytest.raises(BotoCoreError):
         body.read()
+
+
+def test_a_body_left_unread_does_not_spoil_the_next_call(
+        flaky: tuple[_Flaky, LeanS3]) -> None:
+    _, lean = flaky
+    for _ in range(3):
+        with lean.get_object(Bucket=BUCKET, Key="k")["Body"] as body:
+            assert body.read(10) == b"x" * 10  # and the rest never read
+    assert lean.get_object(Bucket=BUCKET, Key="k")["Body"].read() == b"x" * 100
