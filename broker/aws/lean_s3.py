@@ -3,8 +3,8 @@
 Each verdict reads the object, writes what is served, deletes what was judged and
 lists the key's versions: four calls, each about 0.7 ms of botocore's CPU (the model,
 the endpoint rules, the event hooks, the XML parser) around a request of a few headers.
-This client sends those four kinds (GetObject, HeadObject, PutObject, DeleteObject,
-ListObjectVersions) directly, with botocore's answers: the same result keys and types,
+This client sends those calls (GetObject, and HeadObject beside it; PutObject,
+DeleteObject, ListObjectVersions) directly, with botocore's answers: the same result keys and types,
 `ClientError` with the same codes, botocore's connection and streaming errors, the
 same retries. Any other call, or a call with parameters it does not know, goes to the
 boto3 client it was built from.
