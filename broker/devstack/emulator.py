@@ -28,6 +28,7 @@ from typing import Any
 
 from broker.devstack import children
 from broker.devstack.keeping import EmulatorBuckets, StorageMirror
+from broker.devstack.long_lived import SurvivorFreezer
 from broker.devstack.moto_mends import (
     announce_when_stored,
     mend_queues,
@@ -106,7 +107,8 @@ class EmbeddedEmulator:
 def _dispatcher() -> Any:
     """moto's request router, remembering which backend answers each host: moto looks it
     up again on every request, under one lock, listing its own package directory. Each
-    request's storage events are sent once it has stored everything."""
+    request's storage events are sent once it has stored everything, and what survives
+    a full garbage collection is not walked by the next (`long_lived`)."""
     from moto.moto_server.werkzeug_app import (  # the emulator is a local-only extra
         DomainDispatcherApplication,
         create_backend_app,
@@ -115,6 +117,7 @@ def _dispatcher() -> Any:
     answering = announce_when_stored()
     mend_queues()
     mend_version_listing()
+    freezer = SurvivorFreezer()
 
     class Dispatcher(DomainDispatcherApplication):
         def __init__(self) -> None:
@@ -127,6 +130,7 @@ def _dispatcher() -> Any:
             return self._backends[host]
 
         def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+            freezer.maybe_freeze()
             return answering(lambda: super(Dispatcher, self).__call__(environ, start_response))
 
     return Dispatcher()
