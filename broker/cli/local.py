@@ -12,6 +12,7 @@ from typing import Any
 
 from broker.cli.operations import migrate_records
 from broker.cli.process import finish_stopping, port_free, stop_on_signals
+from broker.common.long_lived import freeze_survivors
 from broker.domain.auth import issue_token
 from broker.settings import load_settings
 
@@ -68,6 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         write_stack_env(settings, secret_file.parent / "stack.env")
         stack.start_worker(own_process=True)
         app = create_app(settings.model_dump(), clients=stack.clients)
+        freeze_survivors()  # what it loaded lives as long as it does
         # Kept-alive connections and a fixed pool of threads (a long poll holds one).
         server = create_server(app, host=args.host, port=args.port, threads=RUN_THREADS,
                                ident="broker", channel_timeout=60)

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from broker.common.long_lived import freeze_survivors
 from broker.devstack import children
 from broker.devstack.keeping import EmulatorBuckets, StorageMirror
-from broker.devstack.long_lived import SurvivorFreezer
 from broker.devstack.moto_mends import (
     announce_when_stored,
     mend_queues,
@@ -107,8 +107,7 @@ class EmbeddedEmulator:
 def _dispatcher() -> Any:
     """moto's request router, remembering which backend answers each host: moto looks it
     up again on every request, under one lock, listing its own package directory. Each
-    request's storage events are sent once it has stored everything, and what survives
-    a full garbage collection is not walked by the next (`long_lived`)."""
+    request's storage events are sent once it has stored everything."""
     from moto.moto_server.werkzeug_app import (  # the emulator is a local-only extra
         DomainDispatcherApplication,
         create_backend_app,
@@ -117,7 +116,6 @@ def _dispatcher() -> Any:
     answering = announce_when_stored()
     mend_queues()
     mend_version_listing()
-    freezer = SurvivorFreezer()
 
     class Dispatcher(DomainDispatcherApplication):
         def __init__(self) -> None:
@@ -130,7 +128,6 @@ def _dispatcher() -> Any:
             return self._backends[host]
 
         def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-            freezer.maybe_freeze()
             return answering(lambda: super(Dispatcher, self).__call__(environ, start_response))
 
     return Dispatcher()
@@ -147,6 +144,7 @@ def main() -> None:
     from waitress import serve
 
     children.exit_with(args.parent)
+    freeze_survivors()  # what it stores lives as long as it does
     dispatcher = _dispatcher()
     if args.keep is not None:
         mirror = StorageMirror(EmulatorBuckets(), tuple(args.keep_bucket), args.keep)

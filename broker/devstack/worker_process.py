@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from pydantic import SecretStr
 
+from broker.common.long_lived import freeze_survivors
 from broker.devstack import children
 from broker.domain.records import changes as record_changes
 from broker.settings import Settings, load_settings
@@ -81,6 +82,7 @@ def main() -> None:
     parser.add_argument("--parent", type=int, default=0)
     args = parser.parse_args()
     children.exit_with(args.parent)
+    freeze_survivors()  # what it loaded lives as long as it does
     from broker.common import logs
     from broker.compose import compose
     from broker.devstack.judging import Judging

@@ -1,5 +1,5 @@
-"""The emulator's full garbage collections leave alone what survived the last one, and
-still collect the garbage made since."""
+"""The development stack's full garbage collections leave alone what survived the last
+one, and still collect the garbage made since."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from broker.devstack.long_lived import SurvivorFreezer
+from broker.common.long_lived import SurvivorFreezer
 
 
 class Node:
