@@ -29,27 +29,20 @@ def _cpu_per_call(call: Callable[[], object], calls: int) -> float:
     return (time.thread_time() - started) / calls
 
 
-def _side_by_side(ours: Callable[[], object], theirs: Callable[[], object],
-                  calls: int) -> tuple[float, float]:
-    """Median CPU seconds per call of each, rounds interleaved."""
-    ours(), theirs()  # warm caches (the day's key, botocore's loaders)
+def _side_by_side(ours: Callable[[], object], theirs: Callable[[], object], calls: int,
+                  before: Callable[[int], object] = lambda calls: None
+                  ) -> tuple[float, float]:
+    """Median CPU seconds per call of each, rounds interleaved; `before(n)` readies n
+    calls, untimed (what the calls consume, made by someone else in the product)."""
+    for call in (ours, theirs):  # warm caches (the day's key, botocore's loaders)
+        before(1)
+        call()
     mine: list[float] = []
     boto: list[float] = []
     for _ in range(ROUNDS):
-        mine.append(_cpu_per_call(ours, calls))
-        boto.append(_cpu_per_call(theirs, calls))
-    return statistics.median(mine), statistics.median(boto)
-
-
-def _side_by_side_timed(ours: Callable[[], float], theirs: Callable[[], float],
-                        calls: int) -> tuple[float, float]:
-    """As `_side_by_side`, for calls that time their own part (and return it)."""
-    ours(), theirs()
-    mine: list[float] = []
-    boto: list[float] = []
-    for _ in range(ROUNDS):
-        mine.append(sum(ours() for _ in range(calls)) / calls)
-        boto.append(sum(theirs() for _ in range(calls)) / calls)
+        for call, into in ((ours, mine), (theirs, boto)):
+            before(calls)
+            into.append(_cpu_per_call(call, calls))
     return statistics.median(mine), statistics.median(boto)
 
 
@@ -107,15 +100,17 @@ def bench_protocol() -> dict[str, tuple[float, float]]:
     sqs, lean_sqs = clients.sqs, LeanSqs(clients.sqs)
     queue = sqs.create_queue(QueueName="bench-protocol")["QueueUrl"]
 
-    def queue_round(client: Any) -> Callable[[], float]:
-        def receive_and_delete() -> float:
-            sqs.send_message(QueueUrl=queue, MessageBody="{}")  # not counted: not the worker's
-            started = time.thread_time()
+    def queue_round(client: Any) -> Callable[[], object]:
+        def receive_and_delete() -> object:
             message = client.receive_message(QueueUrl=queue, MaxNumberOfMessages=1,
                                              WaitTimeSeconds=1)["Messages"][0]
-            client.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-            return time.thread_time() - started
+            return client.delete_message(QueueUrl=queue,
+                                         ReceiptHandle=message["ReceiptHandle"])
         return receive_and_delete
+
+    def events_stored(count: int) -> None:  # the store's sends, not the worker's
+        for _ in range(count):
+            sqs.send_message(QueueUrl=queue, MessageBody="{}")
 
     lean_objects = lean_s3(s3)
     assert lean_objects is not None, "the emulator is addressed by path"
@@ -135,8 +130,8 @@ def bench_protocol() -> dict[str, tuple[float, float]]:
     return {
         "object PUT+GET+LIST+DELETE": _side_by_side(object_round(lean_objects),
                                                     object_round(s3), RECORD_CALLS),
-        "queue receive + delete": _side_by_side_timed(queue_round(lean_sqs), queue_round(sqs),
-                                                      RECORD_CALLS),
+        "queue receive + delete": _side_by_side(queue_round(lean_sqs), queue_round(sqs),
+                                                RECORD_CALLS, before=events_stored),
         "POST policy": _side_by_side(post_ours, post_botocore, SIGN_CALLS),
         "part URL": _side_by_side(part_ours, part_botocore, SIGN_CALLS),
         "records GetItem": _side_by_side(get_ours, get_botocore, RECORD_CALLS),
