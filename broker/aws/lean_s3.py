@@ -4,9 +4,9 @@ Each verdict reads the object, writes what is served, deletes what was judged an
 lists the key's versions: four calls, each about 0.7 ms of botocore's CPU (the model,
 the endpoint rules, the event hooks, the XML parser) around a request of a few headers.
 This client sends those calls (GetObject, and HeadObject beside it; PutObject,
-DeleteObject, ListObjectVersions) directly, with botocore's answers: the same result keys and types,
-`ClientError` with the same codes, botocore's connection and streaming errors, the
-same retries. Any other call, or a call with parameters it does not know, goes to the
+DeleteObject, ListObjectVersions) directly, with botocore's answers: the same result
+keys and types, `ClientError` with the same codes, botocore's connection and streaming
+errors, the same retries. Any other call, or a call with parameters it does not know, goes to the
 boto3 client it was built from.
 
 It serves stores addressed by path at an endpoint of their own (the emulator, Ceph
@@ -43,6 +43,7 @@ _GET_HEADERS = {"Range": "range", "IfMatch": "if-match"}
 _PUT_HEADERS = {"ContentType": "content-type", "ContentDisposition": "content-disposition",
                 "CacheControl": "cache-control"}
 _DELETE_HEADERS = {"IfMatch": "if-match"}
+_HEADERS_BY_METHOD = {"GET": _GET_HEADERS, "HEAD": {}, "DELETE": _DELETE_HEADERS}
 
 
 def lean_s3(client: Any) -> LeanS3 | None:
@@ -180,7 +181,7 @@ class LeanS3:
     def _object_call(self, operation: str, method: str, params: dict[str, Any], *,
                      headers: dict[str, str] | None = None, body: bytes = b"",
                      stream: bool = False) -> dict[str, Any]:
-        named = {"GET": _GET_HEADERS, "HEAD": {}, "DELETE": _DELETE_HEADERS}.get(method, {})
+        named = _HEADERS_BY_METHOD.get(method, {})
         if headers is None:  # a call whose every parameter this client knows, or botocore's
             if set(params) - {"Bucket", "Key", "VersionId", *named}:
                 return dict(getattr(self._client, _python_name(operation))(**params))
