@@ -28,6 +28,7 @@ from typing import Any
 
 from broker.common.long_lived import freeze_survivors
 from broker.devstack import children
+from broker.devstack.fast_lane import FastLane
 from broker.devstack.keeping import EmulatorBuckets, StorageMirror
 from broker.devstack.moto_mends import (
     announce_when_stored,
@@ -106,8 +107,9 @@ class EmbeddedEmulator:
 
 def _dispatcher() -> Any:
     """moto's request router, remembering which backend answers each host: moto looks it
-    up again on every request, under one lock, listing its own package directory. Each
-    request's storage events are sent once it has stored everything."""
+    up again on every request, under one lock, listing its own package directory. The
+    frequent request shapes take the fast lane in front of it. Each request's storage
+    events are sent once it has stored everything."""
     from moto.moto_server.werkzeug_app import (  # the emulator is a local-only extra
         DomainDispatcherApplication,
         create_backend_app,
@@ -127,10 +129,12 @@ def _dispatcher() -> Any:
                 self._backends[host] = super().get_backend_for_host(host)
             return self._backends[host]
 
-        def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-            return answering(lambda: super(Dispatcher, self).__call__(environ, start_response))
+    lane = FastLane(Dispatcher())
 
-    return Dispatcher()
+    def serve_request(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        return answering(lambda: lane(environ, start_response))
+
+    return serve_request
 
 
 def main() -> None:

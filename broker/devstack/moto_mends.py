@@ -12,6 +12,8 @@ with the old list, and its upload never judged. Here a delete holds the queue's 
 which every send takes too. And a receive checked each message's retention, and a
 send whether the queue deduplicates by content, by working out every attribute of the
 queue, counting its messages among them: here an attribute is worked out when read.
+A receive also deep-copied each message it handed out, body and all, only to replace
+the copy's message attributes with those asked for: a shallow copy serves.
 
 moto lists an object's versions by copying every version of every object in the
 bucket, then keeping those under the prefix asked for: the validator's one listing per
@@ -61,9 +63,13 @@ def announce_when_stored() -> Callable[[Callable[[], Iterable[bytes]]], Iterable
 
 
 def mend_queues() -> None:
-    """moto's SQS: a delete and a send exclude each other, and a receive checks each
-    message's retention from that one attribute (see the module's notes)."""
+    """moto's SQS: a delete and a send exclude each other, a receive checks each
+    message's retention from that one attribute, and hands out shallow copies of the
+    messages it receives (see the module's notes)."""
+    import copy
+
     from moto.core.utils import unix_time
+    from moto.sqs import models
     from moto.sqs.models import Message, Queue, SQSBackend
 
     delete = Queue.delete_message
@@ -77,7 +83,12 @@ def mend_queues() -> None:
         period = float(queue.message_retention_period)  # type: ignore[attr-defined]
         return period + message.sent_timestamp / 1000 > unix_time()  # type: ignore[operator]
 
+    def copied(value: Any, memo: dict[int, Any] | None = None) -> Any:
+        # A received message's copy only has its attributes filtered, by replacing them.
+        return copy.copy(value) if isinstance(value, Message) else copy.deepcopy(value, memo)
+
     Queue.delete_message = delete_under_lock  # type: ignore[method-assign]
+    models.deepcopy = copied  # type: ignore[attr-defined,assignment]
     Queue.attributes = property(_QueueAttributes)  # type: ignore[assignment,method-assign]
     SQSBackend.is_message_valid_based_on_retention_period = retained  # type: ignore[method-assign]
 

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from moto.sqs import models
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import Message, Queue, SQSBackend
 
@@ -27,6 +28,7 @@ def queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue]:
     monkeypatch.setattr(Queue, "attributes", MOTOS_ATTRIBUTES)
     monkeypatch.setattr(SQSBackend, "is_message_valid_based_on_retention_period",
                         SQSBackend.is_message_valid_based_on_retention_period)
+    monkeypatch.setattr(models, "deepcopy", models.deepcopy)
     mend_queues()
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # threads take turns often: a race shows in one run
@@ -111,3 +113,22 @@ def test_a_send_does_not_count_the_queues_messages(queue: Queue,
     for n in range(3):
         backend.send_message(name, f"event {n}")
     assert counted == []
+
+
+def test_a_received_message_shows_only_the_attributes_asked_for(queue: Queue) -> None:
+    # A shallow copy is handed out: its attributes are replaced, the stored ones kept.
+    from moto.sqs.models import sqs_backends
+
+    backend = sqs_backends["123456789012"]["us-east-1"]
+    name = f"filtered-{uuid.uuid4().hex[:8]}"
+    made = backend.create_queue(name)
+    attributes = {"kind": {"DataType": "String", "StringValue": "event"},
+                  "trace": {"DataType": "String", "StringValue": "t-1"}}
+    backend.send_message(name, "body", message_attributes=attributes)
+    first = backend.receive_message(name, 1, 0, 0, ["kind"])
+    second = backend.receive_message(name, 1, 0, 30, [])
+    assert list(first[0].message_attributes) == ["kind"]
+    assert second[0].message_attributes == {}
+    assert set(made._messages[0].message_attributes) == {"kind", "trace"}
+    assert (first[0].approximate_receive_count, second[0].approximate_receive_count) == (1, 2)
+    assert first[0] is not made._messages[0]
