@@ -256,3 +256,19 @@ def test_queue_refusals_are_motos_own(stores: Stores) -> None:
             codes.append(refused.value.response["Error"]["Code"])
     assert codes[:3] == codes[3:]
     assert stores.referred["POST"] >= 3
+
+
+def test_moto_told_to_check_policies_answers_everything(stores: Stores, bucket: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto import settings
+    from werkzeug.test import EnvironBuilder
+
+    _store(stores, bucket, "up/c.png")
+    monkeypatch.setattr(settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    answered: list[str] = []
+    lane = FastLane(lambda environ, start_response: answered.append("moto") or [b""])
+    signed = SIGNER.sign_headers("GET", "localhost", f"/{bucket}/up/c.png", {}, b"")
+    environ = EnvironBuilder(path=f"/{bucket}/up/c.png", headers=signed).get_environ()
+    environ["REQUEST_URI"] = environ["PATH_INFO"]
+    lane(environ, lambda *_: None)
+    assert answered == ["moto"]  # moto checks IAM policies; the lane never does
