@@ -1,14 +1,15 @@
-"""The validator's and the worker's frequent emulator requests, answered from moto's
-own stores without Flask and moto's per-request set-up.
+"""The verdict's frequent emulator requests, answered from moto's own stores without
+Flask and moto's per-request set-up.
 
-Each verdict asks the emulator the same six things in a few fixed shapes: read a
-range of the object, list its key's versions, write the served copy, delete the judged
-version, receive the queue's event and delete it. moto spent about 0.9 ms of CPU on
-each, mostly building its request and response objects around a store operation a
-tenth of that. A request of exactly one of these shapes is answered here by the store
-operations moto runs for it, with the answer moto gives. Every other request, and any
-request the store would refuse, goes to moto, which answers it as before: an error is
-always moto's own.
+Each upload asks the emulator the same seven things in a few fixed shapes: store the
+browser's form upload, then, for the validator, read a range of the object, list its
+key's versions, write the served copy, delete the judged version, receive the queue's
+event and delete it. moto spent about 0.9 ms of CPU on each, mostly building its
+request and response objects around a store operation a tenth of that. A request of
+exactly one of these shapes is answered here by the store operations moto runs for
+it, with the answer moto gives (moto checks no POST policy, and neither does this).
+Every other request, and any request the store would refuse, goes to moto, which
+answers it as before: an error is always moto's own.
 """
 
 from __future__ import annotations
@@ -39,12 +40,15 @@ _COMMON = frozenset({"host", "authorization", "x-amz-date", "x-amz-content-sha25
                      "connection", "content-length", "content-type", "amz-sdk-invocation-id",
                      "amz-sdk-request", "x-amz-target", "x-amzn-query-mode"})
 _PUT_HEADERS = frozenset({"cache-control", "content-disposition"})
-_STATUS = {200: "200 OK", 204: "204 No Content", 206: "206 Partial Content"}
+_STATUS = {200: "200 OK", 201: "201 CREATED", 204: "204 No Content",
+           206: "206 Partial Content"}
 _SQS_JSON = "application/x-amz-json-1.0"
 _MAX_VISIBILITY = 43200
-# What moto's Flask app adds to every answer: its default type, and CORS for any origin.
+# The type moto's Flask app gives an answer without one (it also allows every origin).
 _FLASKS_TYPE = "text/html; charset=utf-8"
-_ANY_ORIGIN = ("Access-Control-Allow-Origin", "*")
+# A browser's form upload: what moto reads of it, and the fields that change its answer.
+_FORM_STATUSES = {"200": 200, "201": 201, "204": 204}
+_FORM_REFERRED = ("file", "success_action_redirect", "acl")
 _OWNER = ("<Owner><ID>75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a</ID>"
           "<DisplayName>webfile</DisplayName></Owner>")
 
@@ -96,14 +100,20 @@ class FastLane:
         except _Refer:
             return self._moto(environ, start_response)
         names = {name.lower() for name, _ in headers}
+        origin = environ.get("HTTP_ORIGIN")
         start_response(_STATUS[status], [
             *(pair for pair in headers if pair[0].lower() != "content-length"),
             *([] if "content-type" in names else [("Content-Type", _FLASKS_TYPE)]),
             *([] if status == 204 else [("Content-Length", str(len(body)))]),
-            ("x-amz-request-id", _request_id()), _ANY_ORIGIN])
+            ("x-amz-request-id", _request_id()),
+            *([("Access-Control-Allow-Origin", origin), ("Vary", "Origin")] if origin
+              else [("Access-Control-Allow-Origin", "*")])])
         return [body]
 
     def _answer(self, environ: dict[str, Any]) -> Answer:
+        if environ["REQUEST_METHOD"] == "POST" and "HTTP_AUTHORIZATION" not in environ \
+                and environ.get("CONTENT_TYPE", "").startswith("multipart/form-data"):
+            return self._browser_post(environ)
         request = _parse(environ)
         if request.service == "sqs" and request.method == "POST" and request.path == "/":
             return self._queue_call(environ, request)
@@ -234,6 +244,49 @@ class FastLane:
                 f"<MaxKeys>{max_keys}</MaxKeys><IsTruncated>false</IsTruncated>"
                 f"{''.join(entries)}</ListVersionsResult>")
         return 200, [("Content-Type", "application/xml")], body.encode()
+
+    def _browser_post(self, environ: dict[str, Any]) -> Answer:
+        """A browser's form upload to a bucket (a presigned POST): moto checks none of
+        its policy, as here; the file part's bytes stored, the form's headers set."""
+        from moto.s3.utils import metadata_from_headers
+        from werkzeug.formparser import parse_form_data
+        from werkzeug.wrappers import Request
+
+        path = environ.get("PATH_INFO", "")
+        bucket_path = _BUCKET_PATH.fullmatch(path)
+        if bucket_path is None or environ.get("QUERY_STRING") \
+                or environ.get("REQUEST_URI", "").split("?")[0] != path \
+                or not environ.get("CONTENT_LENGTH") or "HTTP_CONTENT_ENCODING" in environ \
+                or "HTTP_X_MOTO_ACCOUNT_ID" in environ:
+            raise _Refer
+        body = _body(environ)
+        parsing = {**environ, "wsgi.input": io.BytesIO(body)}
+        try:  # within the limits moto's Flask request has
+            _, form, files = parse_form_data(
+                parsing, max_form_memory_size=Request.max_form_memory_size,
+                max_form_parts=Request.max_form_parts)
+        except Exception as unparsed:
+            raise _Refer from unparsed
+        try:
+            status = _FORM_STATUSES.get(form.get("success_action_status", "204"))
+            if list(files) != ["file"] or len(files.getlist("file")) != 1 \
+                    or not form.get("key") or status is None \
+                    or any(name in form for name in _FORM_REFERRED):
+                raise _Refer
+            upload = files["file"]
+            key = form["key"].replace("${filename}", os.path.basename(upload.filename or ""))
+            if len(key.encode()) > 1024:
+                raise _Refer
+            signed_by = form.get("AWSAccessKeyId") or "AKIAEXAMPLE"  # moto's, unsigned
+            request = _Request("POST", path, {}, {}, _account(signed_by), "", "s3")
+            backend, _ = self._bucket(request, bucket_path.group(1))
+            new_key = backend.put_object(bucket_path.group(1), key, upload.stream.read(),
+                                         request_method="POST")
+            new_key.set_metadata(metadata_from_headers(form))
+        finally:
+            for _, part in files.items(multi=True):
+                part.close()
+        return status, [], b""
 
     # SQS, in its JSON protocol
 

@@ -13,6 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote_plus
 
 import boto3
 import pytest
@@ -272,3 +273,75 @@ def test_moto_told_to_check_policies_answers_everything(stores: Stores, bucket: 
     environ["REQUEST_URI"] = environ["PATH_INFO"]
     lane(environ, lambda *_: None)
     assert answered == ["moto"]  # moto checks IAM policies; the lane never does
+
+
+def _form(stores: Stores, bucket: str, key: str, **fields: str) -> dict[str, Any]:
+    conditions: list[Any] = [["starts-with", "$key", "up/"]]
+    conditions += [{name: value} for name, value in fields.items()]
+    post = stores.s3(stores.moto).generate_presigned_post(
+        bucket, key, Fields=fields, Conditions=conditions)
+    return dict(post["fields"])
+
+
+def test_browser_form_uploads_answer_and_store_as_motos(stores: Stores, bucket: str) -> None:
+    sqs = stores.sqs(stores.moto)
+    queue = sqs.create_queue(QueueName=f"lane-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"]
+                                   )["Attributes"]["QueueArn"]
+    stores.s3(stores.moto).put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [
+            {"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+    fields = {"Content-Type": "image/png", "success_action_status": "201",
+              "x-amz-meta-upload-id": "up_3"}
+    before = sum(stores.referred.values())
+    # A browser's, and one signed as SigV2 forms are (the access key a field of the form).
+    for origin, signed in ((None, {}), ("http://app.example", {"AWSAccessKeyId": "testing"})):
+        answers = []
+        for endpoint, name in ((stores.lane, "ours"), (stores.moto, "theirs")):
+            form = _form(stores, bucket, f"up/{name}/${{filename}}", **fields) | signed
+            answer = requests.post(f"{endpoint}/{bucket}", data=form, timeout=30,
+                                   headers={"Origin": origin} if origin else {},
+                                   files={"file": ("avatar.png", b"\x89PNG bytes", "image/png")})
+            answers.append((answer.status_code, answer.content, _headers(answer)))
+        assert answers[0] == answers[1], origin
+        assert answers[0][0] == 201
+    assert sum(stores.referred.values()) == before
+    s3 = stores.s3(stores.moto)
+    ours, theirs = (s3.get_object(Bucket=bucket, Key=f"up/{name}/avatar.png")
+                    for name in ("ours", "theirs"))
+    assert _facts(ours) == _facts(theirs)
+    assert ours["Metadata"] == {"upload-id": "up_3"}
+    assert ours["ContentType"] == "image/png"
+    events = []
+    while got := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
+        for message in got:
+            body = json.loads(message["Body"])
+            events += [(r["eventName"], r["s3"]["object"]["key"]) for r in body.get("Records", [])]
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    names = {(event, unquote_plus(key).split("/")[1]) for event, key in events}
+    assert names == {("ObjectCreated:Post", "ours"), ("ObjectCreated:Post", "theirs")}
+
+
+@pytest.mark.parametrize("change", ["redirect", "acl", "no file", "two files", "query"])
+def test_other_form_uploads_are_motos_own(stores: Stores, bucket: str, change: str) -> None:
+    extra = {"redirect": {"success_action_redirect": "http://app.example/done"},
+             "acl": {"acl": "public-read"}}.get(change, {})
+    answers = []
+    for endpoint, name in ((stores.lane, "ours"), (stores.moto, "theirs")):
+        form = _form(stores, bucket, f"up/{name}/a.png", **extra)
+        files: Any = {"file": ("a.png", b"bytes", "image/png")}
+        if change == "no file":
+            files = None
+            form["file"] = "bytes as a field"
+        elif change == "two files":
+            files = [("file", ("a.png", b"one", "image/png")),
+                     ("file", ("b.png", b"two", "image/png"))]
+        before = stores.referred["POST"]
+        answer = requests.post(f"{endpoint}/{bucket}" + ("?x-id=1" if change == "query" else ""),
+                               data=form, files=files, timeout=30, allow_redirects=False)
+        if endpoint == stores.lane:
+            assert stores.referred["POST"] == before + 1
+        stored = stores.s3(stores.moto).list_objects_v2(Bucket=bucket, Prefix=f"up/{name}/")
+        answers.append((answer.status_code, _headers(answer).get("location", "").replace(
+            name, "NAME"), [o["Size"] for o in stored.get("Contents", [])]))
+    assert answers[0] == answers[1]
