@@ -137,6 +137,35 @@ def _dispatcher() -> Any:
     return serve_request
 
 
+def _bodiless_kept_alive() -> type:
+    """waitress's connection, kept open after an answer that has no body to delimit.
+    waitress closes the connection after any answer without a Content-Length, a 204
+    among them, which must have none: each DELETE cost the validator a new connection."""
+    from waitress.channel import HTTPChannel
+    from waitress.task import WSGITask
+
+    class BodilessKeptAlive(WSGITask):
+        _bodiless = False
+
+        def build_response_header(self) -> bytes:
+            asked: dict[str, str] = getattr(self.request, "headers", {})
+            self._bodiless = not self.has_body and self.version == "1.1" \
+                and asked.get("CONNECTION", "").lower() != "close"
+            try:
+                return super().build_response_header()
+            finally:
+                self._bodiless = False
+
+        def set_close_on_finish(self) -> None:
+            if not self._bodiless:  # the client asked to close, or an error: as waitress
+                super().set_close_on_finish()
+
+    class Channel(HTTPChannel):
+        task_class = BodilessKeptAlive
+
+    return Channel
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="the embedded S3/SQS/DynamoDB emulator")
     parser.add_argument("--host", default="127.0.0.1")
@@ -145,7 +174,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="mirror the buckets into this folder")
     parser.add_argument("--keep-bucket", action="append", default=[])
     args = parser.parse_args()
-    from waitress import serve
+    from waitress.server import BaseWSGIServer, create_server
 
     children.exit_with(args.parent)
     freeze_survivors()  # what it stores lives as long as it does
@@ -159,8 +188,11 @@ def main() -> None:
             os._exit(0)
 
         signal.signal(signal.SIGTERM, last_sync_then_exit)
-    serve(dispatcher, host=args.host, port=args.port,
-          threads=THREADS, ident="emulator", channel_timeout=60, _quiet=True)
+    server = create_server(dispatcher, host=args.host, port=args.port,
+                           threads=THREADS, ident="emulator", channel_timeout=60)
+    assert isinstance(server, BaseWSGIServer)  # one host and port: one server
+    server.channel_class = _bodiless_kept_alive()
+    server.run()
 
 
 if __name__ == "__main__":
