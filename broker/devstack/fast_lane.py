@@ -226,17 +226,9 @@ class FastLane:
             prefix=prefix, version_id_marker=None)
         if next_marker is not None:
             raise _Refer  # moto pages a long listing
-        entries = [
-            f"<Version><Key>{escape(v.name)}</Key><VersionId>{escape(v.version_id or 'null')}"
-            f"</VersionId><IsLatest>{_bool(getattr(v, 'is_latest', False))}</IsLatest>"
-            f"<LastModified>{v.last_modified_ISO8601}</LastModified>"
-            f"<ETag>{escape(v.etag)}</ETag><Size>{v.size}</Size>"
-            f"<StorageClass>{escape(v.storage_class)}</StorageClass>{_OWNER}</Version>"
-            for v in versions] + [
-            f"<DeleteMarker><Key>{escape(m.name)}</Key><VersionId>{escape(str(m.version_id))}"
-            f"</VersionId><IsLatest>{_bool(getattr(m, 'is_latest', False))}</IsLatest>"
-            f"<LastModified>{m.last_modified_ISO8601}</LastModified>{_OWNER}</DeleteMarker>"
-            for m in markers]
+        entries = [_listed("Version", v, f"<ETag>{escape(v.etag)}</ETag><Size>{v.size}</Size>"
+                                         f"<StorageClass>{escape(v.storage_class)}</StorageClass>")
+                   for v in versions] + [_listed("DeleteMarker", m, "") for m in markers]
         body = ('<?xml version="1.0" encoding="UTF-8"?>\n<ListVersionsResult '
                 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
                 f"<Name>{escape(bucket.name)}</Name><Prefix>{escape(prefix)}</Prefix>"
@@ -252,10 +244,9 @@ class FastLane:
         from werkzeug.formparser import parse_form_data
         from werkzeug.wrappers import Request
 
-        path = environ.get("PATH_INFO", "")
+        path = _plain_path(environ)
         bucket_path = _BUCKET_PATH.fullmatch(path)
         if bucket_path is None or environ.get("QUERY_STRING") \
-                or environ.get("REQUEST_URI", "").split("?")[0] != path \
                 or not environ.get("CONTENT_LENGTH") or "HTTP_CONTENT_ENCODING" in environ \
                 or "HTTP_X_MOTO_ACCOUNT_ID" in environ:
             raise _Refer
@@ -351,14 +342,21 @@ def _parse(environ: dict[str, Any]) -> _Request:
         if environ.get(name):
             headers[name.replace("_", "-").lower()] = environ[name]
     credential = _CREDENTIAL.match(headers.get("authorization", ""))
-    path = environ.get("PATH_INFO", "")
-    if credential is None or "x-moto-account-id" in headers or "origin" in headers \
-            or environ.get("REQUEST_URI", "").split("?")[0] != path:
-        raise _Refer  # percent-encoded paths, CORS and other accounts: moto's
+    path = _plain_path(environ)
+    if credential is None or "x-moto-account-id" in headers or "origin" in headers:
+        raise _Refer  # CORS and other accounts: moto's
     access_key, region, service = credential.groups()
     return _Request(environ["REQUEST_METHOD"], path,
                     parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True),
                     headers, _account(access_key), region, service)
+
+
+def _plain_path(environ: dict[str, Any]) -> str:
+    """The request's path, as sent: one that was percent-encoded is moto's to decode."""
+    path: str = environ.get("PATH_INFO", "")
+    if environ.get("REQUEST_URI", "").split("?")[0] != path:
+        raise _Refer
+    return path
 
 
 def _account(access_key: str) -> str:
@@ -405,5 +403,10 @@ def _pairs(headers: dict[str, Any]) -> list[tuple[str, str]]:
     return [(name, str(value)) for name, value in headers.items()]
 
 
-def _bool(value: bool) -> str:
-    return "true" if value else "false"
+def _listed(tag: str, entry: Any, details: str) -> str:
+    """One version or delete marker of a version listing, as moto writes it."""
+    latest = "true" if getattr(entry, "is_latest", False) else "false"
+    return (f"<{tag}><Key>{escape(entry.name)}</Key>"
+            f"<VersionId>{escape(str(entry.version_id or 'null'))}</VersionId>"
+            f"<IsLatest>{latest}</IsLatest><LastModified>{entry.last_modified_ISO8601}"
+            f"</LastModified>{details}{_OWNER}</{tag}>")
