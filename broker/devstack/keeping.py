@@ -118,7 +118,6 @@ class StorageMirror:
         self._source = source
         self._buckets = buckets
         self._folder = folder
-        self._seen: set[tuple[str, str]] = set()  # stored during this run
         self._listed: dict[str, dict[str, Stored]] = {}  # by bucket, at the last pass
         self._kept: dict[str, dict[str, dict[str, Any]]] = {}  # by bucket, as on disk
         self._journaled: dict[str, int] = {}  # entries written to each journal
@@ -170,7 +169,6 @@ class StorageMirror:
         for key, found in stored.items():
             if listed.get(key) is found:
                 continue  # the very object the last pass saw: nothing to copy
-            self._seen.add((bucket, key))
             etag = found.etag
             if kept.get(key, {}).get("ETag") != etag or key in listed:  # new, or rewritten
                 entry = self._keep(bucket, key, etag, folder / OBJECTS)
@@ -179,10 +177,10 @@ class StorageMirror:
                 kept[key] = entry
                 changes.append((key, entry))
         gone: list[tuple[str, None]] = []
-        for key in (listed.keys() if listed else kept.keys()) - stored.keys():
-            if key in kept and (bucket, key) in self._seen:  # not one put back yet
+        # Only what this run listed and is now gone: not a kept file not yet put back.
+        for key in listed.keys() - stored.keys():
+            if key in kept:
                 (folder / OBJECTS / kept.pop(key)["file"]).unlink(missing_ok=True)
-                self._seen.discard((bucket, key))
                 gone.append((key, None))
         self._listed[bucket] = stored
         if not changes and not gone:
