@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg.rows import tuple_row
 
 from broker.common import clock
 from broker.common.errors import InvalidRequest, StorageError
@@ -475,3 +476,42 @@ def test_creates_go_on_where_the_database_keeps_no_prepared_statement(
         assert [store.get(make(n=n).id) is not None for n in range(5)] == [True] * 4 + [False]
     finally:
         store.close()
+
+
+def test_a_create_reads_only_its_owners_waiting_uploads(postgres_url: str) -> None:
+    """The pending cap counts the owner's own waiting uploads, so a create's database
+    work stays small however many other owners have uploads waiting. Also on a fresh
+    database, whose create statement is planned before there are any statistics."""
+    from broker.domain.records import postgres
+    from broker.domain.records.migrations import migrate
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS fresh_records")
+        conn.execute("CREATE DATABASE fresh_records")
+    url = postgres_url.rsplit("/", 1)[0] + "/fresh_records"
+    migrate(url)
+    store = postgres.PostgresRecords.connect(url, pool_size=1)  # one plan, made early
+    try:
+        for n in range(1500):
+            store.create(make(owner=f"other-{n}", n=n), pending_cap=20)
+        mine = make(owner="alice")  # while all of theirs still wait
+        with store.pool.connection() as conn:
+            explained = psycopg.ClientCursor(conn, row_factory=tuple_row)
+            explained.execute(
+                f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE {postgres._CREATE}"
+                "(%s, %s, 20, %s)", [mine.owner, mine.created_at, json.dumps(as_dict(mine))])
+            row = explained.fetchone()
+        assert row is not None
+        plan = row[0][0]["Plan"]
+        assert plan["Actual Rows"] == 1  # written
+        assert _rows_passed_over(plan) == 0, plan  # none of the others' read to be skipped
+    finally:
+        store.close()
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute("DROP DATABASE fresh_records")
+
+
+def _rows_passed_over(plan: dict[str, Any]) -> int:
+    """Rows a query plan read and then dropped for not matching, over all its nodes."""
+    return int(plan.get("Rows Removed by Filter", 0)) + sum(
+        _rows_passed_over(child) for child in plan.get("Plans", []))
