@@ -14,6 +14,7 @@ poll (`?wait=20`) until the upload is `ready` or `rejected`.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import random
 import statistics
@@ -154,18 +155,33 @@ def _closed_loop(stack: Stack, uploads: int, clients: int, into: Outcomes,
         thread.join()
 
 
+def _arrivals(uploads: int, rate: float) -> list[float]:
+    """Seconds from the start at which each upload arrives: Poisson, `rate` a second."""
+    gaps = random.Random(SEED)
+    return list(itertools.accumulate(gaps.expovariate(rate) for _ in range(uploads)))
+
+
 def _open_loop(stack: Stack, uploads: int, rate: float, into: Outcomes) -> None:
     """Uploads started at Poisson arrivals of `rate` a second, answered or not."""
-    arrivals = random.Random(SEED)
     with ThreadPoolExecutor(256) as pool:
         started: list[Future[None]] = []
-        due = time.perf_counter()
-        for n in range(uploads):
-            due += arrivals.expovariate(rate)
-            time.sleep(max(0.0, due - time.perf_counter()))
+        start = time.perf_counter()
+        for n, due in enumerate(_arrivals(uploads, rate)):
+            time.sleep(max(0.0, start + due - time.perf_counter()))
             started.append(pool.submit(stack.upload, n, into))
         for future in started:
             future.result()
+
+
+def ideal_machine(arrivals: list[float], service: float) -> list[float]:
+    """Each arrival's latency on an ideal machine: one queue, first come first served,
+    each verdict `service` seconds of the whole machine (1 / its capacity), so its idle
+    latency is `service`. Queueing alone sets its tail: a peer for the measured one."""
+    free, latencies = 0.0, []
+    for at in arrivals:
+        free = max(free, at) + service
+        latencies.append(free - at)
+    return latencies
 
 
 def bench_verdicts(port: int, emulator_port: int, push_port: int, *, renditions: bool
@@ -239,6 +255,7 @@ def measure(stack: Stack, uploads: int, half_uploads: int) -> dict[str, float]:
     half_wall = time.perf_counter() - half_started
     half_parts = meter.by_part()
     half_cpu = sum(half_parts.values())
+    ideal = ideal_machine(_arrivals(half_uploads, capacity / 2), 1 / capacity)
     return {**{f"part_{part}": seconds / loaded.count for part, seconds in parts.items()},
         "idle_p50": statistics.median(idle.seconds),
         "load_uploads": loaded.count, "load_wrong": len(loaded.wrong),
@@ -248,7 +265,8 @@ def measure(stack: Stack, uploads: int, half_uploads: int) -> dict[str, float]:
         "half_rate": capacity / 2, "half_uploads": half.count,
         "half_wrong": len(half.wrong), "half_lost": len(half.lost),
         "half_p50": percentile(half.seconds, 0.5), "half_p99": percentile(half.seconds, 0.99),
-        "half_achieved": half.count / half_wall, "half_cpu_per_verdict": half_cpu / half.count,
+        "half_achieved": half.count / half_wall, "ideal_p99": percentile(ideal, 0.99),
+        "half_cpu_per_verdict": half_cpu / half.count,
         **{f"half_part_{part}": seconds / half.count for part, seconds in half_parts.items()},
     }
 
@@ -274,6 +292,11 @@ def print_verdicts(v: dict[str, float], concurrency: str, where: str = "`broker 
           f"{v['half_cpu_per_verdict'] * 1000:.1f} ms of stack CPU per verdict")
     print(f"    CPU per verdict by part: {_by_part(v, 'half_part_')}")
     print(f"    judged wrongly: {v['half_wrong']:.0f}; lost: {v['half_lost']:.0f}")
+    service = 1 / v["capacity"]
+    print(f"    peer: the same arrivals on an ideal machine of this capacity (one queue, "
+          f"{service * 1000:.1f} ms of the whole machine a verdict, its idle latency): "
+          f"p99 {v['ideal_p99'] * 1000:.0f} ms = {v['ideal_p99'] / service:.1f}x its idle; "
+          f"measured / ideal p99: {v['half_p99'] / v['ideal_p99']:.2f}x")
 
 
 def _by_part(v: dict[str, float], prefix: str) -> str:
