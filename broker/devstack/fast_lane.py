@@ -86,6 +86,7 @@ class FastLane:
         from moto.sqs.models import sqs_backends
 
         self._moto = moto
+        self._settings = settings
         self._s3 = s3_backends
         self._sqs = sqs_backends
         # moto told to check IAM policies (it never does by default): every request is
@@ -135,8 +136,8 @@ class FastLane:
 
     # S3
 
-    def _bucket(self, request: _Request, name: str) -> tuple[Any, Any]:
-        backend = self._s3[request.account]["aws"]
+    def _bucket(self, account: str, name: str) -> tuple[Any, Any]:
+        backend = self._s3[account]["aws"]
         try:
             bucket = backend.get_bucket(name)
         except Exception as missing:  # moto names it in its own words
@@ -147,7 +148,7 @@ class FastLane:
 
     def _get(self, request: _Request, bucket_name: str, key_name: str) -> Answer:
         _only(request, {"range"}, (), ("versionId",))
-        backend, _ = self._bucket(request, bucket_name)
+        backend, _ = self._bucket(request.account, bucket_name)
         version_id = _one(request.query, "versionId")
         key = backend.get_object(bucket_name, key_name, version_id=version_id)
         if key is None or key.storage_class != "STANDARD" or key.multipart is not None:
@@ -179,7 +180,7 @@ class FastLane:
         _only(request, _PUT_HEADERS, ("x-amz-meta-",), ())
         if request.headers.get("x-amz-content-sha256", "").startswith("STREAMING-"):
             raise _Refer
-        backend, bucket = self._bucket(request, bucket_name)
+        backend, bucket = self._bucket(request.account, bucket_name)
         if bucket.object_lock_enabled:
             raise _Refer
         body = _body(environ)
@@ -199,7 +200,7 @@ class FastLane:
     def _delete(self, request: _Request, bucket_name: str, key_name: str) -> Answer:
         _only(request, set(), (), ("versionId",))
         version_id = _one(request.query, "versionId")
-        backend, bucket = self._bucket(request, bucket_name)
+        backend, bucket = self._bucket(request.account, bucket_name)
         stored = bucket.keys.getlist(key_name, [])
         # moto refuses a locked version, and tells a delete marker's removal apart:
         # those, and a version not there, are moto's to answer.
@@ -216,11 +217,9 @@ class FastLane:
         _only(request, set(), (), ("versions", "prefix"))
         if "versions" not in request.query or "prefix" not in request.query:
             raise _Refer
-        from moto import settings
-
-        backend, bucket = self._bucket(request, bucket_name)
+        backend, bucket = self._bucket(request.account, bucket_name)
         prefix = _one(request.query, "prefix") or ""
-        max_keys = settings.get_s3_default_max_keys()
+        max_keys = self._settings.get_s3_default_max_keys()
         versions, _, markers, next_marker, _ = backend.list_object_versions(
             bucket_name, delimiter=None, key_marker=None, max_keys=max_keys,
             prefix=prefix, version_id_marker=None)
@@ -269,8 +268,7 @@ class FastLane:
             if len(key.encode()) > 1024:
                 raise _Refer
             signed_by = form.get("AWSAccessKeyId") or "AKIAEXAMPLE"  # moto's, unsigned
-            request = _Request("POST", path, {}, {}, _account(signed_by), "", "s3")
-            backend, _ = self._bucket(request, bucket_path.group(1))
+            backend, _ = self._bucket(_account(signed_by), bucket_path.group(1))
             new_key = backend.put_object(bucket_path.group(1), key, upload.stream.read(),
                                          request_method="POST")
             new_key.set_metadata(metadata_from_headers(form))
