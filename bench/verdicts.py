@@ -161,12 +161,12 @@ def _arrivals(uploads: int, rate: float) -> list[float]:
     return list(itertools.accumulate(gaps.expovariate(rate) for _ in range(uploads)))
 
 
-def _open_loop(stack: Stack, uploads: int, rate: float, into: Outcomes) -> None:
-    """Uploads started at Poisson arrivals of `rate` a second, answered or not."""
+def _open_loop(stack: Stack, arrivals: list[float], into: Outcomes) -> None:
+    """An upload started at each of `arrivals` (seconds from now), answered or not."""
     with ThreadPoolExecutor(256) as pool:
         started: list[Future[None]] = []
         start = time.perf_counter()
-        for n, due in enumerate(_arrivals(uploads, rate)):
+        for n, due in enumerate(arrivals):
             time.sleep(max(0.0, start + due - time.perf_counter()))
             started.append(pool.submit(stack.upload, n, into))
         for future in started:
@@ -249,13 +249,13 @@ def measure(stack: Stack, uploads: int, half_uploads: int) -> dict[str, float]:
     wall, parts = time.perf_counter() - started, meter.by_part()
     cpu = sum(parts.values())
     capacity = loaded.count / wall
-    half = Outcomes()
+    half, arrivals = Outcomes(), _arrivals(half_uploads, capacity / 2)
     half_started, meter = time.perf_counter(), Meter(stack.parts)
-    _open_loop(stack, half_uploads, capacity / 2, half)
+    _open_loop(stack, arrivals, half)
     half_wall = time.perf_counter() - half_started
     half_parts = meter.by_part()
     half_cpu = sum(half_parts.values())
-    ideal = ideal_machine(_arrivals(half_uploads, capacity / 2), 1 / capacity)
+    ideal = ideal_machine(arrivals, 1 / capacity)
     return {**{f"part_{part}": seconds / loaded.count for part, seconds in parts.items()},
         "idle_p50": statistics.median(idle.seconds),
         "load_uploads": loaded.count, "load_wrong": len(loaded.wrong),
