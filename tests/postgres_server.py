@@ -138,3 +138,13 @@ def running_postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.remove()
+
+
+def new_database(url: str, name: str) -> str:
+    """An empty database `name` (made anew) on the server `url` reaches; its URL."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    return url.rsplit("/", 1)[0] + f"/{name}"

@@ -22,7 +22,12 @@ from broker.domain.records.migrations import latest_version, migrate
 from broker.web import create_app
 from tests.conftest import require_system
 from tests.integration.conftest import free_port, serving
-from tests.postgres_server import PostgresServer, postgres_installed, running_postgres
+from tests.postgres_server import (
+    PostgresServer,
+    new_database,
+    postgres_installed,
+    running_postgres,
+)
 from tests.samples import SECRET, auth, png_bytes, send_upload, settle
 
 pytestmark = pytest.mark.integration
@@ -36,13 +41,6 @@ def database() -> Iterator[PostgresServer]:
     with running_postgres() as server:
         migrate(server.url)
         yield server
-
-
-def new_database(server: PostgresServer, name: str) -> str:
-    with psycopg.connect(server.url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    return server.url.rsplit("/", 1)[0] + f"/{name}"
 
 
 def test_the_local_stack_keeps_its_records_in_postgresql_across_a_restart(
@@ -144,7 +142,7 @@ def run_broker(*args: str, url: str) -> subprocess.CompletedProcess[str]:
 
 def test_broker_migrate_brings_an_empty_database_up_to_this_release(
         database: PostgresServer) -> None:
-    url = new_database(database, "fresh")
+    url = new_database(database.url, "fresh")
     # A broker refuses a database whose schema is behind, saying what to run.
     with pytest.raises(StorageError, match="broker migrate"):
         create_app({"jwt_secret": SECRET, "database_url": url})
@@ -161,7 +159,7 @@ def test_broker_migrate_brings_an_empty_database_up_to_this_release(
 
 def test_a_schema_newer_than_this_release_is_refused_not_touched(
         database: PostgresServer) -> None:
-    url = new_database(database, "ahead")
+    url = new_database(database.url, "ahead")
     migrate(url)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("INSERT INTO broker_schema (version, name) VALUES (9999, 'future')")
@@ -183,7 +181,7 @@ def test_broker_migrate_without_a_database_says_why(database: PostgresServer) ->
 def test_the_usage_migration_counts_uploads_already_ready(database: PostgresServer) -> None:
     from broker.domain.records.migrations import migrations
 
-    url = new_database(database, "before_usage")
+    url = new_database(database.url, "before_usage")
     first = migrations()[0]
     with psycopg.connect(url, autocommit=True) as conn:  # a database of release 0001
         conn.execute("CREATE TABLE broker_schema (version integer PRIMARY KEY, name text "

@@ -484,11 +484,9 @@ def test_a_create_reads_only_its_owners_waiting_uploads(postgres_url: str) -> No
     database, whose create statement is planned before there are any statistics."""
     from broker.domain.records import postgres
     from broker.domain.records.migrations import migrate
+    from tests.postgres_server import new_database
 
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS fresh_records")
-        conn.execute("CREATE DATABASE fresh_records")
-    url = postgres_url.rsplit("/", 1)[0] + "/fresh_records"
+    url = new_database(postgres_url, "fresh_records")
     migrate(url)
     store = postgres.PostgresRecords.connect(url, pool_size=1)  # one plan, made early
     try:
@@ -507,8 +505,6 @@ def test_a_create_reads_only_its_owners_waiting_uploads(postgres_url: str) -> No
         assert _rows_passed_over(plan) == 0, plan  # none of the others' read to be skipped
     finally:
         store.close()
-        with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute("DROP DATABASE fresh_records")
 
 
 def _rows_passed_over(plan: dict[str, Any]) -> int:
